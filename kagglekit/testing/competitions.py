@@ -1,0 +1,176 @@
+"""Small competitions built offline from real images, in the layouts Kaggle ships.
+
+The images are scikit-learn's 1,797 real handwritten digits (8×8, upscaled), so
+everything here works with no network. They feed the embedded demo, the Kaggle
+emulator, the examples run in CI and the tests.
+
+Layouts:
+
+* ``digits``: ``train/<id>.png``, ``train.csv`` (``id,label``), ``test/<id>.png``,
+  ``sample_submission.csv`` (``id,label``); the `kagglekit demo` competition.
+* ``dogs-vs-cats``: ``train/cat.<n>.jpg`` / ``train/dog.<n>.jpg`` (digits 3 and 5
+  are the cats, 8 and 9 the dogs: `DOGS_VS_CATS_DIGITS`), ``test/<n>.jpg``,
+  ``sample_submission.csv`` (``id,label`` with P(dog)), zipped as Kaggle ships it.
+* ``imaterialist-fashion``: ``train.json``/``validation.json``/``test.json`` in the
+  iMaterialist Fashion 2018 format, images as ``<split>/<imageId>.jpg`` 2×2
+  mosaics of digits (labels = label ids of the digits present),
+  ``sample_submission.csv`` (``image_id,label_id``, space-separated ids).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+LAYOUTS = ("digits", "dogs-vs-cats", "imaterialist-fashion")
+DOGS_VS_CATS_DIGITS = {"cat": (3, 5), "dog": (8, 9)}  # hard enough to need training
+
+
+def digits(n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images uint8 N×8×8 in 0..255, labels int) from scikit-learn's digits, shuffled."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = np.clip(data.images * (255.0 / 16.0), 0, 255).astype("uint8")
+    order = np.random.default_rng(seed).permutation(len(images))
+    if n is not None:
+        order = order[:n]
+    return images[order], data.target[order]
+
+
+def to_rgb(image: np.ndarray, size: int, tint: int = 0) -> Image.Image:
+    """Return an 8×8 digit as a `size`×`size` RGB picture (ink dark on light, slightly tinted)."""
+    ink = 255 - image
+    pic = Image.fromarray(ink, mode="L").resize((size, size), Image.BILINEAR)
+    rgb = np.stack([np.asarray(pic)] * 3, axis=-1).astype("int16")
+    rgb[..., tint % 3] = np.clip(rgb[..., tint % 3] - 25, 0, 255)
+    return Image.fromarray(rgb.astype("uint8"), mode="RGB")
+
+
+def mosaic(tiles: list[np.ndarray], size: int) -> Image.Image:
+    """Return four 8×8 digits as one `size`×`size` 2×2 mosaic."""
+    half = size // 2
+    canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    for k, tile in enumerate(tiles[:4]):
+        canvas.paste(to_rgb(tile, half, tint=k), ((k % 2) * half, (k // 2) * half))
+    return canvas
+
+
+def _zip_dir(folder: Path, archive: Path) -> None:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                zf.write(file, file.relative_to(folder.parent).as_posix())
+    shutil.rmtree(folder)
+
+
+def build_digits(root: Path, n_train: int = 1500, n_test: int = 297, size: int = 32, seed: int = 0) -> Path:
+    """Return `root` holding the digits competition (the demo)."""
+    images, labels = digits(n_train + n_test, seed)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    (root / "test").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n_train):
+        image_id = f"{i:05d}"
+        to_rgb(images[i], size, tint=i).save(root / "train" / f"{image_id}.png")
+        rows.append((image_id, int(labels[i])))
+    pd.DataFrame(rows, columns=["id", "label"]).to_csv(root / "train.csv", index=False)
+    test_ids = []
+    for j in range(n_test):
+        image_id = f"{n_train + j:05d}"
+        to_rgb(images[n_train + j], size, tint=j).save(root / "test" / f"{image_id}.png")
+        test_ids.append(image_id)
+    pd.DataFrame({"id": test_ids, "label": 0}).to_csv(root / "sample_submission.csv", index=False)
+    # Kept out of the competition folder: the answers, for scoring in tests and the emulator.
+    pd.DataFrame({"id": test_ids, "label": labels[n_train:].astype(int)}).to_csv(root.parent / f"{root.name}.solution.csv", index=False)
+    return root
+
+
+def build_dogs_vs_cats(root: Path, n_train: int = 400, n_test: int = 100, size: int = 64, seed: int = 0, zipped: bool = True) -> Path:
+    """Return `root` holding a dogs-vs-cats-shaped competition made of digits."""
+    images, labels = digits(None, seed)
+    wanted = {d: name for name, ds in DOGS_VS_CATS_DIGITS.items() for d in ds}
+    keep = np.array([int(y) in wanted for y in labels])
+    images, labels = images[keep][: n_train + n_test], labels[keep][: n_train + n_test]
+    train, test = root / "train", root / "test"
+    train.mkdir(parents=True, exist_ok=True)
+    test.mkdir(parents=True, exist_ok=True)
+    counters = {"cat": 0, "dog": 0}
+    for i in range(n_train):
+        name = wanted[int(labels[i])]
+        to_rgb(images[i], size, tint=i).save(train / f"{name}.{counters[name]}.jpg", quality=92)
+        counters[name] += 1
+    answers = []
+    for j in range(n_test):
+        to_rgb(images[n_train + j], size, tint=j).save(test / f"{j + 1}.jpg", quality=92)
+        answers.append((j + 1, 1.0 if wanted[int(labels[n_train + j])] == "dog" else 0.0))
+    pd.DataFrame({"id": [a for a, _ in answers], "label": 0.5}).to_csv(root / "sample_submission.csv", index=False)
+    pd.DataFrame(answers, columns=["id", "label"]).to_csv(root.parent / f"{root.name}.solution.csv", index=False)
+    if zipped:
+        _zip_dir(train, root / "train.zip")
+        _zip_dir(test, root / "test.zip")
+    return root
+
+
+def imaterialist_label_id(digit: int) -> str:
+    """Return the iMaterialist-style label id standing for `digit` (ids are 1-based strings)."""
+    return str(int(digit) + 1)
+
+
+def build_imaterialist(root: Path, n_train: int = 300, n_valid: int = 60, n_test: int = 60, size: int = 64, seed: int = 0, zipped: bool = True) -> Path:
+    """Return `root` holding an iMaterialist-Fashion-2018-shaped competition of digit mosaics."""
+    images, labels = digits(None, seed)
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    solution = []
+    next_id = 1
+    for split, count in (("train", n_train), ("validation", n_valid), ("test", n_test)):
+        folder = root / split
+        folder.mkdir(exist_ok=True)
+        records, annotations = [], []
+        for _ in range(count):
+            pick = rng.choice(len(images), size=4, replace=False)
+            # Leave one or two tiles blank so images carry 2 to 4 labels.
+            blanks = rng.choice(4, size=rng.integers(0, 3), replace=False)
+            tiles = [np.zeros((8, 8), "uint8") if k in blanks else images[p] for k, p in enumerate(pick)]
+            present = sorted({imaterialist_label_id(labels[p]) for k, p in enumerate(pick) if k not in blanks}, key=int)
+            image_id = str(next_id)
+            next_id += 1
+            mosaic(tiles, size).save(folder / f"{image_id}.jpg", quality=92)
+            records.append({"imageId": image_id, "url": f"https://contestimg.example/{split}/{image_id}.jpg"})
+            if split == "test":
+                solution.append((image_id, " ".join(present)))
+            else:
+                annotations.append({"imageId": image_id, "labelId": present})
+        doc = {"images": records}
+        if split != "test":
+            doc["annotations"] = annotations
+        (root / f"{split}.json").write_text(json.dumps(doc))
+        if zipped:
+            _zip_dir(folder, root / f"{split}.zip")
+    pd.DataFrame({"image_id": [i for i, _ in solution], "label_id": "1 2"}).to_csv(root / "sample_submission.csv", index=False)
+    pd.DataFrame(solution, columns=["image_id", "label_id"]).to_csv(root.parent / f"{root.name}.solution.csv", index=False)
+    return root
+
+
+BUILDERS: dict[str, Callable[..., Path]] = {
+    "digits": build_digits,
+    "dogs-vs-cats": build_dogs_vs_cats,
+    "imaterialist-fashion": build_imaterialist,
+}
+
+
+def build_competition(layout: str, root: str | Path, **kwargs) -> Path:
+    """Return the folder of a new competition in `layout` (see module docstring).
+
+    The answers for the test images go to ``<root>.solution.csv`` beside the folder.
+    """
+    if layout not in BUILDERS:
+        raise ValueError(f"Unknown layout {layout!r}; choose one of {LAYOUTS}.")
+    return BUILDERS[layout](Path(root), **kwargs)

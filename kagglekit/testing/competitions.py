@@ -15,6 +15,10 @@ Layouts:
   iMaterialist Fashion 2018 format, images as ``<split>/<imageId>.jpg`` 2×2
   mosaics of digits (labels = label ids of the digits present),
   ``sample_submission.csv`` (``image_id,label_id``, space-separated ids).
+* ``fashion-mnist``: pixels in CSVs as Kaggle's Digit Recognizer ships them:
+  ``train.csv`` (``label,pixel0..pixel783``), ``test.csv`` (``pixel0..``),
+  ``sample_submission.csv`` (``ImageId,Label``, ids from 1). Made from the real
+  Fashion-MNIST idx files when a folder holding them is given, else from digits.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-LAYOUTS = ("digits", "dogs-vs-cats", "imaterialist-fashion")
+LAYOUTS = ("digits", "dogs-vs-cats", "imaterialist-fashion", "fashion-mnist")
 DOGS_VS_CATS_DIGITS = {"cat": (3, 5), "dog": (8, 9)}  # hard enough to need training
 
 
@@ -159,10 +163,65 @@ def build_imaterialist(root: Path, n_train: int = 300, n_valid: int = 60, n_test
     return root
 
 
+def read_idx(path: str | Path) -> np.ndarray:
+    """Return the array in an idx file (the MNIST/Fashion-MNIST format), gzipped or not."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype="uint8", offset=4 + 4 * ndim).reshape(shape)
+
+
+def fashion_mnist(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (x_train, y_train, x_test, y_test) from the original Fashion-MNIST idx files in `folder`."""
+    folder = Path(folder)
+
+    def one(stem: str) -> np.ndarray:
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return read_idx(folder / name)
+        raise FileNotFoundError(
+            f"{folder / stem}(.gz) not found: install Debian's dataset-fashion-mnist (files under "
+            "/usr/share/datasets/fashion-mnist/) or download the idx files from the Fashion-MNIST repository."
+        )
+
+    return (one("train-images-idx3-ubyte"), one("train-labels-idx1-ubyte"),
+            one("t10k-images-idx3-ubyte"), one("t10k-labels-idx1-ubyte"))
+
+
+def build_fashion_mnist(root: Path, n_train: int | None = 600, n_test: int | None = 200, source: str | Path | None = None,
+                        seed: int = 0) -> Path:
+    """Return `root` holding a pixel-CSV competition (Digit Recognizer layout) of 28×28 grayscale images."""
+    if source is not None:
+        x_train, y_train, x_test, y_test = fashion_mnist(source)
+        x_train, y_train = x_train[:n_train], y_train[:n_train]
+        x_test, y_test = x_test[:n_test], y_test[:n_test]
+    else:
+        images, labels = digits((n_train or 1200) + (n_test or 300), seed)
+        upscale = lambda ims: np.stack([np.asarray(Image.fromarray(im).resize((28, 28), Image.BILINEAR)) for im in ims])  # noqa: E731
+        n = n_train or 1200
+        x_train, y_train, x_test, y_test = upscale(images[:n]), labels[:n], upscale(images[n:]), labels[n:]
+    root.mkdir(parents=True, exist_ok=True)
+    cols = [f"pixel{i}" for i in range(28 * 28)]
+    train = pd.DataFrame(x_train.reshape(len(x_train), -1), columns=cols)
+    train.insert(0, "label", np.asarray(y_train, dtype=int))
+    train.to_csv(root / "train.csv", index=False)
+    pd.DataFrame(x_test.reshape(len(x_test), -1), columns=cols).to_csv(root / "test.csv", index=False)
+    ids = np.arange(1, len(x_test) + 1)
+    pd.DataFrame({"ImageId": ids, "Label": 0}).to_csv(root / "sample_submission.csv", index=False)
+    pd.DataFrame({"ImageId": ids, "Label": np.asarray(y_test, dtype=int)}).to_csv(root.parent / f"{root.name}.solution.csv", index=False)
+    return root
+
+
 BUILDERS: dict[str, Callable[..., Path]] = {
     "digits": build_digits,
     "dogs-vs-cats": build_dogs_vs_cats,
     "imaterialist-fashion": build_imaterialist,
+    "fashion-mnist": build_fashion_mnist,
 }
 
 

@@ -33,7 +33,7 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -321,8 +321,9 @@ def _resolve_paths(
 
 
 def _default_images(source: Path) -> Path:
-    """Return the image folder that sits beside a CSV/JSON: its stem (``train.csv`` → ``train/``) or a usual name."""
-    for name in (source.stem, "train", "train-jpg", "train_images", "images"):
+    """Return the image folder beside a CSV: named like it (``train.csv`` → ``train/``), else a usual train folder."""
+    fallbacks = () if "test" in source.stem.lower() else ("train", "train-jpg", "train_images", "images")
+    for name in (source.stem, *fallbacks):
         candidate = source.parent / name
         if candidate.is_dir():
             return candidate
@@ -886,7 +887,7 @@ def _multilabel_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-    y = table.targets("multihot").astype(int)
+    y = table.targets("multihot").astype(np.uint8)
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
     train, valid = next(splitter.split(np.zeros((len(y), 1)), y))
     side = np.zeros(len(y), dtype=bool)  # True = valid
@@ -899,22 +900,27 @@ def _multilabel_split(
     return rows[~side], rows[side]
 
 
+def _safe_rows(y: np.ndarray, rows: np.ndarray, counts: np.ndarray, totals: np.ndarray, fixing: int = -1) -> np.ndarray:
+    """Return the `rows` that can leave their side: each of their labels (but `fixing`) keeps an image there.
+
+    Among those, only the rows with the fewest labels (they disturb the balance least).
+    """
+    fragile = (counts <= 1) & (totals >= 2)
+    if fixing >= 0:
+        fragile[fixing] = False
+    ok = rows[~y[np.ix_(rows, np.flatnonzero(fragile))].any(axis=1)] if fragile.any() else rows
+    if not len(ok):
+        return ok
+    n_labels = y[ok].sum(axis=1)
+    return ok[n_labels == n_labels.min()]
+
+
 def _fix_sides(y: np.ndarray, side: np.ndarray, rng: np.random.Generator) -> None:
     """Swap images (in place) so every label with >= 2 images is on both sides, keeping the side sizes.
 
     The library's iterative stratification usually gets there alone; this catches the rest.
     """
     totals = y.sum(axis=0)
-    n_labels = y.sum(axis=1)
-
-    def movable(rows: np.ndarray, counts: np.ndarray, fixing: int) -> list[int]:
-        # Rows whose labels (other than `fixing`) all keep an image on the side they leave.
-        ok = [r for r in rows if all(counts[k] > 1 or totals[k] < 2 for k in np.flatnonzero(y[r]) if k != fixing)]
-        if not ok:
-            return []
-        fewest = min(n_labels[r] for r in ok)
-        return [r for r in ok if n_labels[r] == fewest]
-
     for _ in range(2 * y.shape[1] + 10):
         in_valid = y[side].sum(axis=0)
         in_train = totals - in_valid
@@ -925,14 +931,15 @@ def _fix_sides(y: np.ndarray, side: np.ndarray, rng: np.random.Generator) -> Non
         label, to_valid = lacking[0]
         source_counts, dest_counts = (in_train, in_valid) if to_valid else (in_valid, in_train)
         donors = np.flatnonzero((y[:, label] == 1) & (side != to_valid))
-        pool = movable(donors, source_counts, label) or list(donors)
+        pool = _safe_rows(y, donors, source_counts, totals, fixing=label)
+        pool = pool if len(pool) else donors
         donor = pool[int(rng.integers(len(pool)))]
         side[donor] = to_valid
         # Send one image back the other way so both sides keep their size.
         dest_counts = dest_counts + y[donor]
         back = np.flatnonzero((side == to_valid) & (y[:, label] == 0))
-        pool = movable(back, dest_counts, -1)
-        if pool:
+        pool = _safe_rows(y, back, dest_counts, totals)
+        if len(pool):
             side[pool[int(rng.integers(len(pool)))]] = not to_valid
 
 
@@ -948,13 +955,10 @@ def _resize_side(y: np.ndarray, side: np.ndarray, n_valid: int, rng: np.random.G
             return
         leaving = excess > 0  # True: move valid -> train
         counts = y[side].sum(axis=0) if leaving else totals - y[side].sum(axis=0)
-        rows = np.flatnonzero(side == leaving)
-        ok = [r for r in rows if all(counts[k] > 1 or totals[k] < 2 for k in np.flatnonzero(y[r]))]
-        if not ok:
+        pool = _safe_rows(y, np.flatnonzero(side == leaving), counts, totals)
+        if not len(pool):
             return
-        fewest = min(y[r].sum() for r in ok)
-        ok = [r for r in ok if y[r].sum() == fewest]
-        side[ok[int(rng.integers(len(ok)))]] = not leaving
+        side[pool[int(rng.integers(len(pool)))]] = not leaving
 
 
 def split(table: LabelTable, valid: float | int = 0.2, seed: int = 0) -> tuple[LabelTable, LabelTable]:

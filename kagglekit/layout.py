@@ -312,8 +312,9 @@ def _resolve_paths(
         hint = (f"Pass ext= (extensions present in the folder: {', '.join(seen) or 'none'}) "
                 "or images=<the right folder>" if ext is None or len(absent) == len(ids)
                 else "Check the folder is complete")
+        drop = ", or pass missing='drop' to leave those rows out" if len(absent) < len(ids) else ""
         message = (f"{len(absent)} of {len(ids)} images of {what} are not in {folder}: "
-                   f"{list_offenders(absent)}. {hint}, or pass missing='drop' to leave those rows out.")
+                   f"{list_offenders(absent)}. {hint}{drop}.")
         if missing == "error" or len(absent) == len(ids):
             raise LayoutError(message)
         warnings.warn(f"Dropped {len(absent)} rows whose image is missing: {list_offenders(absent)}.", stacklevel=3)
@@ -773,10 +774,12 @@ def detect(directory: str | os.PathLike) -> Layout:
     train_json = directory / "train.json"
     if train_json.is_file():
         folder = _unwrap(directory / "train")
-        train = Reader("from_imaterialist_json", {"json_path": train_json, "images": folder})
+        # Downloads from the JSON's URLs always miss a few images: drop those rows (with a warning).
+        train = Reader("from_imaterialist_json", {"json_path": train_json, "images": folder, "missing": "drop"})
         valid = None
         if (directory / "validation.json").is_file():
-            valid = Reader("from_imaterialist_json", {"json_path": directory / "validation.json", "images": _unwrap(directory / "validation")})
+            valid = Reader("from_imaterialist_json", {"json_path": directory / "validation.json",
+                                                      "images": _unwrap(directory / "validation"), "missing": "drop"})
         test = None
         if (directory / "test.json").is_file():
             test = Reader("from_imaterialist_json", {"json_path": directory / "test.json", "images": _unwrap(directory / "test")})

@@ -405,6 +405,14 @@ def test_detect_kaggle_quirks_and_other_layouts(tmp_path, digit_pngs):
     assert len(train) == 30 and train.classes == ("cat", "dog") and len(test) == 6
     assert "test1" in L.detect(comp).summary
 
+    imat = build_competition("imaterialist-fashion", tmp_path / "imat", n_train=20, n_valid=6, n_test=6, size=16, zipped=False)
+    (imat / "train" / "7.jpg").unlink()  # a download that failed
+    with pytest.raises(LayoutError, match=r"1 of 20 images of train.json .*: 7\b.*missing='drop'"):
+        L.from_imaterialist_json(imat / "train.json")
+    with pytest.warns(UserWarning, match=r"Dropped 1 rows .*: 7"):
+        train, test = L.read_competition(imat)
+    assert len(train) == 19 and "7" not in train.ids and len(test) == 6
+
     ids, labels, pngs = digit_pngs
     folders = tmp_path / "folders"
     for i, y, b in zip(ids[:60], labels[:60], pngs[:60]):

@@ -13,6 +13,8 @@ folder-based readers and kept in file order for CSV/JSON readers; paths are abso
   `images` (the extension is detected from the files when not given).
 * `from_imaterialist_json(json, images=folder)`: the iMaterialist Fashion 2018 JSON;
   a JSON without annotations gives an unlabelled table.
+* `from_pixel_csv(csv)`: pixels in a CSV (Digit Recognizer, Fashion-MNIST:
+  ``label,pixel0..pixel783``); the images are written once as PNGs and read from there.
 * `unlabelled(folder)`: test images, ids = file stems.
 * `detect(directory)` / `read_competition(directory)`: find the reader for a whole
   competition folder (train table and test images).
@@ -53,6 +55,7 @@ __all__ = [
     "from_filenames",
     "from_folders",
     "from_imaterialist_json",
+    "from_pixel_csv",
     "imaterialist_to_csv",
     "read_competition",
     "sample",
@@ -371,13 +374,13 @@ def from_csv(
         raise LayoutError(f"{csv} cannot be read as a CSV ({exc}). Check the file, or pass delimiter=.") from None
     columns = list(frame.columns)
     if id_col is not None and id_col not in columns:
-        raise LayoutError(f"{csv} has no column {id_col!r}; its columns are {columns}. Pass id_col= one of them.")
+        raise LayoutError(f"{csv} has no column {id_col!r}; its columns are {list_offenders(columns, 12)}. Pass id_col= one of them.")
     if label_col is not None and label_col not in columns:
-        raise LayoutError(f"{csv} has no column {label_col!r}; its columns are {columns}. Pass label_col= one of them.")
+        raise LayoutError(f"{csv} has no column {label_col!r}; its columns are {list_offenders(columns, 12)}. Pass label_col= one of them.")
     id_col = id_col or _find_column(columns, _ID_NAMES) or (columns[0] if len(columns) == 2 else None)
     if id_col is None:
         raise LayoutError(
-            f"Cannot tell which column of {csv} holds the image ids (columns: {columns}). Pass id_col=..."
+            f"Cannot tell which column of {csv} holds the image ids (columns: {list_offenders(columns, 12)}). Pass id_col=..."
         )
     rest = [c for c in columns if c != id_col]
     wide_columns: list[str] = []
@@ -389,7 +392,7 @@ def from_csv(
             wide_columns = rest
         if label_col is None and not wide_columns:
             raise LayoutError(
-                f"Cannot tell which column of {csv} holds the labels (columns: {columns}). "
+                f"Cannot tell which column of {csv} holds the labels (columns: {list_offenders(columns, 12)}). "
                 "Pass label_col=..., or give 0/1 columns for the wide multi-hot form."
             )
     if not len(frame):
@@ -514,6 +517,91 @@ def unlabelled(
         raise LayoutError(f"No images in {folder}. Pass the folder holding the images to predict.")
     ids = [_strip_ext(f.rsplit("/", 1)[-1]) for f in files]
     table = LabelTable.from_records(ids, [str(folder / f) for f in files], None, classes=(), multilabel=False)
+    return table.validate(check_files=False, require_all_classes=False)
+
+
+def _pixel_columns(columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if re.fullmatch(r"pixel\d+", str(c))]
+
+
+def _writable_dir(preferred: Path, key: str) -> Path:
+    """Return `preferred` when it can be created and written, else a folder in the kagglekit cache."""
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        probe = preferred / ".kagglekit-write-test"
+        probe.touch()
+        probe.unlink()
+        return preferred
+    except OSError:  # read-only input, e.g. /kaggle/input
+        root = Path(os.environ.get("KAGGLEKIT_CACHE", Path.cwd() / ".kagglekit-cache"))
+        folder = root / "pixels" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def from_pixel_csv(
+    csv: str | os.PathLike,
+    images: str | os.PathLike | None = None,
+    label_col: str | None = "label",
+    id_col: str | None = None,
+    shape: tuple[int, ...] | None = None,
+    first_id: int = 1,
+) -> LabelTable:
+    """Return the table of a pixel CSV (``label,pixel0..``), after writing its images as PNGs once.
+
+    Ids come from `id_col` when given, else from the row number counted from
+    `first_id` (1, as Digit Recognizer's ``ImageId``). The PNGs go to `images`
+    (default ``<csv stem>_images/`` beside the CSV, or the kagglekit cache when that
+    folder is read-only) and are rewritten only when the CSV changes. A CSV without
+    the label column gives an unlabelled table (a test set).
+    """
+    import hashlib
+
+    from PIL import Image
+
+    csv = Path(csv)
+    if not csv.is_file():
+        raise LayoutError(f"No pixel CSV at {csv}. Pass the path of a CSV with pixel0, pixel1, ... columns.")
+    frame = pd.read_csv(csv)
+    pixels = _pixel_columns(frame.columns)
+    if not pixels:
+        raise LayoutError(f"{csv} has no pixel0, pixel1, ... columns (columns: {list(frame.columns)[:8]}). "
+                          "Use from_csv for CSVs that name image files.")
+    n = len(pixels)
+    if shape is None:
+        side = int(round(n ** 0.5))
+        if side * side == n:
+            shape = (side, side)
+        elif n % 3 == 0 and int(round((n // 3) ** 0.5)) ** 2 == n // 3:
+            side = int(round((n // 3) ** 0.5))
+            shape = (side, side, 3)
+        else:
+            raise LayoutError(f"{csv} has {n} pixel columns, which is not a square image; pass shape=(height, width).")
+    if int(np.prod(shape)) != n:
+        raise LayoutError(f"shape={shape} holds {int(np.prod(shape))} pixels but {csv} has {n} pixel columns.")
+    labelled = label_col is not None and label_col in frame.columns
+    if id_col is not None and id_col not in frame.columns:
+        raise LayoutError(f"{csv} has no id column {id_col!r} (columns: {list(frame.columns)[:8]}).")
+    ids = frame[id_col].astype(str).tolist() if id_col else [str(i + first_id) for i in range(len(frame))]
+    stat = csv.stat()
+    key = hashlib.md5(f"{csv.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{shape}".encode()).hexdigest()[:16]
+    folder = _writable_dir(Path(images) if images else csv.parent / f"{csv.stem}_images", key)
+    marker = folder / ".kagglekit-pixels"
+    paths = [folder / f"{_safe_name(i)}.png" for i in ids]
+    if not (marker.is_file() and marker.read_text() == key and all(p.is_file() for p in paths)):
+        values = frame[pixels].to_numpy()
+        if values.min() < 0 or values.max() > 255:
+            raise LayoutError(f"{csv} has pixel values outside 0..255 ({values.min()}..{values.max()}); rescale them first.")
+        values = values.astype("uint8").reshape((len(frame), *shape))
+        from tqdm.auto import tqdm
+
+        for path, pic in zip(tqdm(paths, desc=f"writing {csv.name} images", unit="img", leave=False), values):
+            with atomic_open(path, "wb", encoding=None) as fh:
+                Image.fromarray(pic).save(fh, format="PNG")
+        marker.write_text(key)
+    labels = [str(v) for v in frame[label_col]] if labelled else None
+    table = LabelTable.from_records(ids, [str(p) for p in paths], labels,
+                                    classes=None if labelled else (), multilabel=False)
     return table.validate(check_files=False, require_all_classes=False)
 
 
@@ -664,7 +752,7 @@ class Layout:
     """What `detect` found in a competition folder: the readers of the train table and the test images."""
 
     directory: Path
-    kind: str  # "imaterialist-json" | "csv" | "class-folders" | "filenames"
+    kind: str  # "imaterialist-json" | "csv" | "pixel-csv" | "class-folders" | "filenames"
     train: Reader
     test: Reader | None = None
     valid: Reader | None = None
@@ -792,6 +880,11 @@ def detect(directory: str | os.PathLike) -> Layout:
         csv = directory / name
         if not csv.is_file():
             continue
+        if _pixel_columns(pd.read_csv(csv, nrows=0).columns):
+            test_csv = directory / "test.csv"
+            test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
+            notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
+            return Layout(directory, "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), test, None, tuple(notes))
         candidates = [csv.stem, *_TRAIN_DIRS]
         folders = [_unwrap(directory / c) for c in dict.fromkeys(candidates)]
         folders = [f for f in folders if f.is_dir() and _image_count(f, 1)]

@@ -644,7 +644,7 @@ class _Handler(BaseHTTPRequestHandler):
         cut = None
         with emu._lock:
             limit = emu.drop_after.get(name)
-            if limit is not None and emu._drops_done.get(name, 0) < emu.drop_times and start < limit:
+            if limit is not None and emu._drops_done.get(name, 0) < emu.drop_times and start < limit < size:
                 emu._drops_done[name] = emu._drops_done.get(name, 0) + 1
                 cut = limit - start
         if cut is not None:

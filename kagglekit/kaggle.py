@@ -345,23 +345,26 @@ def download(slug: str, folder: str | os.PathLike, file: str | None = None, prog
     folder.mkdir(parents=True, exist_ok=True)
     what = f"download {file}" if file else "download its data"
     attempt = 0
+    response = None
     while True:
-        with _translate(slug, what), _quiet():
-            with api.build_kaggle_client() as client:
-                if file:
-                    request = ApiDownloadDataFileRequest()
-                    request.file_name = file
-                    request.competition_name = slug
-                    response = client.competitions.competition_api_client.download_data_file(request)
-                else:
-                    request = ApiDownloadDataFilesRequest()
-                    request.competition_name = slug
-                    response = client.competitions.competition_api_client.download_data_files(request)
-                http_client = client.http_client()
-        url = response.url.split("?")[0]
-        name = url.split("/")[-1] if file else f"{slug}.{url.split('.')[-1]}"
-        outfile = folder / requests.utils.unquote(name)
-        expected_md5 = _md5_from_headers(response.headers)
+        if response is None:  # a fresh download link (the client follows it to the file)
+            with _translate(slug, what), _quiet():
+                with api.build_kaggle_client() as client:
+                    if file:
+                        request = ApiDownloadDataFileRequest()
+                        request.file_name = file
+                        request.competition_name = slug
+                        response = client.competitions.competition_api_client.download_data_file(request)
+                    else:
+                        request = ApiDownloadDataFilesRequest()
+                        request.competition_name = slug
+                        response = client.competitions.competition_api_client.download_data_files(request)
+                    http_client = client.http_client()
+            url = response.url.split("?")[0]
+            name = url.split("/")[-1] if file else f"{slug}.{url.split('.')[-1]}"
+            outfile = folder / requests.utils.unquote(name)
+            expected_md5 = _md5_from_headers(response.headers)
+            expected_size = int(response.headers.get("Content-Length") or 0) or None
         try:
             api.download_file(response, str(outfile), http_client, quiet=not progress, resume=True, chunk_size=DOWNLOAD_CHUNK, max_retries=0)
             break
@@ -375,6 +378,10 @@ def download(slug: str, folder: str | os.PathLike, file: str | None = None, prog
                     "fetch again: it resumes from there and does not download the finished bytes again."
                 ) from None
             time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
+            # A verified partial resumes on the same link with an HTTP Range request
+            # (KaggleApi.download_file checks its .kaggle-partial marker); else start over.
+            if not (0 < have < (expected_size or float("inf"))):
+                response = None
     from .io import file_digest
 
     md5 = file_digest(outfile)

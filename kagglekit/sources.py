@@ -156,10 +156,14 @@ def _check_member(name: str, archive: Path) -> PurePosixPath:
     return PurePosixPath(*[p for p in parts if p not in ("", ".")]) if parts else PurePosixPath(".")
 
 
+def _is_zip(archive: Path) -> bool:
+    return archive.name.lower().endswith(".zip") or zipfile.is_zipfile(archive)
+
+
 def _members(archive: Path) -> list[tuple[PurePosixPath, bool, object]]:
     """Return (relative path, is_dir, handle) for every entry, refusing unsafe ones."""
     out = []
-    if zipfile.is_zipfile(archive):
+    if _is_zip(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 rel = _check_member(info.filename, archive)
@@ -203,14 +207,14 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     except ArchiveError:
         raise
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise ArchiveError(f"Archive {archive} is corrupt or not an archive ({type(e).__name__}: {e}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
+        raise ArchiveError(f"Archive {archive} is corrupt or not an archive ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
     target = Path(target) if target is not None else _nested_target(archive, members)
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target))
     written: list[Path] = []
     try:
         try:
-            if zipfile.is_zipfile(archive):
+            if _is_zip(archive):
                 with zipfile.ZipFile(archive) as zf:
                     for rel, is_dir, info in members:
                         dest = staging / rel

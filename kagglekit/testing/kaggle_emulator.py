@@ -232,8 +232,7 @@ class KaggleEmulator:
     def start(self) -> "KaggleEmulator":
         """Return self after starting the server thread."""
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer((self.host, self._port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self._port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="kaggle-emulator", daemon=True)
         self._thread.start()
         return self
@@ -464,6 +463,15 @@ class KaggleEmulator:
                     return self._submission_json(s)
             raise _ApiError(404, "Submission not found")
         raise _ApiError(404, f"The emulator does not implement {method}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client that hangs up early (or a dropped connection we injected)
+        super().handle_error(request, client_address)
 
 
 class _ApiError(Exception):

@@ -527,13 +527,9 @@ def submit(
     if not message or not str(message).strip():
         raise SubmissionError("A submission needs a message. Fix: pass message= (-m 'what changed').")
     api = _api()
-    with _translate(slug, f"submit {file.name}"):
-        if quiet:
-            with _quiet() as out:
-                result = api.competition_submit(str(file), str(message), slug, quiet=True)
-        else:
-            with _quiet() as out:  # the client prints raw upload errors; we raise a clear one
-                result = api.competition_submit(str(file), str(message), slug, quiet=False)
+    # The client prints raw upload errors on stdout (kept for our message); its upload bar goes to stderr.
+    with _translate(slug, f"submit {file.name}"), _quiet() as out:
+        result = api.competition_submit(str(file), str(message), slug, quiet=quiet)
     if result is None or result.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not result.ref:
         detail = scrub(out.getvalue().strip().splitlines()[-1]) if out.getvalue().strip() else ""
         raise KaggleApiError(

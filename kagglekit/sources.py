@@ -24,6 +24,7 @@ from .errors import ArchiveError, CredentialsError, KaggleKitError, list_offende
 from .io import atomic_write_text, file_digest
 
 MANIFEST = ".kagglekit-manifest.json"
+MAX_NESTING = 3  # archives inside archives are unpacked this many levels deep
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -191,7 +192,7 @@ def _nested_target(archive: Path, members: list) -> Path:
     return archive.parent / stem
 
 
-def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True) -> list[Path]:
+def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True, _depth: int = 0) -> list[Path]:
     """Return the files unpacked from `archive` into `target` (nested archives unpacked too).
 
     Entries with absolute paths, ``..`` components, links or special files are
@@ -212,11 +213,14 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target))
     written: list[Path] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(members, desc=f"unpack {archive.name}", unit="file", leave=False, disable=not progress or len(members) < 500)
     try:
         try:
             if _is_zip(archive):
                 with zipfile.ZipFile(archive) as zf:
-                    for rel, is_dir, info in members:
+                    for rel, is_dir, info in bar:
                         dest = staging / rel
                         if is_dir:
                             dest.mkdir(parents=True, exist_ok=True)
@@ -227,7 +231,7 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
                         written.append(rel)
             else:
                 with tarfile.open(archive) as tf:
-                    for rel, is_dir, member in members:
+                    for rel, is_dir, member in bar:
                         dest = staging / rel
                         if is_dir:
                             dest.mkdir(parents=True, exist_ok=True)
@@ -249,12 +253,13 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
             if is_dir:
                 (target / rel).mkdir(parents=True, exist_ok=True)
     finally:
+        bar.close()
         shutil.rmtree(staging, ignore_errors=True)
     out = [target / rel for rel in written]
-    if nested:
+    if nested and _depth < MAX_NESTING:
         for path in list(out):
             if is_archive(path) and path.is_file():
-                out += unpack(path, None, nested=True)
+                out += unpack(path, None, nested=True, progress=progress, _depth=_depth + 1)
     return out
 
 
@@ -360,6 +365,6 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
             raise kaggle.KaggleApiError(f"{got.path} has {got.size} bytes but Kaggle lists {sizes[key]}; it was not marked complete. Fix: run the same fetch again.")
         unpacked: list[Path] = []
         if is_archive(got.path):
-            unpacked = unpack(got.path, dest if key == "*" else None)
+            unpacked = unpack(got.path, dest if key == "*" else None, progress=progress)
         manifest.mark(key, got.path, got.size, got.md5, [p.relative_to(dest).as_posix() for p in unpacked if dest in p.parents])
     return describe(dest, slug, "kaggle")

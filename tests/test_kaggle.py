@@ -286,3 +286,22 @@ def test_check_submission_file(tmp_path, comps):
 
 def test_scrub_hides_secrets(emu):
     assert emu.key not in kk_kaggle.scrub(f"oops {emu.key} leaked")
+
+
+def test_kaggle_imported_before_the_environment_is_set(emulator, tmp_path):
+    """kaggle reads its config folder and environment at import; kagglekit re-reads them on every call."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "HTTP_PROXY", "http_proxy"))}
+    env.update(HOME=str(tmp_path / "empty-home"), PYTHONPATH=os.pathsep.join(sys.path))
+    client_env = emulator.environ(tmp_path / "home")
+    code = (
+        "import os, json, kaggle\n"  # imported with no credentials and the production endpoint
+        f"os.environ.update({client_env!r})\n"
+        "from kagglekit.kaggle import list_files\n"
+        "print(json.dumps(sorted(f.name for f in list_files('digits'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "train.csv" in json.loads(out.stdout.strip().splitlines()[-1])

@@ -119,13 +119,17 @@ class Manifest:
             except (ValueError, AttributeError):
                 self.entries = {}
 
-    def complete(self, key: str) -> bool:
-        """Return whether `key` was completed and its file is still there with its size."""
+    def downloaded(self, key: str) -> bool:
+        """Return whether `key` was downloaded and verified, and its file is still there with its size."""
         entry = self.entries.get(key)
         if not entry:
             return False
         local = self.folder / entry["file"]
         return local.is_file() and local.stat().st_size == entry["size"]
+
+    def complete(self, key: str) -> bool:
+        """Return whether `key` was downloaded and everything unpacked from it is still there."""
+        return self.downloaded(key) and all((self.folder / u).exists() for u in self.entries[key].get("unpacked", []))
 
     def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[str] = ()) -> None:
         """Record `key` as complete and save the manifest."""
@@ -346,21 +350,26 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
     dest = Path(path) if path else data_root() / slug
     manifest = Manifest(dest)
     keys = list(files) if files else ["*"]
-    if all(manifest.complete(k) for k in keys):
+    pending = [k for k in keys if not manifest.complete(k)]
+    if not pending:
         return describe(dest, slug, "kaggle")  # everything verified before: no network at all
-    try:
-        api = kaggle._api()
-    except CredentialsError as e:
-        if in_kaggle_notebook():
-            raise CredentialsError(f"{e} In a Kaggle notebook, add the competition as input instead (Add Input), so it appears under {input_root() / slug}.") from None
-        raise
-    remote = kaggle.preflight(slug, dest, files, skip=[k for k in keys if manifest.complete(k)], api=api)
-    sizes = {f.name: f.size for f in remote}
-    for key in keys:
-        if manifest.complete(key):
-            continue
-        folder = dest / PurePosixPath(key).parent if key != "*" else dest
-        got = kaggle.download(slug, folder, None if key == "*" else key, progress=progress, retries=retries, api=api)
+    api, sizes = None, {}
+    if any(not manifest.downloaded(k) for k in pending):
+        try:
+            api = kaggle._api()
+        except CredentialsError as e:
+            if in_kaggle_notebook():
+                raise CredentialsError(f"{e} In a Kaggle notebook, add the competition as input instead (Add Input), so it appears under {input_root() / slug}.") from None
+            raise
+        remote = kaggle.preflight(slug, dest, files, skip=[k for k in keys if manifest.downloaded(k)], api=api)
+        sizes = {f.name: f.size for f in remote}
+    for key in pending:
+        if manifest.downloaded(key):  # only the unpacking is incomplete: redo it from the archive we have
+            entry = manifest.entries[key]
+            got = kaggle.Download(dest / entry["file"], entry["size"], entry["md5"])
+        else:
+            folder = dest / PurePosixPath(key).parent if key != "*" else dest
+            got = kaggle.download(slug, folder, None if key == "*" else key, progress=progress, retries=retries, api=api)
         if key != "*" and key in sizes and sizes[key] and got.size != sizes[key]:
             raise kaggle.KaggleApiError(f"{got.path} has {got.size} bytes but Kaggle lists {sizes[key]}; it was not marked complete. Fix: run the same fetch again.")
         unpacked: list[Path] = []

@@ -69,6 +69,10 @@ def test_fetch_downloads_unpacks_and_refetch_downloads_nothing(emu, comps, tmp_p
     again = fetch("digits", path=dest, progress=False)
     assert len(emu.log) == before, "a complete fetch must not call Kaggle at all"
     assert again.files == comp.files
+
+    (dest / "train" / "00007.png").unlink()  # unpacked data lost: unpacked again, nothing downloaded
+    restored = fetch("digits", path=dest, progress=False)
+    assert len(emu.log) == before and (dest / "train" / "00007.png").is_file() and restored.files == comp.files
     out = capsys.readouterr()
     assert emu.key not in out.out + out.err
 

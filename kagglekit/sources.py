@@ -1,0 +1,379 @@
+"""Where a competition comes from: a Kaggle notebook's input, the Kaggle API, a local folder or zip.
+
+`fetch` returns a `Competition`. Downloads go through `kagglekit.kaggle` (the
+official client), are resumable, are recorded in a manifest
+(``.kagglekit-manifest.json``: name, size, MD5) only once verified, and
+archives are unpacked safely, nested ones too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from .errors import ArchiveError, CredentialsError, KaggleKitError, list_offenders
+from .io import atomic_write_text, file_digest
+
+MANIFEST = ".kagglekit-manifest.json"
+MAX_NESTING = 3  # archives inside archives are unpacked this many levels deep
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass
+class Competition:
+    """A competition's data on disk: its folder, its files, its sample submission."""
+
+    slug: str
+    path: Path
+    files: list[Path] = field(default_factory=list)
+    sample_submission: Path | None = None
+    source: str = "kaggle"  # "kaggle" | "notebook" | "local"
+
+    @property
+    def train(self) -> Path | None:
+        """Return the `train` folder when there is one."""
+        return self.path / "train" if (self.path / "train").is_dir() else None
+
+    @property
+    def test(self) -> Path | None:
+        """Return the `test` (or `test1`) folder when there is one."""
+        for name in ("test", "test1"):
+            if (self.path / name).is_dir():
+                return self.path / name
+        return None
+
+
+# --------------------------------------------------------------------------- locations
+def input_root() -> Path:
+    """Return where a Kaggle notebook mounts its inputs (``$KAGGLEKIT_INPUT_ROOT`` or /kaggle/input)."""
+    return Path(os.environ.get("KAGGLEKIT_INPUT_ROOT", "/kaggle/input"))
+
+
+def data_root() -> Path:
+    """Return the default folder for downloads (``$KAGGLEKIT_DATA`` or ./data)."""
+    return Path(os.environ.get("KAGGLEKIT_DATA", "data"))
+
+
+def in_kaggle_notebook() -> bool:
+    """Return whether this process runs in a Kaggle notebook."""
+    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
+
+
+def notebook_input(slug: str) -> Path | None:
+    """Return the notebook input folder of `slug`, when mounted."""
+    for candidate in (input_root() / slug, input_root() / "competitions" / slug):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def find_sample_submission(where: str | os.PathLike) -> Path | None:
+    """Return the sample submission CSV in folder `where` (or of competition slug `where`), if any."""
+    folders = []
+    if Path(where).is_dir():
+        folders.append(Path(where))
+    elif _SLUG.match(str(where)):
+        nb = notebook_input(str(where))
+        folders += [f for f in (nb, data_root() / str(where)) if f is not None and f.is_dir()]
+    for folder in folders:
+        for depth in ("*", "*/*"):
+            for path in sorted(folder.glob(depth)):
+                low = path.name.lower()
+                if path.is_file() and low.endswith(".csv") and (low in SAMPLE_NAMES or low.startswith(("sample_submission", "samplesubmission"))):
+                    return path
+    return None
+
+
+def _listing(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".kaggle-partial"))
+
+
+def describe(folder: str | os.PathLike, slug: str | None = None, source: str = "local") -> Competition:
+    """Return the `Competition` held by `folder` (files listed, sample submission found)."""
+    folder = Path(folder)
+    return Competition(slug or folder.name, folder, _listing(folder), find_sample_submission(folder), source)
+
+
+# --------------------------------------------------------------------------- manifest
+class Manifest:
+    """What is complete in a download folder: {key: {file, size, md5, unpacked}}."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / MANIFEST
+        self.entries: dict[str, dict] = {}
+        if self.path.is_file():
+            try:
+                self.entries = json.loads(self.path.read_text()).get("files", {})
+            except (ValueError, AttributeError):
+                self.entries = {}
+
+    def downloaded(self, key: str) -> bool:
+        """Return whether `key` was downloaded and verified, and its file is still there with its size."""
+        entry = self.entries.get(key)
+        if not entry:
+            return False
+        local = self.folder / entry["file"]
+        return local.is_file() and local.stat().st_size == entry["size"]
+
+    def complete(self, key: str) -> bool:
+        """Return whether `key` was downloaded and everything unpacked from it is still there."""
+        return self.downloaded(key) and all((self.folder / u).exists() for u in self.entries[key].get("unpacked", []))
+
+    def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[str] = ()) -> None:
+        """Record `key` as complete and save the manifest."""
+        self.entries[key] = {"file": file.relative_to(self.folder).as_posix(), "size": size, "md5": md5, "unpacked": list(unpacked)}
+        atomic_write_text(self.path, json.dumps({"version": 1, "files": self.entries}, indent=1))
+
+
+# --------------------------------------------------------------------------- archives
+def is_archive(path: str | os.PathLike) -> bool:
+    """Return whether `path` has an archive suffix kagglekit unpacks (zip, tar, tar.gz, ...)."""
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _stem(path: Path) -> str:
+    low = path.name.lower()
+    for suffix in sorted(ARCHIVE_SUFFIXES, key=len, reverse=True):
+        if low.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def _check_member(name: str, archive: Path) -> PurePosixPath:
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean):
+        raise ArchiveError(f"Archive {archive} holds an entry with an absolute path ({name!r}); it was not unpacked. Fix: unpack it by hand after checking it, or get the archive from a trusted source.")
+    parts = PurePosixPath(clean).parts
+    if ".." in parts:
+        raise ArchiveError(f"Archive {archive} holds an entry that points outside its folder ({name!r}); it was not unpacked. Fix: do not use this archive; get it from a trusted source.")
+    return PurePosixPath(*[p for p in parts if p not in ("", ".")]) if parts else PurePosixPath(".")
+
+
+def _is_zip(archive: Path) -> bool:
+    return archive.name.lower().endswith(".zip") or zipfile.is_zipfile(archive)
+
+
+def _members(archive: Path) -> list[tuple[PurePosixPath, bool, object]]:
+    """Return (relative path, is_dir, handle) for every entry, refusing unsafe ones."""
+    out = []
+    if _is_zip(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                rel = _check_member(info.filename, archive)
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise ArchiveError(f"Archive {archive} holds a symbolic link ({info.filename!r}); it was not unpacked. Fix: do not use this archive; get it from a trusted source.")
+                out.append((rel, info.is_dir(), info))
+        return out
+    with tarfile.open(archive) as tf:
+        for member in tf.getmembers():
+            rel = _check_member(member.name, archive)
+            if member.issym() or member.islnk():
+                raise ArchiveError(f"Archive {archive} holds a link ({member.name!r}); it was not unpacked. Fix: do not use this archive; get it from a trusted source.")
+            if not (member.isfile() or member.isdir()):
+                raise ArchiveError(f"Archive {archive} holds a special file ({member.name!r}); it was not unpacked. Fix: do not use this archive.")
+            out.append((rel, member.isdir(), member))
+    return out
+
+
+def _nested_target(archive: Path, members: list) -> Path:
+    """Unpack next to the archive when its entries sit in a folder named like it, else into that folder."""
+    stem = _stem(archive)
+    names = [m[0] for m in members if str(m[0]) != "."]
+    if names and all(n.parts[0] == stem for n in names):
+        return archive.parent
+    return archive.parent / stem
+
+
+def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True, _depth: int = 0) -> list[Path]:
+    """Return the files unpacked from `archive` into `target` (nested archives unpacked too).
+
+    Entries with absolute paths, ``..`` components, links or special files are
+    refused before anything is written (`ArchiveError`); a corrupt archive raises
+    `ArchiveError` and leaves nothing behind: entries go to a staging folder inside
+    `target` and are moved into place only when all of them were read intact.
+    Without `target`, unpacks beside the archive (into a folder named after it
+    unless its entries already sit in one).
+    """
+    archive = Path(archive)
+    try:
+        members = _members(archive)
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise ArchiveError(f"Archive {archive} is corrupt or not an archive ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
+    target = Path(target) if target is not None else _nested_target(archive, members)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target))
+    written: list[Path] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(members, desc=f"unpack {archive.name}", unit="file", leave=False, disable=not progress or len(members) < 500)
+    try:
+        try:
+            if _is_zip(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    for rel, is_dir, info in bar:
+                        dest = staging / rel
+                        if is_dir:
+                            dest.mkdir(parents=True, exist_ok=True)
+                            continue
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(info) as src, open(dest, "wb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                        written.append(rel)
+            else:
+                with tarfile.open(archive) as tf:
+                    for rel, is_dir, member in bar:
+                        dest = staging / rel
+                        if is_dir:
+                            dest.mkdir(parents=True, exist_ok=True)
+                            continue
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        src = tf.extractfile(member)
+                        with src, open(dest, "wb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                        written.append(rel)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            raise ArchiveError(f"Archive {archive} is corrupt ({type(e).__name__}: {e}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
+        for rel in written:  # all entries read intact: move them into place
+            final = target / rel
+            if target.resolve() not in final.resolve().parents:
+                raise ArchiveError(f"Archive {archive} entry {rel} would land outside {target}; nothing more was unpacked.")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, final)
+        for rel, is_dir, _ in members:
+            if is_dir:
+                (target / rel).mkdir(parents=True, exist_ok=True)
+    finally:
+        bar.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    out = [target / rel for rel in written]
+    if nested and _depth < MAX_NESTING:
+        for path in list(out):
+            if is_archive(path) and path.is_file():
+                out += unpack(path, None, nested=True, progress=progress, _depth=_depth + 1)
+    return out
+
+
+# --------------------------------------------------------------------------- fetch
+def _from_local(source: Path, path: str | os.PathLike | None) -> Competition:
+    if source.is_dir():
+        return describe(source, source.name, "local")
+    if not is_archive(source) and not zipfile.is_zipfile(source):
+        raise KaggleKitError(f"{source} is neither a folder nor an archive (.zip, .tar.gz, ...). Fix: pass a competition slug, a folder or a zip.")
+    dest = Path(path) if path else source.parent / _stem(source)
+    manifest = Manifest(dest)
+    key = f"local:{source.resolve()}"
+    entry = manifest.entries.get(key)
+    size = source.stat().st_size
+    if not (entry and entry["size"] == size and all((dest / u).exists() for u in entry.get("unpacked", []))):
+        dest.mkdir(parents=True, exist_ok=True)
+        files = unpack(source, dest)
+        manifest.entries[key] = {"file": str(source.resolve()), "size": size, "md5": file_digest(source), "unpacked": [f.relative_to(dest).as_posix() for f in files]}
+        atomic_write_text(manifest.path, json.dumps({"version": 1, "files": manifest.entries}, indent=1))
+    return describe(dest, _stem(source), "local")
+
+
+def _from_notebook(slug: str, folder: Path, path: str | os.PathLike | None) -> Competition:
+    archives = [p for p in sorted(folder.iterdir()) if p.is_file() and is_archive(p)]
+    if not archives:
+        return describe(folder, slug, "notebook")  # read-only use, nothing copied
+    # Archives in the (read-only) input: unpack them into a working folder, link the rest.
+    work = Path(path) if path else Path(os.environ.get("KAGGLEKIT_WORKING", "/kaggle/working")) / slug
+    work.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(work)
+    for item in sorted(folder.iterdir()):
+        if item in archives:
+            key = f"notebook:{item.name}"
+            entry = manifest.entries.get(key)
+            if entry and all((work / u).exists() for u in entry.get("unpacked", [])):
+                continue
+            members = _members(item)
+            target = work if all(m[0].parts and m[0].parts[0] == _stem(item) for m in members) else work / _stem(item)
+            files = unpack(item, target)
+            manifest.entries[key] = {"file": str(item), "size": item.stat().st_size, "md5": "", "unpacked": [f.relative_to(work).as_posix() for f in files]}
+            atomic_write_text(manifest.path, json.dumps({"version": 1, "files": manifest.entries}, indent=1))
+        elif not (work / item.name).exists():
+            (work / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    return describe(work, slug, "notebook")
+
+
+def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str] | None = None, progress: bool = True, retries: int = 3) -> Competition:
+    """Return the `Competition` `slug`, downloading and unpacking it only when needed.
+
+    Where the data comes from, in order:
+
+    * `slug` is an existing folder (used as is) or archive (unpacked safely into
+      `path`, default beside it);
+    * a Kaggle notebook: ``/kaggle/input/<slug>`` (``$KAGGLEKIT_INPUT_ROOT``) is
+      used read-only, nothing downloaded; archives in it are unpacked into `path`
+      (default ``/kaggle/working/<slug>``);
+    * the Kaggle API (official client) into `path` (default ``./data/<slug>``,
+      ``$KAGGLEKIT_DATA``): all files as ``<slug>.zip``, or only `files`. Files
+      already complete are skipped without any network call; a preflight checks
+      credentials, that the competition exists, that its rules are accepted and
+      the free disk space; interrupted downloads resume; archives are unpacked
+      safely, nested ones too; the manifest records each file (name, size, MD5)
+      once verified and unpacked.
+    """
+    from . import kaggle
+
+    text = str(slug)
+    source = Path(text).expanduser()
+    looks_like_path = "/" in text or os.sep in text or text.startswith(("~", ".")) or is_archive(text)
+    if looks_like_path or (source.exists() and not _SLUG.match(text)):
+        if not source.exists():
+            raise KaggleKitError(f"{source} does not exist. Fix: pass an existing folder or archive, or a competition slug such as 'dogs-vs-cats'.")
+        return _from_local(source, path)
+    if not _SLUG.match(str(slug)):
+        raise KaggleKitError(f"{slug!r} is neither a competition slug nor an existing folder or archive. Fix: pass the last part of the competition URL (e.g. 'dogs-vs-cats'), or a path that exists.")
+    mounted = notebook_input(slug)
+    if mounted is not None:
+        if files:
+            absent = [f for f in files if not (mounted / f).exists()]
+            if absent:
+                raise KaggleKitError(f"{mounted} has no {list_offenders(absent)}. Fix: pick from {list_offenders(sorted(p.name for p in mounted.iterdir()), 12)}.")
+        return _from_notebook(slug, mounted, path)
+
+    dest = Path(path) if path else data_root() / slug
+    manifest = Manifest(dest)
+    keys = list(files) if files else ["*"]
+    pending = [k for k in keys if not manifest.complete(k)]
+    if not pending:
+        return describe(dest, slug, "kaggle")  # everything verified before: no network at all
+    api, sizes = None, {}
+    if any(not manifest.downloaded(k) for k in pending):
+        try:
+            api = kaggle._api()
+        except CredentialsError as e:
+            if in_kaggle_notebook():
+                raise CredentialsError(f"{e} In a Kaggle notebook, add the competition as input instead (Add Input), so it appears under {input_root() / slug}.") from None
+            raise
+        remote = kaggle.preflight(slug, dest, files, skip=[k for k in keys if manifest.downloaded(k)], api=api)
+        sizes = {f.name: f.size for f in remote}
+    for key in pending:
+        if manifest.downloaded(key):  # only the unpacking is incomplete: redo it from the archive we have
+            entry = manifest.entries[key]
+            got = kaggle.Download(dest / entry["file"], entry["size"], entry["md5"])
+        else:
+            folder = dest / PurePosixPath(key).parent if key != "*" else dest
+            got = kaggle.download(slug, folder, None if key == "*" else key, progress=progress, retries=retries, api=api)
+        if key != "*" and key in sizes and sizes[key] and got.size != sizes[key]:
+            raise kaggle.KaggleApiError(f"{got.path} has {got.size} bytes but Kaggle lists {sizes[key]}; it was not marked complete. Fix: run the same fetch again.")
+        unpacked: list[Path] = []
+        if is_archive(got.path):
+            unpacked = unpack(got.path, dest if key == "*" else None, progress=progress)
+        manifest.mark(key, got.path, got.size, got.md5, [p.relative_to(dest).as_posix() for p in unpacked if dest in p.parents])
+    return describe(dest, slug, "kaggle")

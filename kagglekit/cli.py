@@ -1,0 +1,182 @@
+"""The `kagglekit` command. Thin: parses, calls the library, prints.
+
+A `KaggleKitError` is printed as one line (what is wrong and how to fix it) with
+exit code 2; it never shows a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes takes integers such as '64,128,300', not {text!r}") from None
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--backbone", help="backbone name (see `kagglekit backbones`)")
+    g.add_argument("--sizes", type=_sizes, help="progressive input sizes, e.g. 64,128,300")
+    g.add_argument("--epochs", type=int, help="epochs per stage")
+    g.add_argument("--weights", help="'imagenet', 'none' or a weights file (e.g. a *_notop.h5 attached to a notebook)")
+    g.add_argument("--lr", type=float, help="peak learning rate of the head")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--valid", type=float, help="validation fraction (default 0.2)")
+    g.add_argument("--tta", type=int, help="test-time augmentations (0 = none)")
+    g.add_argument("--metric", help="competition metric: accuracy, logloss, f2, ... (default: from the submission format)")
+    g.add_argument("--seed", type=int)
+
+
+def _training_kwargs(args: argparse.Namespace) -> dict:
+    out = {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "lr", "batch_size", "valid", "tta", "metric", "seed")}
+    if args.weights is not None:
+        out["weights"] = None if args.weights.lower() == "none" else args.weights
+    return out
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .job import demo
+
+    result = demo(args.dir, epochs=args.epochs)
+    print(result)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .job import run
+
+    result = run(args.source, workdir=args.workdir, recipe=args.recipe, submit=args.submit, message=args.message,
+                 **_training_kwargs(args))
+    print(result)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .sources import fetch
+
+    comp = fetch(args.slug, path=args.path, files=args.file or None)
+    print(f"{comp.path}  ({len(comp.files)} files; sample submission: {comp.sample_submission})")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .kaggle import submit
+
+    submit(args.slug, args.file, args.message, wait=args.wait, timeout=args.timeout)
+    return 0
+
+
+def cmd_submissions(args: argparse.Namespace) -> int:
+    from .kaggle import format_submissions, submissions
+
+    print(format_submissions(submissions(args.slug)))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .health import doctor
+
+    print(doctor(args.directory))
+    return 0
+
+
+def cmd_organise(args: argparse.Namespace) -> int:
+    from . import layout
+
+    train, _ = layout.read_competition(args.directory)
+    if args.csv:
+        out = layout.write_multihot_csv(train, args.out, wide=args.wide)
+    else:
+        out = layout.write_class_folders(train, args.out, mode=args.mode)
+    print(f"wrote {out} ({len(train)} images, {len(train.classes)} classes)")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from .backbones import describe
+
+    print(describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `kagglekit` command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="kagglekit", description="From a Kaggle image competition to a scored submission.")
+    parser.add_argument("--version", action="version", version=f"kagglekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole job offline on an embedded real-digits competition")
+    p.add_argument("--dir", default="kagglekit-demo", help="folder for the competition and the run (default ./kagglekit-demo)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per stage (default: the demo's quick setting)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="fetch, lay out, fine-tune, predict and write (and optionally submit) a submission")
+    p.add_argument("source", help="competition slug, or a local folder/zip with its files")
+    p.add_argument("--workdir", help="run folder (default runs/<slug>); re-running continues there")
+    p.add_argument("--recipe", help="TOML/JSON recipe: layout reader and training settings")
+    p.add_argument("--submit", action="store_true", help="submit through the Kaggle API and wait for the score")
+    p.add_argument("-m", "--message", help="submission message")
+    _add_training(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("fetch", help="download and unpack a competition (or use /kaggle/input)")
+    p.add_argument("slug")
+    p.add_argument("--path", help="download folder (default ./<slug>)")
+    p.add_argument("--file", action="append", help="only this file (repeatable)")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("submit", help="check a submission file and upload it")
+    p.add_argument("slug")
+    p.add_argument("file")
+    p.add_argument("-m", "--message", required=True)
+    p.add_argument("--wait", action="store_true", help="wait for the score")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the score")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("submissions", help="list your submissions and their scores")
+    p.add_argument("slug")
+    p.set_defaults(func=cmd_submissions)
+
+    p = sub.add_parser("doctor", help="check a competition folder: layout, balance, bad images, duplicates, sizes")
+    p.add_argument("directory")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("organise", help="write the training images as class folders or a multi-hot CSV")
+    p.add_argument("directory", help="competition folder")
+    p.add_argument("out", help="output folder (class folders) or CSV path (--csv)")
+    p.add_argument("--mode", choices=["symlink", "hardlink", "copy"], default="symlink")
+    p.add_argument("--csv", action="store_true", help="write a multi-hot CSV (image,labels) instead")
+    p.add_argument("--wide", action="store_true", help="with --csv: one 0/1 column per label")
+    p.set_defaults(func=cmd_organise)
+
+    p = sub.add_parser("backbones", help="list the registered backbones")
+    p.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Return the exit code of the `kagglekit` command."""
+    from .errors import KaggleKitError
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KaggleKitError as exc:
+        print(f"kagglekit {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kagglekit {args.command}: interrupted; run the same command again to continue.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""`kagglekit run`: fetch → layout → fine-tune → predict → post-process → submission → submit.
+
+Every step leaves its result in the run folder, so running the same command again
+after an interruption continues where it stopped (training resumes from its last
+completed epoch; finished steps are not repeated).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from .errors import ConfigError
+from .io import atomic_write_text
+from .table import LabelTable
+from .testing.competitions import build_competition
+
+# Defaults per backbone family: quick, strong baselines.
+DEFAULTS: dict[str, Any] = {
+    "backbone": "resnet50",
+    "sizes": None,  # the backbone's default size
+    "epochs": 3,
+    "weights": "imagenet",
+    "valid": 0.2,
+    "tta": 4,
+    "seed": 0,
+    "batch_size": 32,
+    "lr": None,
+    "metric": None,  # inferred from the submission format
+}
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the validation score, the submission file and, when submitted, the public score."""
+
+    workdir: Path
+    metric: str
+    valid_score: float
+    submission: Path
+    settings: dict = field(default_factory=dict)
+    public_score: float | None = None
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
+        if self.public_score is not None:
+            lines.append(f"public score: {self.public_score}")
+        return "\n".join(lines)
+
+
+def load_recipe(path: str | os.PathLike | None) -> dict:
+    """Return the settings in a recipe file (TOML or JSON), or {} when no file is given."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"No recipe file at {path}; give the path of a .toml or .json recipe.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
+        raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
+
+
+class _Steps:
+    """A tiny record of finished steps, saved atomically in the run folder."""
+
+    def __init__(self, workdir: Path, fingerprint: dict) -> None:
+        self.path = workdir / "run.json"
+        self.state: dict = {"fingerprint": fingerprint, "done": {}}
+        if self.path.is_file():
+            saved = json.loads(self.path.read_text())
+            if saved.get("fingerprint") == fingerprint:
+                self.state = saved
+
+    def done(self, name: str) -> Any:
+        return self.state["done"].get(name)
+
+    def finish(self, name: str, value: Any = True) -> Any:
+        self.state["done"][name] = value
+        atomic_write_text(self.path, json.dumps(self.state, indent=1, default=str))
+        return value
+
+
+def _read_tables(comp_path: Path, recipe: dict) -> tuple[LabelTable, LabelTable | None]:
+    from . import layout
+
+    spec = recipe.get("layout")
+    if not spec:
+        return layout.read_competition(comp_path)
+    reader = getattr(layout, spec.get("reader", ""), None)
+    if reader is None or not callable(reader):
+        raise ConfigError(f"The recipe's layout.reader {spec.get('reader')!r} is not a kagglekit.layout reader; "
+                          "use from_csv, from_filenames, from_folders or from_imaterialist_json.")
+    resolve = lambda v: str(comp_path / v) if isinstance(v, str) and (comp_path / v).exists() else v  # noqa: E731
+    train = reader(**{k: resolve(v) for k, v in spec.get("args", {}).items()})
+    test = None
+    if "test" in spec:
+        test = layout.unlabelled(resolve(spec["test"]))
+    return train, test
+
+
+def run(
+    source: str | os.PathLike,
+    *,
+    workdir: str | os.PathLike | None = None,
+    recipe: str | os.PathLike | dict | None = None,
+    submit: bool = False,
+    message: str | None = None,
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> RunResult:
+    """Return a `RunResult` after taking a competition from its source to a validated submission file.
+
+    Args:
+        source: a competition slug (Kaggle API, or /kaggle/input in a notebook),
+            or a local folder or zip holding the competition's files.
+        workdir: where the run keeps its state, model and outputs
+            (default ``runs/<name>``); re-running continues from there.
+        recipe: a TOML/JSON file (or dict) with a ``layout`` section
+            (``reader`` + ``args``, ``test``) and training settings.
+        submit: upload the file through the Kaggle API and wait for the score.
+        **overrides: training settings (backbone, sizes, epochs, weights, valid,
+            tta, seed, batch_size, lr, metric) that win over the recipe.
+    """
+    from . import layout, metrics, predict, sources, submission
+    from .learner import Learner, fine_tune
+
+    started = time.time()
+    recipe = recipe if isinstance(recipe, dict) else load_recipe(recipe)
+    unknown = set(overrides) - set(DEFAULTS) - {"fine_tune"}
+    if unknown:
+        raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
+
+    comp = sources.fetch(str(source))
+    name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
+    workdir = Path(workdir or Path("runs") / name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    fingerprint = {k: cfg[k] for k in ("backbone", "sizes", "epochs", "weights", "valid", "seed", "lr")}
+    fingerprint["source"] = str(comp.path)
+    steps = _Steps(workdir, json.loads(json.dumps(fingerprint, default=str)))
+
+    # 1. layout and split (saved, so a re-run reads the same split)
+    tables = {k: workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
+    if steps.done("layout"):
+        train, valid = LabelTable.read_csv(tables["train"]), LabelTable.read_csv(tables["valid"])
+        test = LabelTable.read_csv(tables["test"]) if tables["test"].is_file() else None
+    else:
+        full, test = _read_tables(comp.path, recipe)
+        full.validate()
+        train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
+        train.to_csv(tables["train"])
+        valid.to_csv(tables["valid"])
+        if test is not None:
+            test.to_csv(tables["test"])
+        steps.finish("layout", {"train": len(train), "valid": len(valid), "test": len(test) if test is not None else 0})
+    kind = "multi-label" if train.multilabel else "single-label"
+    log(f"data: {len(train)} train, {len(valid)} valid, {len(test) if test is not None else 0} test images; "
+        f"{len(train.classes)} classes ({kind})")
+    if test is None:
+        raise ConfigError(f"No test images found in {comp.path}; name the test folder in the recipe (layout.test).")
+
+    sample = comp.sample_submission
+    metric = cfg["metric"] or (submission.infer_metric(sample) if sample is not None else
+                               ("f2" if train.multilabel else "accuracy"))
+
+    # 2. fine-tune (resumes by itself from workdir/model)
+    model_dir = workdir / "model"
+    if steps.done("train"):
+        learner = Learner.load(model_dir)
+    else:
+        learner = fine_tune(
+            train, valid=valid, backbone=cfg["backbone"], sizes=cfg["sizes"], epochs=cfg["epochs"],
+            weights=cfg["weights"], lr=cfg["lr"], batch_size=cfg["batch_size"], seed=cfg["seed"],
+            directory=model_dir, **recipe.get("fine_tune", {}), **overrides.get("fine_tune", {}),
+        )
+        steps.finish("train", str(model_dir))
+
+    # 3. validation predictions -> post-processing tuned for the metric
+    valid_probs = predict.predict(learner, valid, tta=cfg["tta"], batch_size=cfg["batch_size"])
+    settings = metrics.tune(metric, valid, valid_probs)
+    learner.settings.update(settings)
+    learner.save(model_dir)
+    score = metrics.score(metric, valid, valid_probs, settings)
+    log(f"validation {metric}: {score:.4f}" + (f" (settings: {settings})" if settings else ""))
+
+    # 4. test predictions -> submission, written in the sample's exact shape and validated
+    probs_path = workdir / "test_predictions.csv"
+    if steps.done("predict") and probs_path.is_file():
+        test_probs = pd.read_csv(probs_path, dtype={"id": str})
+    else:
+        test_probs = predict.predict(learner, test, tta=cfg["tta"], batch_size=cfg["batch_size"])
+        atomic_write_text(probs_path, test_probs.to_csv(index=False))
+        steps.finish("predict", str(probs_path))
+    out = workdir / ("submission.csv" if sample is None else Path(sample).name.replace("sample_", ""))
+    out = submission.write_submission(test_probs, like=sample, path=out, settings=learner.settings, classes=learner.classes)
+    submission.validate_submission(out, like=sample)
+    log(f"submission: {out} (validated against {Path(sample).name if sample else 'the predictions'})")
+
+    result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
+                       settings=settings, seconds=time.time() - started)
+    if submit:
+        from . import kaggle
+
+        done = steps.done("submit")
+        if done:
+            log(f"already submitted in this run folder ({done}); delete {steps.path} to submit again")
+        else:
+            answer = kaggle.submit(name, out, message or f"kagglekit {cfg['backbone']} {metric}={score:.4f}", wait=True)
+            result.public_score = getattr(answer, "public_score", None)
+            steps.finish("submit", {"public_score": result.public_score})
+    result.seconds = time.time() - started
+    atomic_write_text(workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
+    return result
+
+
+# The demo's quick settings: a small from-scratch ResNet at 32 px trains in about a minute on 2 CPU cores.
+DEMO_SETTINGS = {"backbone": "resnet_small", "sizes": [32], "weights": None, "epochs": 6, "tta": 2, "batch_size": 64}
+
+
+def demo(directory: str | os.PathLike = "kagglekit-demo", epochs: int | None = None, log: Callable[[str], None] = print) -> RunResult:
+    """Return the `RunResult` of the whole job on the embedded real-digits competition (built offline on first use)."""
+    directory = Path(directory)
+    competition = directory / "digits"
+    if not (competition / "sample_submission.csv").is_file():
+        log(f"building the demo competition from scikit-learn's real digits in {competition}")
+        build_competition("digits", competition)
+    settings = dict(DEMO_SETTINGS)
+    if epochs is not None:
+        settings["epochs"] = epochs
+    return run(competition, workdir=directory / "run", log=log, **settings)

@@ -1,0 +1,59 @@
+"""The `kagglekit` command end to end: the demo, doctor, and errors without tracebacks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kagglekit.testing.competitions import build_competition
+
+
+def kagglekit(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "kagglekit.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_runs_the_whole_job_offline(tmp_path):
+    out = kagglekit("demo", "--dir", str(tmp_path / "demo"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "validation accuracy:" in out.stdout
+    score = float(out.stdout.split("validation accuracy:")[-1].split()[0])
+    assert score > 0.8, out.stdout
+    submission = tmp_path / "demo" / "run" / "submission.csv"
+    assert f"submission: {submission}" in out.stdout
+    sub = pd.read_csv(submission)
+    sample = pd.read_csv(tmp_path / "demo" / "digits" / "sample_submission.csv")
+    assert list(sub.columns) == list(sample.columns) and sub["id"].tolist() == sample["id"].tolist()
+    solution = pd.read_csv(tmp_path / "demo" / "digits.solution.csv")
+    assert (sub["label"].values == solution["label"].values).mean() > 0.8
+    # Running again continues: nothing is trained twice.
+    again = kagglekit("demo", "--dir", str(tmp_path / "demo"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Epoch 1/" not in again.stdout
+
+
+def test_doctor_reports_layout_bad_images_and_duplicates(tmp_path):
+    comp = build_competition("dogs-vs-cats", tmp_path / "dvc", n_train=60, n_test=20, zipped=False)
+    (comp / "train" / "cat.9999.jpg").write_bytes(b"")  # zero-byte file
+    (comp / "test" / "21.jpg").write_bytes((comp / "train" / "dog.0.jpg").read_bytes())  # leak across train/test
+    out = kagglekit("doctor", str(comp))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "61 train, 21 test; 2 classes" in out.stdout
+    assert "unreadable  1" in out.stdout and "cat.9999.jpg" in out.stdout
+    assert "1 across train/test" in out.stdout and "21.jpg" in out.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["doctor", "/nonexistent/folder"], "/nonexistent/folder"),
+    (["run", "/nonexistent/comp.zip"], "/nonexistent/comp.zip"),
+])
+def test_bad_input_is_one_line_without_traceback(args, expected):
+    out = kagglekit(*args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert expected in out.stderr

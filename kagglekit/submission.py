@@ -351,15 +351,15 @@ def validate_submission(
         fmt.classes = [str(c) for c in classes]
     columns = [str(c) for c in frame.columns]
     if len(columns) < 2:
-        raise SubmissionError(f"{name} has the columns {columns}; a submission needs an id column and at least one value column (write it with write_submission).")
+        raise SubmissionError(f"{name[:1].upper()}{name[1:]} has the columns {columns}; a submission needs an id column and at least one value column (write it with write_submission).")
     if fmt is not None and columns != fmt.columns:
         missing = [c for c in fmt.columns if c not in columns]
         extra = [c for c in columns if c not in fmt.columns]
         what = []
         if missing:
-            what.append(f"missing {list_offenders(missing)}")
+            what.append(f"missing {missing}")
         if extra:
-            what.append(f"unexpected {list_offenders(extra)}")
+            what.append(f"unexpected {extra}")
         if not what:
             what.append(f"order {columns} instead of {fmt.columns}")
         raise SubmissionError(
@@ -427,7 +427,7 @@ def validate_submission(
         if unknown:
             rows = [i for i, row in zip(ids, tokens) if any(t not in vset for t in row)]
             raise SubmissionError(
-                f"{name} has labels outside the vocabulary: {list_offenders(unknown)} (ids {list_offenders(rows, 3)}). "
+                f"{name[:1].upper()}{name[1:]} has labels outside the vocabulary: {list_offenders(unknown)} (ids {list_offenders(rows, 3)}). "
                 f"Use the competition's labels: {list_offenders(vocab, 8)}."
             )
         empty = [i for i, row in zip(ids, tokens) if not row]

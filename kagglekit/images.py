@@ -165,23 +165,30 @@ def _decode_need(src_hw: tuple[int, int], size: tuple[int, int], fit: str) -> tu
     return min(sh, int(np.ceil(sh * s))), min(sw, int(np.ceil(sw * s)))
 
 
-def _fit_pil(im: Image.Image, size: tuple[int, int], fit: str) -> Image.Image:
-    """Return `im` resized to `size` (height, width) by `fit`."""
+def _fit_pil(im: Image.Image, size: tuple[int, int], fit: str, src: tuple[int, int] | None = None) -> Image.Image:
+    """Return `im` resized to `size` (height, width) by `fit`.
+
+    `src` is the (height, width) of the full picture when `im` was decoded smaller
+    (reduce-on-decode); the geometry (crop box, padded size) follows the full
+    picture's proportions, so a reduced decode gives the same framing as a full one.
+    """
     th, tw = size
     w, h = im.size
+    sh, sw = src if src is not None else (h, w)
+    fx, fy = w / sw, h / sh  # decoded pixels per source pixel
     if fit == "squash":
         if (w, h) == (tw, th):
             return im
         return im.resize((tw, th), Image.BILINEAR, reducing_gap=3.0)
     if fit == "crop":
-        s = max(th / h, tw / w)
+        s = max(th / sh, tw / sw)
         cw, ch = tw / s, th / s
-        box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+        box = ((sw - cw) / 2 * fx, (sh - ch) / 2 * fy, (sw + cw) / 2 * fx, (sh + ch) / 2 * fy)
         if (w, h) == (tw, th):
             return im
         return im.resize((tw, th), Image.BILINEAR, box=box, reducing_gap=3.0)
-    s = min(th / h, tw / w)
-    nw, nh = max(1, min(tw, round(w * s))), max(1, min(th, round(h * s)))
+    s = min(th / sh, tw / sw)
+    nw, nh = max(1, min(tw, round(sw * s))), max(1, min(th, round(sh * s)))
     inner = im if (nw, nh) == (w, h) else im.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
     if (nw, nh) == (tw, th):
         return inner
@@ -225,10 +232,11 @@ def _decode_pillow(data: bytes, size: tuple[int, int] | None, fit: str) -> np.nd
         orientation = int(im.getexif().get(0x0112, 1) or 1)
     except Exception:  # broken EXIF never stops a decode
         orientation = 1
+    w, h = im.size  # before a draft shrinks it
+    upright = (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # (height, width) once turned upright
     if size is not None and im.format == "JPEG":
-        w, h = im.size
         swap = orientation in (5, 6, 7, 8)
-        src = (w, h) if swap else (h, w)  # source (height, width) once turned upright
+        src = upright
         nh, nw = _decode_need(src, size, fit)
         req = (nh, nw) if swap else (nw, nh)  # draft wants (width, height) of the raw image
         im.draft("RGB" if im.mode in ("RGB", "YCbCr") else None, req)
@@ -237,7 +245,7 @@ def _decode_pillow(data: bytes, size: tuple[int, int] | None, fit: str) -> np.nd
         im = ImageOps.exif_transpose(im)
     im = _to_rgb(im)
     if size is not None:
-        im = _fit_pil(im, size, fit)
+        im = _fit_pil(im, size, fit, upright)
     return np.asarray(im)
 
 
@@ -246,7 +254,7 @@ def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, fit: str) -> n
     if size is None:
         a = _simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
     else:
-        w, h, _sub, _cs = _simplejpeg.decode_jpeg_header(data)
+        h, w, _cs, _sub = _simplejpeg.decode_jpeg_header(data)
         swap = orientation in (5, 6, 7, 8)
         src = (w, h) if swap else (h, w)
         nh, nw = _decode_need(src, size, fit)
@@ -257,9 +265,9 @@ def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, fit: str) -> n
         a = np.ascontiguousarray(_orient_array(a, orientation))
     if size is None:
         return a
-    if a.shape[:2] == tuple(size) and fit != "pad":
+    if a.shape[:2] == tuple(size):
         return a
-    return np.asarray(_fit_pil(Image.fromarray(a, "RGB"), size, fit))
+    return np.asarray(_fit_pil(Image.fromarray(a, "RGB"), size, fit, src))
 
 
 def decode_image(data: bytes, size: int | Sequence[int] | None = None, fit: str = "squash", name: str = "<bytes>") -> np.ndarray:

@@ -16,7 +16,8 @@ changes). `tta=0` or `tta=1` is the plain prediction.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+import os
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,13 +115,25 @@ def predict_batch(model: Any, x: np.ndarray, n_classes: int, tta: int = 0, flip:
     return total / len(views)
 
 
-def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] | None):
-    """Yield (ids, pixel batches) for a LabelTable, an image array, or a pipeline (anything with .table)."""
-    size = _size_hw(learner.size)
+def _learner_size(learner: Any, data: object) -> tuple[int, int]:
+    size = getattr(learner, "size", None)
+    if size is None:
+        shape = getattr(learner.model, "input_shape", None)
+        if shape is not None and len(shape) == 4 and shape[1] and shape[2]:
+            return int(shape[1]), int(shape[2])
+        if isinstance(data, np.ndarray) and data.ndim == 4:
+            return int(data.shape[1]), int(data.shape[2])
+        raise ConfigError("The learner has no input size (learner.size is None); set learner.size = (height, width).")
+    return _size_hw(size)
+
+
+def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] | None, fit: str, cache: object):
+    """Return (ids, number of batches, iterator of (ids, pixels)) for a LabelTable, an image array, or batches with .table."""
+    size = _learner_size(learner, data)
     if isinstance(data, LabelTable):
         from .pipeline import ImageBatches
 
-        data = ImageBatches(data, size, batch_size=batch_size, targets=None, shuffle=False)
+        data = ImageBatches(data, size, batch_size=batch_size, targets=None, shuffle=False, fit=fit, cache=cache)
     if isinstance(data, np.ndarray):
         if data.ndim != 4 or data.shape[-1] != 3:
             raise ConfigError(f"Images must be an array (n, height, width, 3) (got shape {data.shape}).")
@@ -144,7 +157,7 @@ def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] 
         for b in range(len(data)):
             item = data[b]
             x = item[0] if isinstance(item, tuple) else item
-            x = _resize(np.asarray(x), size)
+            x = _resize(np.asarray(x), size)  # no-op at the served size
             yield row_ids[start : start + len(x)], x
             start += len(x)
         if start != len(row_ids):
@@ -162,6 +175,8 @@ def predict(
     crop: float | None = None,
     ids: Sequence[object] | None = None,
     progress: bool = True,
+    fit: str | None = None,
+    cache: str | os.PathLike | None = "auto",
 ) -> pd.DataFrame:
     """Return a DataFrame: `id` then one probability column per class (in `learner.classes` order), one row per image.
 
@@ -177,6 +192,9 @@ def predict(
         crop: share of each side kept by crop views; default `learner.settings["tta_crop"]`, else 0.875.
         ids: the ids of the rows of an image array (default "0", "1", ...).
         progress: show a tqdm bar.
+        fit: how a LabelTable's images are brought to size ("squash", "crop",
+            "pad"); default `learner.settings["fit"]`, else "squash" (use what training used).
+        cache: the pipeline's resized-image cache ("auto", a folder, or None).
 
     The frame's `attrs` carry `classes`, `multilabel` and `settings` (a copy of
     `learner.settings`), which `write_submission` uses.
@@ -193,7 +211,8 @@ def predict(
     classes = [str(c) for c in learner.classes]
     if "id" in classes:
         raise ConfigError("A class is named 'id', which clashes with the id column; rename that class.")
-    row_ids, n_batches, chunks = _batches(learner, table, batch_size, ids)
+    fit = str(fit or settings.get("fit") or (settings.get("recipe") or {}).get("fit") or "squash")
+    row_ids, n_batches, chunks = _batches(learner, table, batch_size, ids, fit, cache)
     out_ids: list[str] = []
     parts: list[np.ndarray] = []
     for chunk_ids, x in tqdm(chunks, total=n_batches, desc=f"predict (tta={tta})", disable=not progress, leave=False):

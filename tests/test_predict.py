@@ -183,3 +183,44 @@ def test_tune_settings_stores_the_clip_in_the_learner(digits_table, images):
     assert settings["metric"] == "logloss" and settings["tta"] == 2
     assert settings["valid_score"] <= settings["valid_score_raw"] + 1e-12
     assert score(preds, digits_table, "logloss", settings) == pytest.approx(settings["valid_score"])
+
+
+def test_label_tables_go_through_the_pipeline_and_unreadable_images_drop_out(digits_table, images, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the pipeline reports skipped images in the working folder when there is no cache
+    learner = TinyLearner(conv_model())
+    from_arrays = predict(learner, images, ids=digits_table.ids, progress=False)
+    from_table = predict(learner, digits_table, batch_size=16, cache=tmp_path / "cache", progress=False)
+    assert from_table["id"].tolist() == digits_table.ids
+    np.testing.assert_allclose(from_table[CLASSES].to_numpy(), from_arrays[CLASSES].to_numpy(), atol=1e-5)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    frame = digits_table.frame.copy()
+    frame.loc[3, "path"] = str(broken)
+    with_bad = LabelTable(frame, classes=CLASSES)
+    out = predict(learner, with_bad, cache=None, progress=False)
+    assert digits_table.ids[3] not in set(out["id"]) and len(out) == len(digits_table) - 1
+    assert (tmp_path / "skipped-images.csv").is_file()
+    expected = from_arrays.drop(index=3).reset_index(drop=True)
+    np.testing.assert_allclose(out[CLASSES].to_numpy(), expected[CLASSES].to_numpy(), atol=1e-5)
+
+
+def test_settings_tuned_on_validation_travel_with_the_saved_learner_into_the_submission(digits_table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from kagglekit.learner import Learner
+    from kagglekit.submission import validate_submission, write_submission
+
+    learner = Learner(conv_model(), CLASSES, multilabel=False, size=SIZE)
+    valid, test = digits_table.take(range(40)), digits_table.take(range(40, 60))
+    settings = tune_settings(learner, valid, "logloss", tta=2, cache=None, progress=False)
+    assert settings["tta"] == 2 and "clip" in settings
+    loaded = Learner.load(learner.save(tmp_path / "learner"))
+    assert loaded.settings["clip"] == settings["clip"] and loaded.settings["tta"] == 2
+    preds = predict(loaded, test, cache=None, progress=False)  # tta from the saved settings
+    assert preds.attrs["tta"] == 2
+    sample = tmp_path / "sample_submission.csv"
+    pd.DataFrame({"id": test.ids, **{c: 0.1 for c in CLASSES}}).to_csv(sample, index=False)
+    path = write_submission(preds, like=sample, path=tmp_path / "submission.csv")
+    back = validate_submission(path, like=sample)
+    clip = settings["clip"]
+    expected = np.clip(preds.set_index("id").loc[test.ids, CLASSES].to_numpy(), clip, 1 - clip)
+    np.testing.assert_allclose(back[CLASSES].to_numpy(), expected, rtol=1e-5)

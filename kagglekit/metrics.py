@@ -225,10 +225,31 @@ def apply_thresholds(p: object, threshold: float | Sequence[float] | np.ndarray 
     return pred
 
 
-def _fallback_terms(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    top = p.argmax(axis=1)
-    y_top = t[np.arange(len(t)), top]
-    return y_top, t.sum(axis=1)
+def _row_fbeta(tp, npred, fn, y_top, n_true, beta: float, fallback: bool) -> np.ndarray:
+    """Return per-row F-beta from per-row counts (any shape, rows first), the fallback applied to empty rows."""
+    fp = npred - tp
+    if fallback:
+        extra = (slice(None),) + (None,) * (np.ndim(tp) - 1)
+        yt, nt = y_top[extra], n_true[extra]
+        empty = npred == 0
+        tp = np.where(empty, yt, tp)
+        fp = np.where(empty, 1 - yt, fp)
+        fn = np.where(empty, nt - yt, fn)
+    b2 = beta * beta
+    num = (1 + b2) * tp
+    den = num + b2 * fn + fp
+    return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def _prepare(y: object, p: object, grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = _as_probs(p)
+    p = p[:, None] if p.ndim == 1 else p
+    t = _as_multihot(y, p.shape[1])
+    _check_lengths(t, p)
+    grid = np.sort(np.asarray(grid, dtype="float64"))
+    if grid.ndim != 1 or not len(grid):
+        raise ConfigError("grid must be a non-empty list of thresholds, e.g. numpy.arange(0.05, 0.95, 0.01).")
+    return t, p, grid
 
 
 def search_threshold(
@@ -238,12 +259,26 @@ def search_threshold(
     grid: Sequence[float] | np.ndarray = DEFAULT_THRESHOLDS,
     fallback: bool = True,
 ) -> tuple[float, float]:
-    """Return (threshold, F-beta): the one global threshold that maximises samples F-beta on validation."""
-    p = _as_probs(p)
-    p = p[:, None] if p.ndim == 1 else p
-    t = _as_multihot(y, p.shape[1])
-    _check_lengths(t, p)
-    scores = [fbeta(t, p, beta=beta, threshold=float(g), fallback=fallback) for g in grid]
+    """Return (threshold, F-beta): the one global threshold that maximises samples F-beta on validation.
+
+    Every candidate in `grid` is scored exactly, all at once: per-row label counts
+    at each threshold come from one histogram of the probabilities.
+    """
+    t, p, grid = _prepare(y, p, grid)
+    n, g = len(p), len(grid)
+    if n == 0:
+        raise ConfigError("No validation rows to search thresholds on.")
+    bins = np.searchsorted(grid, p, side="right")  # label predicted at grid[i] iff i < bins
+    rows = np.repeat(np.arange(n), p.shape[1])
+    flat = rows * (g + 1) + bins.ravel()
+    hist_all = np.bincount(flat, minlength=n * (g + 1)).reshape(n, g + 1)
+    hist_tp = np.bincount(flat, weights=t.ravel(), minlength=n * (g + 1)).reshape(n, g + 1)
+    # counts predicted at grid[i]: entries whose bin is above i (reverse cumulative sum, shifted)
+    npred = np.cumsum(hist_all[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    tp = np.cumsum(hist_tp[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    top = p.argmax(axis=1)
+    y_top, n_true = t[np.arange(n), top], t.sum(axis=1)
+    scores = _row_fbeta(tp, npred, n_true[:, None] - tp, y_top, n_true, beta, fallback).mean(axis=0)
     best = int(np.argmax(scores))
     return float(grid[best]), float(scores[best])
 
@@ -262,54 +297,43 @@ def search_thresholds(
 
     Starts from the best global threshold (or `start`) and improves one class at
     a time against the full metric (coordinate ascent, `passes` sweeps), scoring
-    each candidate exactly, the at-least-one-label fallback included. Classes
+    every candidate exactly, the at-least-one-label fallback included: with the
+    other classes fixed, each row's F-beta takes one of two values (class j on
+    or off), so all candidates for class j are scored from one sort. Classes
     with fewer than `min_support` positive validation images keep the global
     threshold (too little evidence to tune them).
     """
-    p = _as_probs(p)
-    p = p[:, None] if p.ndim == 1 else p
-    t = _as_multihot(y, p.shape[1])
-    _check_lengths(t, p)
-    grid = np.asarray(grid, dtype="float64")
+    t, p, grid = _prepare(y, p, grid)
     if start is None:
         start, _ = search_threshold(t, p, beta=beta, grid=grid, fallback=fallback)
     n, k = p.shape
     thr = np.full(k, float(start))
-    y_top, n_true = _fallback_terms(t, p)
-    b2 = beta * beta
+    top = p.argmax(axis=1)
+    y_top, n_true = t[np.arange(n), top], t.sum(axis=1)
     support = t.sum(axis=0)
-
-    def f_of(tp, npred, fn_):
-        fp = npred - tp
-        if fallback:
-            yt, nt = (y_top[:, None], n_true[:, None]) if tp.ndim == 2 else (y_top, n_true)
-            empty = npred == 0
-            tp = np.where(empty, yt, tp)
-            fp = np.where(empty, 1 - yt, fp)
-            fn_ = np.where(empty, nt - yt, fn_)
-        num = (1 + b2) * tp
-        den = num + b2 * fn_ + fp
-        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-
     pred = (p >= thr).astype("float64")
-    best_score = float(np.mean(f_of((pred * t).sum(1), pred.sum(1), ((1 - pred) * t).sum(1))))
+    tp_all, np_all, fn_all = (pred * t).sum(1), pred.sum(1), ((1 - pred) * t).sum(1)  # running per-row counts
+    best_score = float(np.mean(_row_fbeta(tp_all, np_all, fn_all, y_top, n_true, beta, fallback)))
     for _ in range(max(1, passes)):
         improved = False
         for j in range(k):
             if support[j] < min_support:
                 continue
-            # counts from every other class, then each candidate threshold for class j (n × grid at once)
-            tp_o = (pred * t).sum(1) - pred[:, j] * t[:, j]
-            np_o = pred.sum(1) - pred[:, j]
-            fn_o = ((1 - pred) * t).sum(1) - (1 - pred[:, j]) * t[:, j]
-            cand = (p[:, j][:, None] >= grid[None, :]).astype("float64")  # n × g
-            tj = t[:, j][:, None]
-            scores = f_of(tp_o[:, None] + cand * tj, np_o[:, None] + cand, fn_o[:, None] + (1 - cand) * tj).mean(axis=0)
+            pj, tj = pred[:, j], t[:, j]
+            tp_o, np_o, fn_o = tp_all - pj * tj, np_all - pj, fn_all - (1 - pj) * tj
+            f_off = _row_fbeta(tp_o, np_o, fn_o + tj, y_top, n_true, beta, fallback)
+            f_on = _row_fbeta(tp_o + tj, np_o + 1, fn_o, y_top, n_true, beta, fallback)
+            order = np.argsort(p[:, j], kind="stable")
+            gain = np.concatenate([[0.0], np.cumsum((f_on - f_off)[order][::-1])])  # gain of the top m rows
+            on_count = n - np.searchsorted(p[order, j], grid, side="left")  # rows with p >= grid[i]
+            scores = (f_off.sum() + gain[on_count]) / n
             g = int(np.argmax(scores))
             if scores[g] > best_score + 1e-12:
                 best_score = float(scores[g])
                 thr[j] = grid[g]
-                pred[:, j] = cand[:, g]
+                new = (p[:, j] >= grid[g]).astype("float64")
+                pred[:, j] = new
+                tp_all, np_all, fn_all = tp_o + new * tj, np_o + new, fn_o + (1 - new) * tj
                 improved = True
         if not improved:
             break

@@ -136,6 +136,14 @@ def read_format(
     """
     if isinstance(like, SubmissionFormat):
         return like
+    if hasattr(like, "sample_submission") and not isinstance(like, (str, os.PathLike, pd.DataFrame)):
+        sample = like.sample_submission
+        if sample is None:
+            raise SubmissionError(
+                f"{getattr(like, 'path', like)} has no sample_submission.csv, so the submission shape is unknown; "
+                "download it from the competition's Data page and pass like=<its path>."
+            )
+        like = sample
     if isinstance(like, pd.DataFrame):
         frame, source = _frame_as_text(like), "the sample frame"
     else:
@@ -291,7 +299,8 @@ def write_submission(
 
     Args:
         predictions: `predict()`'s frame (`id` + one probability column per class).
-        like: the competition's sample_submission.csv (path, frame or `SubmissionFormat`).
+        like: the competition's sample_submission.csv (path, frame, `SubmissionFormat`,
+            or a fetched `Competition`, whose `.sample_submission` is used).
         path: where to write; a path ending in ".zip" is zipped.
         settings: post-processing (clip, thresholds, fallback); default the
             predictions' own (`learner.settings`, carried in `predictions.attrs`).

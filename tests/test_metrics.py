@@ -124,6 +124,25 @@ def test_thresholds_beat_one_half_on_a_skewed_case(pairs):
     assert global_only["threshold"] == global_thr
 
 
+@pytest.mark.parametrize("fallback", [True, False])
+def test_threshold_searches_equal_brute_force(pairs, fallback):
+    y, p, _, _ = pairs
+    p = np.round(p, 2)  # probabilities that land exactly on candidate thresholds
+    grid = M.DEFAULT_THRESHOLDS
+    brute = [M.f2(y, p, threshold=float(g), fallback=fallback) for g in grid]
+    thr, best = M.search_threshold(y, p, grid=grid, fallback=fallback)
+    assert best == pytest.approx(max(brute), abs=1e-12) and thr == grid[int(np.argmax(brute))]
+    per_class, score = M.search_thresholds(y, p, grid=grid, fallback=fallback, passes=1)
+    assert score == pytest.approx(M.f2(y, p, threshold=per_class, fallback=fallback), abs=1e-12)
+    # no single class can be moved to a better threshold after the sweeps converge
+    per_class, score = M.search_thresholds(y, p, grid=grid, fallback=fallback, passes=10)
+    for j in range(p.shape[1]):
+        for g in grid[::7]:
+            moved = per_class.copy()
+            moved[j] = g
+            assert M.f2(y, p, threshold=moved, fallback=fallback) <= score + 1e-12
+
+
 def test_fallback_gives_every_row_a_label(pairs):
     _, _, y, p = pairs
     strict = M.apply_thresholds(p, 0.99, fallback=False)

@@ -229,3 +229,14 @@ def test_to_frame_uses_settings_given_over_the_predictions_own(samples):
     given = to_frame(preds, like=sample, settings={})["label"].astype(float)
     assert own.min() >= 0.4 and own.max() <= 0.6
     assert given.min() < 0.4 or given.max() > 0.6
+
+
+def test_a_competition_object_gives_its_sample(samples, tmp_path):
+    from types import SimpleNamespace
+
+    sample, classes = samples["probability"]
+    ids = pd.read_csv(sample, dtype=str)["id"].tolist()
+    path = write_submission(fake_predictions(ids, classes), like=SimpleNamespace(path=sample.parent, sample_submission=sample), path=tmp_path / "s.csv")
+    assert validate_submission(path, like=sample)["id"].tolist() == ids
+    with pytest.raises(SubmissionError, match="has no sample_submission.csv"):
+        write_submission(fake_predictions(ids, classes), like=SimpleNamespace(path=tmp_path, sample_submission=None))

@@ -105,16 +105,15 @@ def _model_probs(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
     return p
 
 
+def predict_views(model: Any, x: np.ndarray, n_classes: int, views: Sequence[str], crop: float = DEFAULT_CROP) -> np.ndarray:
+    """Return (len(views), n, n_classes) probabilities for one batch of pixels, one slice per TTA view."""
+    # one call per view: on CPU, faster than one call on all views stacked
+    return np.stack([_model_probs(model, np.asarray(x) if v == "full" else augment_view(x, v, crop), n_classes) for v in views])
+
+
 def predict_batch(model: Any, x: np.ndarray, n_classes: int, tta: int = 0, flip: bool = True, crop: float = DEFAULT_CROP) -> np.ndarray:
     """Return (n, n_classes) probabilities for one batch of pixels, averaged over the first `tta` views."""
-    views = tta_views(tta, flip)
-    if views == ["full"]:
-        return _model_probs(model, np.asarray(x), n_classes)
-    total = None
-    for view in views:  # one call per view: on CPU, faster than one call on all views stacked
-        p = _model_probs(model, augment_view(x, view, crop), n_classes)
-        total = p if total is None else total + p
-    return total / len(views)
+    return predict_views(model, x, n_classes, tta_views(tta, flip), crop).mean(axis=0)
 
 
 def _learner_size(learner: Any, data: object) -> tuple[int, int]:
@@ -199,35 +198,88 @@ def predict(
         cache: the pipeline's resized-image cache ("auto", a folder, or None).
 
     The frame's `attrs` carry `classes`, `multilabel` and `settings` (a copy of
-    `learner.settings`), which `write_submission` uses.
+    `learner.settings`), which `write_submission` uses, and the TTA used
+    (`tta`, `tta_flip`, `tta_crop`).
     """
-    from tqdm.auto import tqdm
-
     settings = dict(getattr(learner, "settings", None) or {})
     tta = int(settings.get("tta", 0) if tta is None else tta)
     flip = bool(settings.get("tta_flip", True) if flip is None else flip)
     crop = float(settings.get("tta_crop", DEFAULT_CROP) if crop is None else crop)
-    tta_views(tta, flip)  # validate early
+    row_ids, views = _predict_views(learner, table, tta_views(tta, flip), batch_size, crop, ids, progress, fit, cache)
+    return _frame(learner, row_ids, views.mean(axis=0), settings, tta=tta, tta_flip=flip, tta_crop=crop)
+
+
+def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, cache) -> tuple[list[str], np.ndarray]:
+    """Return (ids, probabilities (views, n, classes)) for every image, one slice per TTA view."""
+    from tqdm.auto import tqdm
+
+    settings = dict(getattr(learner, "settings", None) or {})
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1 (got {batch_size}).")
     classes = [str(c) for c in learner.classes]
     if "id" in classes:
         raise ConfigError("A class is named 'id', which clashes with the id column; rename that class.")
     fit = str(fit or settings.get("fit") or (settings.get("recipe") or {}).get("fit") or "squash")
-    row_ids, n_batches, chunks = _batches(learner, table, batch_size, ids, fit, cache)
+    _, n_batches, chunks = _batches(learner, table, batch_size, ids, fit, cache)
     out_ids: list[str] = []
     parts: list[np.ndarray] = []
-    for chunk_ids, x in tqdm(chunks, total=n_batches, desc=f"predict (tta={tta})", disable=not progress, leave=False):
-        parts.append(predict_batch(learner.model, x, len(classes), tta=tta, flip=flip, crop=crop))
+    for chunk_ids, x in tqdm(chunks, total=n_batches, desc=f"predict ({len(views)} views)", disable=not progress, leave=False):
+        parts.append(predict_views(learner.model, x, len(classes), views, crop))
         out_ids.extend(chunk_ids)
-    probs = np.concatenate(parts) if parts else np.zeros((0, len(classes)))
-    frame = pd.DataFrame(probs, columns=classes)
-    frame.insert(0, "id", pd.Series(out_ids, dtype=object))
-    dupes = frame["id"][frame["id"].duplicated()].unique().tolist()
+    probs = np.concatenate(parts, axis=1) if parts else np.zeros((len(views), 0, len(classes)))
+    counts = pd.Series(out_ids, dtype=object).value_counts()
+    dupes = sorted(counts[counts > 1].index.tolist())
     if dupes:
         raise TableError(f"{len(dupes)} ids appear more than once: {list_offenders(dupes)}; ids must be unique to key predictions.")
-    frame.attrs.update(classes=classes, multilabel=bool(learner.multilabel), settings=settings, tta=tta)
+    return out_ids, probs
+
+
+def _frame(learner: Any, ids: list[str], probs: np.ndarray, settings: dict, **tta: Any) -> pd.DataFrame:
+    classes = [str(c) for c in learner.classes]
+    frame = pd.DataFrame(probs, columns=classes)
+    frame.insert(0, "id", pd.Series(ids, dtype=object))
+    frame.attrs.update(classes=classes, multilabel=bool(learner.multilabel), settings=settings, **tta)
     return frame
+
+
+def choose_tta(
+    learner: Any,
+    valid: LabelTable,
+    metric: str = "accuracy",
+    max_tta: int = 4,
+    flip: bool | None = None,
+    crop: float | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    fit: str | None = None,
+    cache: str | os.PathLike | None = "auto",
+) -> tuple[int, dict[int, float]]:
+    """Return (best tta, {tta: validation score}) for tta = 1..max_tta, from one pass over the views.
+
+    Each candidate is scored after tuning its post-processing (clip or
+    thresholds) for `metric`; the smallest tta wins ties. Flipped views follow
+    `flip` (default `learner.settings["tta_flip"]`, else True): say False where a
+    mirror changes the class (digits, text).
+    """
+    from . import metrics
+
+    settings = dict(getattr(learner, "settings", None) or {})
+    flip = bool(settings.get("tta_flip", True) if flip is None else flip)
+    crop = float(settings.get("tta_crop", DEFAULT_CROP) if crop is None else crop)
+    m = metrics.get_metric(metric)
+    views = tta_views(max(1, int(max_tta)), flip)
+    ids, probs = _predict_views(learner, valid, views, batch_size, crop, None, progress, fit, cache)
+    scores: dict[int, float] = {}
+    for n in range(1, len(views) + 1):
+        frame = _frame(learner, ids, probs[:n].mean(axis=0), settings)
+        y, p = align(frame, valid)
+        if m.tunes == "clip" and p.shape[1] == 2 and not valid.multilabel:
+            p = p[:, 1]
+        scores[n] = metrics.tune(y, p, m, multilabel=valid.multilabel)["valid_score"]
+    pick = max if m.greater_is_better else min
+    best_score = pick(scores.values())
+    best = min(n for n, v in scores.items() if v == best_score)
+    return (0 if best == 1 else best), scores
 
 
 def align(predictions: pd.DataFrame, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +328,9 @@ def tune_settings(
     `valid` is a labelled validation table (predicted here, with `predict_kwargs`
     such as tta) or validation predictions already made, with their `table`.
     Log loss tunes the clip; F-beta tunes (per-class) thresholds with the
-    at-least-one-label fallback; the TTA used is recorded as `tta`.
+    at-least-one-label fallback; the TTA used is recorded (`tta`, `tta_flip`,
+    `tta_crop`) so test predictions repeat it. `tta="auto"` first picks the
+    number of views with `choose_tta` (up to `max_tta`, default 4).
     """
     from . import metrics
 
@@ -286,6 +340,10 @@ def tune_settings(
         predictions = valid
     else:
         table = valid
+        if predict_kwargs.get("tta") == "auto":
+            keep = {k: v for k, v in predict_kwargs.items() if k in ("flip", "crop", "batch_size", "progress", "fit", "cache")}
+            predict_kwargs["tta"], _ = choose_tta(learner, valid, metric, max_tta=int(predict_kwargs.pop("max_tta", 4)), **keep)
+        predict_kwargs.pop("max_tta", None)
         predictions = predict(learner, valid, **predict_kwargs)
     y, p = align(predictions, table)
     if metrics.get_metric(metric).tunes == "clip" and p.shape[1] == 2 and not table.multilabel:
@@ -294,5 +352,7 @@ def tune_settings(
     if learner.settings is None:
         learner.settings = {}
     learner.settings.update(tuned)
-    learner.settings["tta"] = int(predictions.attrs.get("tta", learner.settings.get("tta", 0)))
+    for key in ("tta", "tta_flip", "tta_crop"):
+        if key in predictions.attrs:
+            learner.settings[key] = predictions.attrs[key]
     return learner.settings

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from kagglekit.errors import ConfigError, TableError
-from kagglekit.predict import align, augment_view, predict, predict_batch, score, tta_views, tune_settings
+from kagglekit.predict import align, augment_view, choose_tta, predict, predict_batch, score, tta_views, tune_settings
 from kagglekit.table import LabelTable
 
 SIZE = 32
@@ -224,3 +224,19 @@ def test_settings_tuned_on_validation_travel_with_the_saved_learner_into_the_sub
     clip = settings["clip"]
     expected = np.clip(preds.set_index("id").loc[test.ids, CLASSES].to_numpy(), clip, 1 - clip)
     np.testing.assert_allclose(back[CLASSES].to_numpy(), expected, rtol=1e-5)
+
+
+def test_choose_tta_scores_every_count_from_one_pass(digits_table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    learner = TinyLearner(conv_model(), settings={"tta_flip": False})
+    best, scores = choose_tta(learner, digits_table, "logloss", max_tta=3, cache=None, progress=False)
+    assert sorted(scores) == [1, 2, 3]
+    for n in (1, 3):  # each candidate equals predicting with that tta and tuning the clip
+        preds = predict(learner, digits_table, tta=n, cache=None, progress=False)
+        tuned = tune_settings(TinyLearner(learner.model), preds, "logloss", table=digits_table)
+        assert scores[n] == pytest.approx(tuned["valid_score"], rel=1e-6)
+    expected = min(scores, key=lambda n: (scores[n], n))
+    assert best == (0 if expected == 1 else expected)
+    settings = tune_settings(learner, digits_table, "logloss", tta="auto", max_tta=3, cache=None, progress=False)
+    assert settings["tta"] == best and settings["tta_flip"] is False
+    assert settings["valid_score"] == pytest.approx(scores[max(1, best)], rel=1e-6)

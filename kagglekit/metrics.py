@@ -180,6 +180,17 @@ METRICS: dict[str, Metric] = {
 _ALIASES = {"acc": "accuracy", "log_loss": "logloss", "neg_log_loss": "logloss", "fbeta": "f2", "f2_samples": "f2", "f1_samples": "f1"}
 
 
+def register_metric(name: str, fn: Callable[..., float], greater_is_better: bool = True, tunes: str = "none", beta: float | None = None) -> Metric:
+    """Return the new `Metric` after registering `fn(y, p)` under `name` (tunes: "none", "clip" or "threshold")."""
+    if tunes not in ("none", "clip", "threshold"):
+        raise ConfigError(f"tunes={tunes!r} is not supported; use 'none', 'clip' or 'threshold'.")
+    if tunes == "threshold" and beta is None:
+        raise ConfigError("A threshold-tuned metric needs beta= (the F-beta it is tuned as).")
+    metric = Metric(str(name).lower(), fn, bool(greater_is_better), tunes, beta)
+    METRICS[metric.name] = metric
+    return metric
+
+
 def get_metric(name: str | Metric) -> Metric:
     """Return the registered `Metric` called `name` (e.g. "accuracy", "logloss", "f2")."""
     if isinstance(name, Metric):
@@ -187,7 +198,7 @@ def get_metric(name: str | Metric) -> Metric:
     key = str(name).lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in METRICS:
-        raise ConfigError(f"Unknown metric {name!r}; choose one of {sorted(METRICS)} (or register one in kagglekit.metrics.METRICS).")
+        raise ConfigError(f"Unknown metric {name!r}; choose one of {sorted(METRICS)} (or add one with kagglekit.metrics.register_metric).")
     return METRICS[key]
 
 

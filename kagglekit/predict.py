@@ -17,6 +17,7 @@ changes). `tta=0` or `tta=1` is the plain prediction.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -280,6 +281,38 @@ def choose_tta(
     best_score = pick(scores.values())
     best = min(n for n, v in scores.items() if v == best_score)
     return (0 if best == 1 else best), scores
+
+
+_PRED_HEADER = "#kagglekit-predictions "
+
+
+def save_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Return the path written: the predictions as CSV, their attrs (classes, kind, settings, TTA) in the first line, atomically."""
+    import json
+
+    from .io import atomic_write_text
+
+    meta = {k: v for k, v in predictions.attrs.items() if k in ("classes", "multilabel", "settings", "tta", "tta_flip", "tta_crop")}
+    text = _PRED_HEADER + json.dumps(meta, default=str) + "\n" + predictions.to_csv(index=False, float_format="%.8g")
+    return atomic_write_text(Path(path), text)
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """Return predictions saved by `save_predictions` (ids as text, attrs restored); a plain `id,<class>...` CSV also works."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"No predictions file at {path}; write one with kagglekit.predict.save_predictions.")
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    meta = json.loads(first[len(_PRED_HEADER):]) if first.startswith(_PRED_HEADER) else {}
+    frame = pd.read_csv(path, skiprows=1 if meta else 0, dtype={"id": str})
+    if "id" not in frame.columns:
+        raise ConfigError(f"{path} has no 'id' column; predictions are 'id' then one probability column per class.")
+    frame.columns = [str(c) for c in frame.columns]
+    frame.attrs.update(meta)
+    return frame
 
 
 def align(predictions: pd.DataFrame, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:

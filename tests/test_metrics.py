@@ -162,8 +162,17 @@ def test_registry_and_bad_inputs(pairs):
     assert M.get_metric("F2").beta == 2.0 and M.get_metric("log_loss").name == "logloss"
     assert M.get_metric("logloss").greater_is_better is False
     assert M.score(y, p, "f2", {"threshold": 0.3}) == pytest.approx(M.f2(y, p, threshold=0.3, fallback=True))
-    with pytest.raises(ConfigError, match="Unknown metric 'auc'"):
+    with pytest.raises(ConfigError, match="Unknown metric 'auc'.*register_metric"):
         M.get_metric("auc")
+    from sklearn.metrics import hamming_loss
+
+    try:
+        M.register_metric("hamming", lambda y, p: hamming_loss(y, p >= 0.5), greater_is_better=False)
+        assert M.score(y, p, "hamming") == pytest.approx(hamming_loss(y, p >= 0.5))
+    finally:
+        M.METRICS.pop("hamming", None)
+    with pytest.raises(ConfigError, match="needs beta"):
+        M.register_metric("f3", M.fbeta, tunes="threshold")
     with pytest.raises(ConfigError, match="logits"):
         M.f2(y, p * 3)
     with pytest.raises(ConfigError, match="align them by id"):

@@ -10,7 +10,18 @@ import pytest
 from PIL import Image
 
 from kagglekit.errors import ConfigError, TableError
-from kagglekit.predict import align, augment_view, choose_tta, predict, predict_batch, score, tta_views, tune_settings
+from kagglekit.predict import (
+    align,
+    augment_view,
+    choose_tta,
+    predict,
+    predict_batch,
+    read_predictions,
+    save_predictions,
+    score,
+    tta_views,
+    tune_settings,
+)
 from kagglekit.table import LabelTable
 
 SIZE = 32
@@ -240,3 +251,17 @@ def test_choose_tta_scores_every_count_from_one_pass(digits_table, tmp_path, mon
     settings = tune_settings(learner, digits_table, "logloss", tta="auto", max_tta=3, cache=None, progress=False)
     assert settings["tta"] == best and settings["tta_flip"] is False
     assert settings["valid_score"] == pytest.approx(scores[max(1, best)], rel=1e-6)
+
+
+def test_predictions_save_and_read_back_with_their_settings(digits_table, images, tmp_path):
+    learner = TinyLearner(conv_model(), settings={"clip": 0.01, "tta": 2})
+    preds = predict(learner, images[:12], ids=[f"{i:05d}" for i in range(12)], progress=False)
+    back = read_predictions(save_predictions(preds, tmp_path / "valid.csv"))
+    assert back["id"].tolist() == preds["id"].tolist()  # "00003" stays "00003"
+    np.testing.assert_allclose(back[CLASSES].to_numpy(), preds[CLASSES].to_numpy(), rtol=1e-7)
+    assert back.attrs["settings"] == {"clip": 0.01, "tta": 2} and back.attrs["tta"] == 2 and back.attrs["classes"] == CLASSES
+    plain = tmp_path / "plain.csv"
+    preds.to_csv(plain, index=False)
+    assert read_predictions(plain)["id"].tolist() == preds["id"].tolist()
+    with pytest.raises(ConfigError, match="No predictions file"):
+        read_predictions(tmp_path / "missing.csv")

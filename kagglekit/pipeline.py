@@ -66,10 +66,10 @@ class ImageCache:
     """Resized images of one set of files at one (size, fit), kept in a flat file on disk.
 
     Layout under `root/<h>x<w>-<fit>/`: `<key>.pixels` (N slots of h*w*3 bytes),
-    `<key>.index` (per slot: source size, source mtime, CRC-32 of the pixels, state)
+    `<key>.index` (per slot: source size, source mtime, Adler-32 checksum of the pixels, state)
     and `<key>.json` (what the key stands for). A slot is written pixels first, then
     its index record; a read checks the state, the source's size and mtime and the
-    CRC, so a changed source or a run killed mid-write never serves wrong pixels:
+    checksum, so a changed source or a run killed mid-write never serves wrong pixels:
     the entry is simply decoded again. Several processes may share a cache.
     """
 
@@ -118,10 +118,10 @@ class ImageCache:
         return int(rec["state"])
 
     def read(self, slot: int, out: np.ndarray) -> bool:
-        """Return True after reading the slot's pixels into `out` (False when they fail the CRC)."""
+        """Return True after reading the slot's pixels into `out` (False when they fail the checksum)."""
         view = memoryview(out.reshape(-1))
         got = os.preadv(self._pixels, [view], slot * self.nbytes)
-        return got == self.nbytes and zlib.crc32(view) == int(self.index[slot]["crc"])
+        return got == self.nbytes and zlib.adler32(view) == int(self.index[slot]["crc"])
 
     def write(self, slot: int, pixels: np.ndarray | None, fingerprint: tuple[int, int]) -> None:
         """Store a slot's pixels (None marks the source unreadable), then its index record."""
@@ -132,7 +132,7 @@ class ImageCache:
         else:
             data = memoryview(np.ascontiguousarray(pixels).reshape(-1))
             os.pwrite(self._pixels, data, slot * self.nbytes)
-            rec["crc"], rec["state"] = zlib.crc32(data), _FILLED
+            rec["crc"], rec["state"] = zlib.adler32(data), _FILLED
         os.pwrite(self._index, rec.tobytes(), slot * _INDEX.itemsize)
         self.index[slot] = rec[0]
 
@@ -149,14 +149,6 @@ class ImageCache:
             self.close()
         except Exception:
             pass
-
-
-def _fingerprint(path: str) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (-1, -1)
-    return (int(st.st_size), int(st.st_mtime_ns))
 
 
 class ImageBatches(_Base):
@@ -226,17 +218,16 @@ class ImageBatches(_Base):
 
         all_paths = [os.path.abspath(p) for p in table.paths]
         self._cache = self._open_cache(cache, all_paths, len(table))
-        fingerprints = [_fingerprint(p) for p in all_paths]
         known_good = None
         if self._cache is not None:
-            known_good = np.array([
-                self._cache.known(self._cache.slot_of[p], fp) == _FILLED for p, fp in zip(all_paths, fingerprints)
-            ], dtype=bool)
+            c, slot_of = self._cache, self._cache.slot_of
+            known_good = lambda i, fp: c.known(slot_of[all_paths[i]], fp) == _FILLED  # noqa: E731
         if report is None:
             where = self._cache.folder if self._cache is not None else Path.cwd()
             report = where / "skipped-images.csv"
         scan = scan_images(all_paths, strict=strict, report=report, workers=self.decode_workers,
                            verbose=verbose, known_good=known_good)
+        fingerprints = scan.fingerprints
         self.scan = scan
         self.skipped = list(scan.problems)
         keep = np.flatnonzero(scan.ok)
@@ -346,7 +337,7 @@ class ImageBatches(_Base):
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
                 continue
             try:
-                out[j] = load_image(path, self.size, self.fit)
+                load_image(path, self.size, self.fit, out=out[j])
             except ImageError as exc:
                 out[j] = 0
                 with self._lock:

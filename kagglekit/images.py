@@ -45,7 +45,7 @@ PAD_VALUE = 0
 ALPHA_BACKGROUND = (255, 255, 255)
 # Identifies the pixels this module produces; part of the cache key, so a change of
 # decoder or resampling rebuilds caches instead of mixing two kinds of pixels.
-DECODER_VERSION = f"2-{'sj' if _simplejpeg is not None else 'pil'}-{'cv' if _cv2 is not None else 'pil'}"
+DECODER_VERSION = f"3-{'sj' if _simplejpeg is not None else 'pil'}-{'cv' if _cv2 is not None else 'pil'}"
 
 _SUFFIX_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
@@ -331,7 +331,11 @@ def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, fit: str, out:
         f = 1
         while f < 8 and -(-h // (2 * f)) >= nh and -(-w // (2 * f)) >= nw:
             f *= 2
-        a = _simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-h // f), min_width=-(-w // f), strict=True)
+        # At full scale, the fast integer DCT and upsampling save ~13% and their error
+        # is far below what the following downscale removes anyway.
+        fast = f == 1 and (h > nh or w > nw)
+        a = _simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-h // f), min_width=-(-w // f),
+                                    fastdct=fast, fastupsample=fast, strict=True)
     if orientation != 1:
         a = _orient_array(a, orientation)
     if size is None:

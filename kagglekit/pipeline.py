@@ -252,7 +252,7 @@ class ImageBatches(_Base):
 
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[int, tuple[np.ndarray, list[Future]]] = {}
+        self._pending: dict[int, tuple[np.ndarray, list[Future], np.ndarray]] = {}
         self._last = -1
         self._order = self._make_order()
 
@@ -321,7 +321,7 @@ class ImageBatches(_Base):
         return self._pool
 
     def _drop_pending(self) -> None:
-        for _, futures in self._pending.values():
+        for _, futures, _rows in self._pending.values():
             for f in futures:
                 f.cancel()
         self._pending.clear()
@@ -353,7 +353,7 @@ class ImageBatches(_Base):
                     print(f"kagglekit: image cache write failed ({exc}); continuing without it", file=sys.stderr)
                     self._cache = cache = None
 
-    def _submit(self, index: int) -> tuple[np.ndarray, list[Future]]:
+    def _submit(self, index: int) -> tuple[np.ndarray, list[Future], np.ndarray]:
         lo = index * self.batch_size
         rows = self._order[lo:lo + self.batch_size]
         h, w = self.size
@@ -362,9 +362,10 @@ class ImageBatches(_Base):
         parts = min(len(rows), self.decode_workers * 2)
         bounds = np.linspace(0, len(rows), parts + 1).astype(int)
         futures = [pool.submit(self._fill, out, rows, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        return out, futures
+        return out, futures, rows
 
-    def _batch_images(self, index: int) -> np.ndarray:
+    def _batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (images, row positions) of batch `index` in this epoch's order."""
         with self._lock:
             job = self._pending.pop(index, None)
             if job is None:
@@ -379,10 +380,10 @@ class ImageBatches(_Base):
             for stale in [k for k in self._pending if not index < k <= index + self.prefetch]:
                 for f in self._pending.pop(stale)[1]:
                     f.cancel()
-        out, futures = job
+        out, futures, rows = job
         for f in futures:
             f.result()
-        return out
+        return out, rows
 
     def __getitem__(self, index: int):
         n = len(self)
@@ -390,11 +391,10 @@ class ImageBatches(_Base):
             index += n
         if not 0 <= index < n:
             raise IndexError(f"batch {index} is out of range: there are {n} batches.")
-        x = self._batch_images(index)
+        x, rows = self._batch(index)  # images and targets of the same rows, even if the epoch moves on
         if self._y is None:
             return (x,)
-        lo = index * self.batch_size
-        return x, self._y[self._order[lo:lo + self.batch_size]]
+        return x, self._y[rows]
 
     def images(self, index: int) -> np.ndarray:
         """Return the uint8 images of batch `index` (no targets)."""
@@ -412,7 +412,7 @@ class ImageBatches(_Base):
 
             it = tqdm(it, desc=f"decode {self.size[0]}x{self.size[1]}", unit="batch")
         for i in it:
-            self._batch_images(i)
+            self._batch(i)
         return self
 
     def close(self) -> None:

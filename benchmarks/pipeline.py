@@ -23,7 +23,6 @@ Not a test: it asserts nothing and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import resource
 import shutil
@@ -113,7 +112,7 @@ def run_keras_dataset(folder: Path, size: int) -> float:
     ds = keras.utils.image_dataset_from_directory(folder, image_size=(size, size), batch_size=BATCH,
                                                   shuffle=False, verbose=False)
     n = sum(int(x.shape[0]) for x, _ in ds)
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), n
 
 
 def run_keras_legacy(folder: Path, size: int) -> float:
@@ -125,7 +124,7 @@ def run_keras_legacy(folder: Path, size: int) -> float:
     n = 0
     for i in range(len(gen)):
         n += len(gen[i][0])
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), n
 
 
 def make_table(files):
@@ -143,7 +142,7 @@ def run_kagglekit(files, size: int, cache, workers=None) -> float:
     for i in range(len(ds)):
         n += len(ds[i][0])
     ds.close()
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), n
 
 
 def run_grain(files, size: int, workers: int) -> float:
@@ -161,7 +160,7 @@ def run_grain(files, size: int, workers: int) -> float:
           .batch(BATCH)
           .to_iter_dataset(grain.ReadOptions(num_threads=workers, prefetch_buffer_size=2 * BATCH)))
     n = sum(len(x) for x, _ in ds)
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), n
 
 
 def one_thread(fn, paths, repeat_until: float = 1.0) -> float:
@@ -173,7 +172,7 @@ def one_thread(fn, paths, repeat_until: float = 1.0) -> float:
             fn(p)
             n += 1
         if time.perf_counter() - t > repeat_until:
-            return n / (time.perf_counter() - t)
+            return n / (time.perf_counter() - t), n
 
 
 def pillow_plain(size):
@@ -191,14 +190,10 @@ def pillow_draft(size):
     return f
 
 
-def simplejpeg_reduce(size):
-    import simplejpeg
+def kk_load(size):
+    from kagglekit.images import load_image
 
-    def f(p):
-        with open(p, "rb") as fh:
-            a = simplejpeg.decode_jpeg(fh.read(), min_height=size, min_width=size)
-        np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR))
-    return f
+    return lambda p: load_image(p, size)
 
 
 # ---------------------------------------------------------------- memory
@@ -238,6 +233,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rss-n", default="2000,8000", help="data-set sizes for the peak-memory runs ('' to skip)")
     ap.add_argument("--workers", type=int, default=None, help="kagglekit decoding threads (default: all cores)")
     ap.add_argument("--no-grain", action="store_true", help="skip the grain comparison")
+    ap.add_argument("--skip-keras", action="store_true", help="skip rows 1-2 (a machine without TensorFlow); ratios then use row 3")
     ap.add_argument("--child-rss", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_rss:
@@ -260,9 +256,21 @@ def main(argv=None) -> None:
     subset = subset_dir(data, args.n, tmp)
     sample = [p for p, _ in files[:100]]
 
-    import keras  # noqa: F401  (import cost outside the timings)
+    if not args.skip_keras:
+        import keras  # noqa: F401  (import cost outside the timings)
 
     rows: dict[str, dict[int, float]] = {}
+    cpu: dict[str, dict[int, float]] = {}
+
+    def timed(name: str, size: int, fn, *a) -> None:
+        # images/s from wall time; CPU ms per image (user+sys, all threads) from getrusage,
+        # which moves much less than wall time when other jobs share the cores
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        c0 = r0.ru_utime + r0.ru_stime
+        rate, n = fn(*a)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        rows.setdefault(name, {})[size] = rate
+        cpu.setdefault(name, {})[size] = (r1.ru_utime + r1.ru_stime - c0) / max(n, 1) * 1e3
     try:
         import grain  # noqa: F401
         have_grain = not args.no_grain
@@ -270,33 +278,40 @@ def main(argv=None) -> None:
         have_grain = False
     for size in sizes:
         print(f"size {size} ...", flush=True)
-        r = rows.setdefault
-        r("1. keras image_dataset_from_directory", {})[size] = run_keras_dataset(subset, size)
-        r("2. keras ImageDataGenerator.flow_from_directory", {})[size] = run_keras_legacy(subset, size)
+        if not args.skip_keras:
+            timed("1. keras image_dataset_from_directory", size, run_keras_dataset, subset, size)
+            timed("2. keras ImageDataGenerator.flow_from_directory", size, run_keras_legacy, subset, size)
         cache = tmp / f"cache-{size}"
-        r("3. kagglekit cold (empty cache)", {})[size] = run_kagglekit(files, size, cache, workers)
-        r("4. kagglekit cached", {})[size] = run_kagglekit(files, size, cache, workers)
-        r(f"5. decode limit: Pillow open+decode+resize x {cores} cores", {})[size] = one_thread(pillow_plain(size), sample) * cores
-        r("   kagglekit, no cache, own thread pool", {})[size] = run_kagglekit(files, size, None, workers)
+        timed("3. kagglekit cold (empty cache)", size, run_kagglekit, files, size, cache, workers)
+        timed("4. kagglekit cached", size, run_kagglekit, files, size, cache, workers)
+        rate, n = one_thread(pillow_plain(size), sample)
+        rows.setdefault(f"5. decode limit: Pillow open+decode+resize x {cores} cores", {})[size] = rate * cores
+        cpu.setdefault(f"5. decode limit: Pillow open+decode+resize x {cores} cores", {})[size] = 1e3 / rate
+        timed("   kagglekit, no cache, own thread pool", size, run_kagglekit, files, size, None, workers)
         if have_grain:
-            r("   kagglekit decoder in grain (threads), no cache", {})[size] = run_grain(files, size, workers)
-        r("   1 thread: Pillow full decode + resize", {})[size] = one_thread(pillow_plain(size), sample)
-        r("   1 thread: Pillow draft (reduce-on-decode) + resize", {})[size] = one_thread(pillow_draft(size), sample)
-        r("   1 thread: simplejpeg (reduce-on-decode) + resize", {})[size] = one_thread(simplejpeg_reduce(size), sample)
+            timed("   kagglekit decoder in grain (threads), no cache", size, run_grain, files, size, workers)
+        timed("   1 thread: Pillow full decode + resize", size, one_thread, pillow_plain(size), sample)
+        timed("   1 thread: Pillow draft (reduce-on-decode) + resize", size, one_thread, pillow_draft(size), sample)
+        timed("   1 thread: kagglekit load_image (simplejpeg reduce-on-decode)", size, one_thread, kk_load(size), sample)
         shutil.rmtree(cache, ignore_errors=True)
 
-    base = rows["1. keras image_dataset_from_directory"]
-    head = "| loader (" + f"{args.n} images, batch {BATCH}, {cores} cores) | " + " | ".join(f"{s}px img/s (x row 1)" for s in sizes) + " |"
+    base = rows[next(iter(rows))]
+    base_cpu = cpu[next(iter(cpu))]
+    head = ("| loader (" + f"{args.n} images, batch {BATCH}, {cores} cores) | "
+            + " | ".join(f"{s}px img/s (x row 1)" for s in sizes) + " | "
+            + " | ".join(f"{s}px CPU ms/img (row 1 / this)" for s in sizes) + " |")
     print()
     print(head)
-    print("|" + " --- |" * (len(sizes) + 1))
+    print("|" + " --- |" * (2 * len(sizes) + 1))
     for name, vals in rows.items():
         cells = " | ".join(f"{vals[s]:.0f} ({vals[s] / base[s]:.2f}x)" for s in sizes)
+        cells += " | " + " | ".join(f"{cpu[name][s]:.2f} ({base_cpu[s] / cpu[name][s]:.2f}x)" for s in sizes)
         print(f"| {name} | {cells} |")
     print()
     cold = rows["3. kagglekit cold (empty cache)"]
-    legacy = rows["2. keras ImageDataGenerator.flow_from_directory"]
-    print("cold / row 2: " + ", ".join(f"{s}px {cold[s] / legacy[s]:.2f}x" for s in sizes))
+    legacy = rows.get("2. keras ImageDataGenerator.flow_from_directory")
+    if legacy:
+        print("cold / row 2: " + ", ".join(f"{s}px {cold[s] / legacy[s]:.2f}x" for s in sizes))
     if rss_ns:
         size = sizes[0]
         print(f"\n| peak memory, kagglekit cold + cached pass at {size}px | after imports | peak (ru_maxrss) |")

@@ -66,10 +66,10 @@ class ImageCache:
     """Resized images of one set of files at one (size, fit), kept in a flat file on disk.
 
     Layout under `root/<h>x<w>-<fit>/`: `<key>.pixels` (N slots of h*w*3 bytes),
-    `<key>.index` (per slot: source size, source mtime, CRC-32 of the pixels, state)
+    `<key>.index` (per slot: source size, source mtime, Adler-32 checksum of the pixels, state)
     and `<key>.json` (what the key stands for). A slot is written pixels first, then
     its index record; a read checks the state, the source's size and mtime and the
-    CRC, so a changed source or a run killed mid-write never serves wrong pixels:
+    checksum, so a changed source or a run killed mid-write never serves wrong pixels:
     the entry is simply decoded again. Several processes may share a cache.
     """
 
@@ -118,10 +118,10 @@ class ImageCache:
         return int(rec["state"])
 
     def read(self, slot: int, out: np.ndarray) -> bool:
-        """Return True after reading the slot's pixels into `out` (False when they fail the CRC)."""
+        """Return True after reading the slot's pixels into `out` (False when they fail the checksum)."""
         view = memoryview(out.reshape(-1))
         got = os.preadv(self._pixels, [view], slot * self.nbytes)
-        return got == self.nbytes and zlib.crc32(view) == int(self.index[slot]["crc"])
+        return got == self.nbytes and zlib.adler32(view) == int(self.index[slot]["crc"])
 
     def write(self, slot: int, pixels: np.ndarray | None, fingerprint: tuple[int, int]) -> None:
         """Store a slot's pixels (None marks the source unreadable), then its index record."""
@@ -132,7 +132,7 @@ class ImageCache:
         else:
             data = memoryview(np.ascontiguousarray(pixels).reshape(-1))
             os.pwrite(self._pixels, data, slot * self.nbytes)
-            rec["crc"], rec["state"] = zlib.crc32(data), _FILLED
+            rec["crc"], rec["state"] = zlib.adler32(data), _FILLED
         os.pwrite(self._index, rec.tobytes(), slot * _INDEX.itemsize)
         self.index[slot] = rec[0]
 
@@ -149,14 +149,6 @@ class ImageCache:
             self.close()
         except Exception:
             pass
-
-
-def _fingerprint(path: str) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (-1, -1)
-    return (int(st.st_size), int(st.st_mtime_ns))
 
 
 class ImageBatches(_Base):
@@ -226,17 +218,16 @@ class ImageBatches(_Base):
 
         all_paths = [os.path.abspath(p) for p in table.paths]
         self._cache = self._open_cache(cache, all_paths, len(table))
-        fingerprints = [_fingerprint(p) for p in all_paths]
         known_good = None
         if self._cache is not None:
-            known_good = np.array([
-                self._cache.known(self._cache.slot_of[p], fp) == _FILLED for p, fp in zip(all_paths, fingerprints)
-            ], dtype=bool)
+            c, slot_of = self._cache, self._cache.slot_of
+            known_good = lambda i, fp: c.known(slot_of[all_paths[i]], fp) == _FILLED  # noqa: E731
         if report is None:
             where = self._cache.folder if self._cache is not None else Path.cwd()
             report = where / "skipped-images.csv"
         scan = scan_images(all_paths, strict=strict, report=report, workers=self.decode_workers,
                            verbose=verbose, known_good=known_good)
+        fingerprints = scan.fingerprints
         self.scan = scan
         self.skipped = list(scan.problems)
         keep = np.flatnonzero(scan.ok)
@@ -261,7 +252,7 @@ class ImageBatches(_Base):
 
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[int, tuple[np.ndarray, list[Future]]] = {}
+        self._pending: dict[int, tuple[np.ndarray, list[Future], np.ndarray]] = {}
         self._last = -1
         self._order = self._make_order()
 
@@ -330,7 +321,7 @@ class ImageBatches(_Base):
         return self._pool
 
     def _drop_pending(self) -> None:
-        for _, futures in self._pending.values():
+        for _, futures, _rows in self._pending.values():
             for f in futures:
                 f.cancel()
         self._pending.clear()
@@ -346,7 +337,7 @@ class ImageBatches(_Base):
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
                 continue
             try:
-                out[j] = load_image(path, self.size, self.fit)
+                load_image(path, self.size, self.fit, out=out[j])
             except ImageError as exc:
                 out[j] = 0
                 with self._lock:
@@ -362,7 +353,7 @@ class ImageBatches(_Base):
                     print(f"kagglekit: image cache write failed ({exc}); continuing without it", file=sys.stderr)
                     self._cache = cache = None
 
-    def _submit(self, index: int) -> tuple[np.ndarray, list[Future]]:
+    def _submit(self, index: int) -> tuple[np.ndarray, list[Future], np.ndarray]:
         lo = index * self.batch_size
         rows = self._order[lo:lo + self.batch_size]
         h, w = self.size
@@ -371,9 +362,10 @@ class ImageBatches(_Base):
         parts = min(len(rows), self.decode_workers * 2)
         bounds = np.linspace(0, len(rows), parts + 1).astype(int)
         futures = [pool.submit(self._fill, out, rows, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        return out, futures
+        return out, futures, rows
 
-    def _batch_images(self, index: int) -> np.ndarray:
+    def _batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (images, row positions) of batch `index` in this epoch's order."""
         with self._lock:
             job = self._pending.pop(index, None)
             if job is None:
@@ -388,10 +380,10 @@ class ImageBatches(_Base):
             for stale in [k for k in self._pending if not index < k <= index + self.prefetch]:
                 for f in self._pending.pop(stale)[1]:
                     f.cancel()
-        out, futures = job
+        out, futures, rows = job
         for f in futures:
             f.result()
-        return out
+        return out, rows
 
     def __getitem__(self, index: int):
         n = len(self)
@@ -399,11 +391,10 @@ class ImageBatches(_Base):
             index += n
         if not 0 <= index < n:
             raise IndexError(f"batch {index} is out of range: there are {n} batches.")
-        x = self._batch_images(index)
+        x, rows = self._batch(index)  # images and targets of the same rows, even if the epoch moves on
         if self._y is None:
             return (x,)
-        lo = index * self.batch_size
-        return x, self._y[self._order[lo:lo + self.batch_size]]
+        return x, self._y[rows]
 
     def images(self, index: int) -> np.ndarray:
         """Return the uint8 images of batch `index` (no targets)."""
@@ -421,7 +412,7 @@ class ImageBatches(_Base):
 
             it = tqdm(it, desc=f"decode {self.size[0]}x{self.size[1]}", unit="batch")
         for i in it:
-            self._batch_images(i)
+            self._batch(i)
         return self
 
     def close(self) -> None:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +21,15 @@ def photo() -> np.ndarray:
     return np.ascontiguousarray(skimage.data.coffee()[100:400:2, 100:500:2])
 
 
-@pytest.fixture(params=["simplejpeg", "pillow"])
+@pytest.fixture(params=["simplejpeg", "pillow", "pillow-only"])
 def decoder(request, monkeypatch):
-    """Run a test with each JPEG decoder."""
-    if request.param == "pillow":
-        monkeypatch.setattr(images, "_simplejpeg", None)
-    elif images._simplejpeg is None:
+    """Run a test with each decoder: simplejpeg (+OpenCV resize), Pillow (+OpenCV), Pillow alone."""
+    if request.param == "simplejpeg" and images._simplejpeg is None:
         pytest.skip("simplejpeg is not installed, so only the Pillow decoder exists")
+    if request.param != "simplejpeg":
+        monkeypatch.setattr(images, "_simplejpeg", None)
+    if request.param == "pillow-only":
+        monkeypatch.setattr(images, "_cv2", None)
     return request.param
 
 

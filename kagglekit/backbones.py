@@ -26,10 +26,8 @@ from .errors import ConfigError, WeightsError
 #: Where Kaggle mounts attached datasets; searched for standard weight files.
 #: Override with the ``KAGGLEKIT_INPUT`` environment variable or by assigning this.
 INPUT_ROOT: str = os.environ.get("KAGGLEKIT_INPUT", "/kaggle/input")
-#: Host probed (with a short timeout) before Keras is asked to download weights.
-WEIGHTS_HOST: tuple[str, int] = ("storage.googleapis.com", 443)
-#: Seconds the connectivity probe may take before we call the machine offline.
-ONLINE_TIMEOUT: float = 3.0
+#: Seconds a weights download may wait on the network (connect or read) before giving up.
+DOWNLOAD_TIMEOUT: float = 15.0
 
 _MEANS = {
     "caffe": (103.939, 116.779, 123.68),  # BGR
@@ -245,16 +243,6 @@ def find_weights_file(filename: str, roots: Sequence[str | os.PathLike] | None =
     return None
 
 
-def is_online(host: tuple[str, int] | None = None, timeout: float | None = None) -> bool:
-    """Return True when a TCP connection to the weights host opens within `timeout` seconds."""
-    host = host or WEIGHTS_HOST
-    try:
-        with socket.create_connection(host, timeout=ONLINE_TIMEOUT if timeout is None else timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _copy_backbone_weights(source: keras.Model, target: keras.Model, path: Path) -> None:
     """Copy weights from a saved model (a bare backbone or a kagglekit classifier) into `target`."""
     candidates = [source] + [layer for layer in source.layers if isinstance(layer, keras.Model)]
@@ -293,15 +281,20 @@ def load_backbone(
         found = find_weights_file(entry.weights_file, roots)
         if found is not None:
             return _load_from_file(entry, found, input_shape)
-        if not is_online():
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # Keras' downloader has no timeout of its own
+        try:
+            return entry.constructor(input_shape, "imagenet")
+        except Exception as exc:  # noqa: BLE001 - any download failure means: attach the file
             raise WeightsError(
-                f"ImageNet weights for {entry.name!r} are not cached and this machine is offline. "
-                f"Attach the file {entry.weights_file!r} (on Kaggle: Add Data -> a dataset holding the "
-                "keras.applications weights, e.g. search 'keras pretrained models'; it is then found under "
-                f"{INPUT_ROOT} automatically), copy it to {keras_cache_dir()}, or pass its path: "
-                f"fine_tune(..., weights='/path/to/{entry.weights_file}')."
-            )
-        return entry.constructor(input_shape, "imagenet")
+                f"ImageNet weights for {entry.name!r} are not cached and could not be downloaded "
+                f"(offline? {type(exc).__name__}: {str(exc)[:200]}). Attach the file {entry.weights_file!r} "
+                "(on Kaggle: Add Data -> a dataset holding the keras.applications weights, e.g. search "
+                f"'keras pretrained models'; it is then found under {INPUT_ROOT} automatically), copy it to "
+                f"{keras_cache_dir()}, or pass its path: fine_tune(..., weights='/path/to/{entry.weights_file}')."
+            ) from exc
+        finally:
+            socket.setdefaulttimeout(previous)
     return _load_from_file(entry, Path(weights), input_shape)
 
 

@@ -12,7 +12,10 @@ TTA views (`tta=n` uses the first n, probabilities averaged):
 
 Crops keep `crop` (0.875) of each side and are resized back to the model's
 input size. `flip=False` drops the flipped views (digits, text: things a mirror
-changes). `tta=0` or `tta=1` is the plain prediction.
+changes). `tta=0` or `tta=1` is the plain prediction, and the default unless
+`learner.settings["tta"]` says otherwise: `choose_tta` (or
+`tune_settings(..., tta="auto")`) measures on validation which count helps and
+stores it there, since crops can hurt small or tightly framed images.
 """
 from __future__ import annotations
 

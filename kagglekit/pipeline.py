@@ -1,0 +1,472 @@
+"""Batches for Keras from a `LabelTable`: decode on all cores, cache resized images on disk.
+
+`ImageBatches` is a `keras.utils.PyDataset`, so it works with every Keras backend
+(tensorflow, jax, torch) and never imports TensorFlow itself. Each batch is
+decoded by a pool of threads (the JPEG and PNG decoders release the GIL), written
+into one preallocated uint8 array, and, when a cache is on, into a flat file of
+resized images on disk that later epochs, runs and processes read instead of
+decoding again. The next batches are decoded in the background while the current
+one trains, and memory stays bounded: only a few batches are in memory at once.
+
+Augmentation is not done here: `augmentation()` returns Keras preprocessing layers
+that go inside the model, so they run on the accelerator and only in training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError, ImageError, list_offenders
+from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image, scan_images
+from .table import LabelTable
+
+try:  # a PyDataset when Keras is importable (it always is for training)
+    from keras.utils import PyDataset as _Base
+except ImportError:  # pragma: no cover - Keras is a hard dependency
+    _Base = object
+
+CACHE_ENV = "KAGGLEKIT_CACHE"
+CACHE_DIRNAME = ".kagglekit-cache"
+_INDEX = np.dtype([("size", "<i8"), ("mtime", "<i8"), ("crc", "<u4"), ("state", "<u4")])
+_EMPTY, _FILLED, _BAD = 0, 1, 2
+
+
+def default_cache_dir() -> Path:
+    """Return the cache folder: $KAGGLEKIT_CACHE, else `.kagglekit-cache` in the working folder."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.cwd() / CACHE_DIRNAME
+
+
+def _create_exclusively(path: Path, nbytes: int) -> None:
+    """Create `path` as a zero-filled (sparse) file of `nbytes`, unless it already exists."""
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    with open(tmp, "wb") as fh:
+        fh.truncate(nbytes)
+    try:
+        os.link(tmp, path)  # fails if another process won the race: keep theirs
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+
+
+class ImageCache:
+    """Resized images of one set of files at one (size, fit), kept in a flat file on disk.
+
+    Layout under `root/<h>x<w>-<fit>/`: `<key>.pixels` (N slots of h*w*3 bytes),
+    `<key>.index` (per slot: source size, source mtime, Adler-32 checksum of the pixels, state)
+    and `<key>.json` (what the key stands for). A slot is written pixels first, then
+    its index record; a read checks the state, the source's size and mtime and the
+    checksum, so a changed source or a run killed mid-write never serves wrong pixels:
+    the entry is simply decoded again. Several processes may share a cache.
+    """
+
+    def __init__(self, root: str | os.PathLike, paths: Sequence[str], size: tuple[int, int], fit: str) -> None:
+        self.size, self.fit = size, fit
+        unique = sorted(set(paths))
+        self.slot_of = {p: i for i, p in enumerate(unique)}
+        digest = hashlib.sha1()
+        digest.update(f"{DECODER_VERSION}|{size}|{fit}\n".encode())
+        for p in unique:
+            digest.update(p.encode("utf-8", "surrogateescape") + b"\n")
+        self.key = digest.hexdigest()[:20]
+        self.folder = Path(root) / f"{size[0]}x{size[1]}-{fit}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.n = len(unique)
+        self.nbytes = size[0] * size[1] * 3
+        self.pixels_path = self.folder / f"{self.key}.pixels"
+        self.index_path = self.folder / f"{self.key}.index"
+        meta = self.folder / f"{self.key}.json"
+        if not meta.exists():
+            from .io import atomic_write_text
+
+            atomic_write_text(meta, json.dumps({
+                "decoder": DECODER_VERSION, "size": list(size), "fit": fit, "images": self.n,
+                "first_paths": unique[:3],
+            }, indent=1))
+        _create_exclusively(self.pixels_path, self.n * self.nbytes)
+        _create_exclusively(self.index_path, self.n * _INDEX.itemsize)
+        self._pixels = os.open(self.pixels_path, os.O_RDWR)
+        self._index = os.open(self.index_path, os.O_RDWR)
+        raw = os.pread(self._index, self.n * _INDEX.itemsize, 0)
+        self.index = np.frombuffer(bytearray(raw), dtype=_INDEX).copy()
+        if len(self.index) != self.n:  # a foreign or damaged index: start it afresh
+            self.index = np.zeros(self.n, dtype=_INDEX)
+
+    @staticmethod
+    def estimate_bytes(n: int, size: tuple[int, int]) -> int:
+        """Return the bytes a full cache of `n` images at `size` takes on disk."""
+        return n * (size[0] * size[1] * 3 + _INDEX.itemsize)
+
+    def known(self, slot: int, fingerprint: tuple[int, int]) -> int:
+        """Return the slot's state (empty, filled, bad) when it matches the source's fingerprint."""
+        rec = self.index[slot]
+        if (int(rec["size"]), int(rec["mtime"])) != fingerprint:
+            return _EMPTY
+        return int(rec["state"])
+
+    def read(self, slot: int, out: np.ndarray) -> bool:
+        """Return True after reading the slot's pixels into `out` (False when they fail the checksum)."""
+        view = memoryview(out.reshape(-1))
+        got = os.preadv(self._pixels, [view], slot * self.nbytes)
+        return got == self.nbytes and zlib.adler32(view) == int(self.index[slot]["crc"])
+
+    def write(self, slot: int, pixels: np.ndarray | None, fingerprint: tuple[int, int]) -> None:
+        """Store a slot's pixels (None marks the source unreadable), then its index record."""
+        rec = np.zeros(1, dtype=_INDEX)
+        rec["size"], rec["mtime"] = fingerprint
+        if pixels is None:
+            rec["state"] = _BAD
+        else:
+            data = memoryview(np.ascontiguousarray(pixels).reshape(-1))
+            os.pwrite(self._pixels, data, slot * self.nbytes)
+            rec["crc"], rec["state"] = zlib.adler32(data), _FILLED
+        os.pwrite(self._index, rec.tobytes(), slot * _INDEX.itemsize)
+        self.index[slot] = rec[0]
+
+    def close(self) -> None:
+        """Close the cache files."""
+        for name in ("_pixels", "_index"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class ImageBatches(_Base):
+    """Keras-ready batches `(x, y)` of a LabelTable's images, decoded on all cores and cached.
+
+    Args:
+        table: the images (and labels) to serve.
+        size: target size, an int or (height, width).
+        batch_size: images per batch; the last batch may be shorter.
+        targets: "auto" (the table's default kind), "int", "onehot", "multihot", or None
+            for images only. Unlabelled tables give images only.
+        shuffle: serve rows in a new seeded order each epoch (reproducible from `seed`).
+        seed: the shuffling seed.
+        cache: "auto" (a `.kagglekit-cache` folder, or $KAGGLEKIT_CACHE, when the disk
+            has room), a folder, or None for no cache.
+        fit: "squash", "crop" or "pad" (see `kagglekit.images`).
+        workers: decoding threads (default: all cores).
+        prefetch: batches decoded ahead in the background when reading in order.
+        strict: raise ImageError listing unreadable files instead of skipping them.
+        report: CSV path for the list of skipped files (default: in the cache folder,
+            or the working folder without a cache).
+        verbose: print the count of skipped files.
+
+    `x` is uint8 (n, h, w, 3) holding raw pixels 0..255. `.table` is the table
+    actually served (unreadable images dropped); `.skipped` lists them with reasons.
+    With Keras, pass `shuffle=False` to `fit`: the batches are already shuffled per
+    epoch by `seed`, and reading in order lets the next batches decode in advance.
+    """
+
+    def __init__(
+        self,
+        table: LabelTable,
+        size: int | Sequence[int],
+        batch_size: int = 32,
+        targets: str | None = "auto",
+        shuffle: bool = False,
+        seed: int = 0,
+        cache: str | os.PathLike | None = "auto",
+        fit: str = "squash",
+        workers: int | None = None,
+        *,
+        prefetch: int = 2,
+        strict: bool = False,
+        report: str | os.PathLike | None = None,
+        verbose: bool = True,
+    ) -> None:
+        if _Base is not object:
+            super().__init__()
+        if not isinstance(table, LabelTable):
+            raise ConfigError(
+                f"ImageBatches needs a kagglekit.LabelTable (got {type(table).__name__}); "
+                "build one with kagglekit.layout readers or LabelTable.from_records."
+            )
+        if fit not in FITS:
+            raise ConfigError(f"fit={fit!r} is not supported; use one of {FITS}.")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size={batch_size!r} must be at least 1.")
+        self.size = as_size(size)
+        self.batch_size = int(batch_size)
+        self.fit = fit
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.decode_workers = int(workers) if workers else default_workers()
+        self.prefetch = max(0, int(prefetch))
+        self.epoch = 0
+        self.failures: list[tuple[str, str]] = []  # decode errors found after the scan
+
+        all_paths = [os.path.abspath(p) for p in table.paths]
+        self._cache = self._open_cache(cache, all_paths, len(table))
+        known_good = None
+        if self._cache is not None:
+            c, slot_of = self._cache, self._cache.slot_of
+            known_good = lambda i, fp: c.known(slot_of[all_paths[i]], fp) == _FILLED  # noqa: E731
+        if report is None:
+            where = self._cache.folder if self._cache is not None else Path.cwd()
+            report = where / "skipped-images.csv"
+        scan = scan_images(all_paths, strict=strict, report=report, workers=self.decode_workers,
+                           verbose=verbose, known_good=known_good)
+        fingerprints = scan.fingerprints
+        self.scan = scan
+        self.skipped = list(scan.problems)
+        keep = np.flatnonzero(scan.ok)
+        if len(keep) == 0:
+            raise ImageError(
+                f"None of the {len(table)} images can be decoded (e.g. {list_offenders(scan.bad, 3)}); "
+                "check the image folder."
+            )
+        self.table = table if len(keep) == len(table) else table.take(keep)
+        self._paths = [all_paths[i] for i in keep]
+        self._fingerprints = [fingerprints[i] for i in keep]
+        self._slots = (
+            np.array([self._cache.slot_of[p] for p in self._paths], dtype=np.int64)
+            if self._cache is not None else None
+        )
+
+        if targets is None or not any(len(x) for x in self.table.labels):
+            self._y = None
+        else:
+            self._y = self.table.targets(targets)
+        self.targets = targets if self._y is not None else None
+
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[int, tuple[np.ndarray, list[Future], np.ndarray]] = {}
+        self._last = -1
+        self._order = self._make_order()
+
+    # ---------------------------------------------------------------- cache
+    def _open_cache(self, cache, paths: list[str], n: int) -> ImageCache | None:
+        if cache is None or cache is False:
+            return None
+        auto = isinstance(cache, str) and cache == "auto"
+        root = default_cache_dir() if auto else Path(cache)
+        need = ImageCache.estimate_bytes(len(set(paths)), self.size)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(root).free
+        except OSError as exc:
+            if auto:
+                print(f"kagglekit: no image cache ({root} is not writable: {exc})", file=sys.stderr)
+                return None
+            raise ConfigError(f"cache={str(cache)!r} cannot be used ({exc}); give a writable folder or None.") from None
+        if auto and need > 0.5 * free:
+            print(
+                f"kagglekit: no image cache: {n} images at {self.size[0]}x{self.size[1]} need "
+                f"{need / 2**30:.1f} GiB and {root} has {free / 2**30:.1f} GiB free; pass cache=<folder> "
+                f"or set {CACHE_ENV} to a bigger disk.", file=sys.stderr,
+            )
+            return None
+        return ImageCache(root, paths, self.size, self.fit)
+
+    @property
+    def cache(self) -> ImageCache | None:
+        """The on-disk cache in use, or None."""
+        return self._cache
+
+    # ---------------------------------------------------------------- order
+    def _make_order(self) -> np.ndarray:
+        n = len(self._paths)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve epoch `epoch`'s order next (orders depend only on seed and epoch)."""
+        with self._lock:
+            self.epoch = int(epoch)
+            self._order = self._make_order()
+            self._drop_pending()
+
+    def on_epoch_end(self) -> None:
+        """Advance to the next epoch: a new seeded order when shuffling."""
+        self.set_epoch(self.epoch + 1)
+
+    def order(self) -> np.ndarray:
+        """Return the row positions (in `.table`) served this epoch, in order."""
+        return self._order.copy()
+
+    # ------------------------------------------------------------ batching
+    def __len__(self) -> int:
+        return (len(self._paths) + self.batch_size - 1) // self.batch_size
+
+    @property
+    def num_batches(self) -> int:
+        return len(self)
+
+    def _pool_get(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="kagglekit-decode")
+        return self._pool
+
+    def _drop_pending(self) -> None:
+        for _, futures, _rows in self._pending.values():
+            for f in futures:
+                f.cancel()
+        self._pending.clear()
+        self._last = -1
+
+    def _fill(self, out: np.ndarray, rows: np.ndarray, start: int, stop: int) -> None:
+        """Put the images of rows[start:stop] into out[start:stop] (cache first, else decode)."""
+        cache = self._cache
+        for j in range(start, stop):
+            r = int(rows[j])
+            path, fp = self._paths[r], self._fingerprints[r]
+            slot = int(self._slots[r]) if cache is not None else -1
+            if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
+                continue
+            try:
+                load_image(path, self.size, self.fit, out=out[j])
+            except ImageError as exc:
+                out[j] = 0
+                with self._lock:
+                    self.failures.append((path, str(exc)))
+                print(f"kagglekit: {exc} (served as a black image)", file=sys.stderr)
+                if cache is not None:
+                    cache.write(slot, None, fp)
+                continue
+            if cache is not None:
+                try:
+                    cache.write(slot, out[j], fp)
+                except OSError as exc:  # a full disk must not stop training
+                    print(f"kagglekit: image cache write failed ({exc}); continuing without it", file=sys.stderr)
+                    self._cache = cache = None
+
+    def _submit(self, index: int) -> tuple[np.ndarray, list[Future], np.ndarray]:
+        lo = index * self.batch_size
+        rows = self._order[lo:lo + self.batch_size]
+        h, w = self.size
+        out = np.empty((len(rows), h, w, 3), dtype=np.uint8)
+        pool = self._pool_get()
+        parts = min(len(rows), self.decode_workers * 2)
+        bounds = np.linspace(0, len(rows), parts + 1).astype(int)
+        futures = [pool.submit(self._fill, out, rows, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        return out, futures, rows
+
+    def _batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (images, row positions) of batch `index` in this epoch's order."""
+        with self._lock:
+            job = self._pending.pop(index, None)
+            if job is None:
+                job = self._submit(index)
+            sequential = index == self._last + 1 or index == 0
+            self._last = index
+            if sequential and self.prefetch:
+                for nxt in range(index + 1, min(index + 1 + self.prefetch, len(self))):
+                    if nxt not in self._pending:
+                        self._pending[nxt] = self._submit(nxt)
+            # never hold more than the prefetch window
+            for stale in [k for k in self._pending if not index < k <= index + self.prefetch]:
+                for f in self._pending.pop(stale)[1]:
+                    f.cancel()
+        out, futures, rows = job
+        for f in futures:
+            f.result()
+        return out, rows
+
+    def __getitem__(self, index: int):
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"batch {index} is out of range: there are {n} batches.")
+        x, rows = self._batch(index)  # images and targets of the same rows, even if the epoch moves on
+        if self._y is None:
+            return (x,)
+        return x, self._y[rows]
+
+    def images(self, index: int) -> np.ndarray:
+        """Return the uint8 images of batch `index` (no targets)."""
+        return self[index][0]
+
+    def targets_in_order(self) -> np.ndarray | None:
+        """Return the targets of this epoch's rows in serving order (None without targets)."""
+        return None if self._y is None else self._y[self._order]
+
+    def warm(self, progress: bool = True) -> "ImageBatches":
+        """Return self after decoding every image into the cache (a cold pass, with progress)."""
+        it = range(len(self))
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc=f"decode {self.size[0]}x{self.size[1]}", unit="batch")
+        for i in it:
+            self._batch(i)
+        return self
+
+    def close(self) -> None:
+        """Stop the decoding threads and close the cache files."""
+        with self._lock:
+            self._drop_pending()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._cache is not None:
+            self._cache.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageBatches({len(self._paths)} images, {len(self)} batches of {self.batch_size}, "
+            f"size={self.size}, fit={self.fit!r}, shuffle={self.shuffle}, "
+            f"cache={str(self._cache.folder) if self._cache is not None else None})"
+        )
+
+
+def augmentation(
+    flip: str | None = "horizontal",
+    rotation: float = 0.05,
+    zoom: float = 0.1,
+    contrast: float = 0.1,
+    seed: int | None = None,
+):
+    """Return a keras.Sequential of preprocessing layers (flip, rotation, zoom, contrast).
+
+    Put it first in the model: the layers run on the accelerator, only in training
+    (they pass images through unchanged at inference). Set a factor to 0 (or `flip`
+    to None) to leave that layer out. Pixels are expected in 0..255.
+    """
+    import keras
+
+    if flip not in (None, "horizontal", "vertical", "horizontal_and_vertical"):
+        raise ConfigError(f"flip={flip!r}: use 'horizontal', 'vertical', 'horizontal_and_vertical' or None.")
+    for name, value in (("rotation", rotation), ("zoom", zoom), ("contrast", contrast)):
+        if not 0 <= float(value) < 1:
+            raise ConfigError(f"{name}={value!r} must be a fraction in [0, 1), e.g. 0.1.")
+    layers = []
+    if flip:
+        layers.append(keras.layers.RandomFlip(flip, seed=seed))
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if zoom:
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed))
+    if contrast:
+        layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed))
+    return keras.Sequential(layers, name="augmentation")

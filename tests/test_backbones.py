@@ -1,0 +1,133 @@
+"""Backbone registry: every entry builds and trains a step; weights from each file format; offline fails fast."""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from kagglekit import backbones as bb
+from kagglekit.errors import ConfigError, WeightsError
+
+REQUIRED = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2", "efficientnetb0",
+            "efficientnetb1", "efficientnetb2", "efficientnetb3", "convnext_tiny", "mobilenetv2", "resnet_small"}
+
+
+def _pixels(n=2, size=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def _backbone_arrays(model):
+    return [keras.ops.convert_to_numpy(w) for w in bb.backbone_of(model).weights]
+
+
+def test_registry_has_the_required_backbones():
+    assert REQUIRED <= set(bb.names())
+    with pytest.raises(ConfigError, match="Registered: .*resnet50"):
+        bb.get("resnet5O")
+
+
+@pytest.mark.parametrize("name", bb.names())
+def test_every_backbone_builds_and_trains_one_step_at_32px(name):
+    model = bb.build_model(name, 3, weights=None, dropout=0.1)
+    groups = bb.layer_groups(model, name)
+    assert groups["early"] and groups["late"] and groups["head"]
+    assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
+    # The stage-1 step (frozen backbone, BatchNorm in inference mode) keeps big backbones fast on CPU.
+    bb.backbone_of(model).trainable = False
+    before = _backbone_arrays(model)
+    head_before = keras.ops.convert_to_numpy(model.get_layer("predictions").kernel)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", run_eagerly=True)
+    loss = model.train_on_batch(_pixels(), np.array([0, 2]))
+    assert np.isfinite(loss)
+    assert all(np.array_equal(a, b) for a, b in zip(before, _backbone_arrays(model)))
+    assert not np.allclose(head_before, keras.ops.convert_to_numpy(model.get_layer("predictions").kernel))
+    probs = model.predict(_pixels(1, 40), verbose=0)  # flexible input size
+    assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0, atol=1e-4)
+
+
+def test_multilabel_head_is_sigmoid():
+    model = bb.build_model("resnet_small", 4, multilabel=True, weights=None)
+    probs = model.predict(_pixels(2), verbose=0)
+    assert probs.shape == (2, 4) and not np.allclose(probs.sum(axis=1), 1.0)
+
+
+def _trained_small(seed=1):
+    keras.utils.set_random_seed(seed)
+    model = bb.build_model("resnet_small", 3, weights=None)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(_pixels(4, 16, seed), np.array([0, 1, 2, 0]))
+    return model
+
+
+def test_weights_round_trip_through_each_file_format(tmp_path):
+    source = _trained_small()
+    base = bb.backbone_of(source)
+    expected = [keras.ops.convert_to_numpy(w) for w in base.weights]
+    files = {
+        "weights.h5": tmp_path / "small.weights.h5",
+        "keras backbone": tmp_path / "backbone.keras",
+        "keras classifier": tmp_path / "classifier.keras",
+        "notop.h5": tmp_path / "resnet_small_notop.h5",
+    }
+    base.save_weights(files["weights.h5"])
+    base.save(files["keras backbone"])
+    source.save(files["keras classifier"])
+    base.save(files["notop.h5"])  # legacy HDF5, the format of keras.applications' *_notop.h5 files
+    for kind, path in files.items():
+        loaded = bb.build_model("resnet_small", 5, weights=path)
+        got = _backbone_arrays(loaded)
+        assert len(got) == len(expected), kind
+        assert all(np.array_equal(a, b) for a, b in zip(expected, got)), kind
+    with pytest.raises(WeightsError, match="does not exist"):
+        bb.build_model("resnet_small", 2, weights=tmp_path / "missing.weights.h5")
+    with pytest.raises(WeightsError, match="wide_resnet"):
+        bb.build_model("wide_resnet", 2, weights=files["keras classifier"])
+
+
+def test_imagenet_weights_are_found_by_standard_name_under_the_input_root(tmp_path):
+    entry = bb.get("mobilenetv2")
+    keras.utils.set_random_seed(3)
+    reference = entry.constructor((None, None, 3), None)
+    attached = tmp_path / "input" / "keras-pretrained" / "weights"
+    attached.mkdir(parents=True)
+    reference.save(attached / entry.weights_file)
+    base = bb.load_backbone("mobilenetv2", "imagenet", roots=[tmp_path / "cache", tmp_path / "input"])
+    assert all(np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+               for a, b in zip(reference.weights, base.weights))
+
+
+def test_offline_imagenet_request_fails_fast_with_the_file_to_attach(tmp_path, monkeypatch):
+    # A proxy that refuses connections behaves like a notebook with internet off.
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setattr(bb, "DOWNLOAD_TIMEOUT", 2.0)
+    start = time.monotonic()
+    with pytest.raises(WeightsError) as info:
+        bb.build_model("resnet50", 2, weights="imagenet", roots=[tmp_path])
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert "weights=" in message and "offline" in message
+    with pytest.raises(WeightsError, match="no ImageNet weights"):
+        bb.build_model("resnet_small", 2, weights="imagenet")
+
+
+def test_users_can_register_their_own_backbone():
+    def tiny(input_shape, weights=None):
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Conv2D(4, 3, name="c1")(inputs)
+        x = keras.layers.Conv2D(4, 3, name="c2")(x)
+        return keras.Model(inputs, x, name="tiny")
+
+    bb.register("tiny_test", tiny, preprocess="unit", default_size=16, split="c2", overwrite=True)
+    model = bb.build_model("tiny_test", 2, weights=None)
+    groups = bb.layer_groups(model, "tiny_test")
+    assert [l.name for l in groups["early"]] == ["c1"] and [l.name for l in groups["late"]] == ["c2"]
+    with pytest.raises(ConfigError, match="already registered"):
+        bb.register("tiny_test", tiny)
+    with pytest.raises(ConfigError, match="preprocess"):
+        bb.register("tiny_bad", tiny, preprocess="imagenet")

@@ -1,0 +1,219 @@
+"""The recipe: frozen then discriminative stages, schedules, save/load, lr_find, resume after kill -9, 2 devices."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from kagglekit import LabelTable
+from kagglekit import backbones as bb
+from kagglekit import learner as L
+from kagglekit.schedules import OneCycle, make_schedule, sgdr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def digit_arrays(n=300, size=16):
+    from kagglekit.testing.competitions import digits
+
+    images, labels = digits(n, seed=0)
+    x = np.repeat(images[..., None], 3, axis=-1)
+    return L.resize_images(x, size), labels.astype("int32")
+
+
+def lr_at(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_one_cycle_produces_the_documented_rates():
+    s = OneCycle(1e-2, total_steps=100, pct_start=0.25, div_factor=25, final_div_factor=1e4)
+    assert s.warmup_steps == 25
+    assert lr_at(s, 0) == pytest.approx(1e-2 / 25, rel=1e-5)
+    assert lr_at(s, 25) == pytest.approx(1e-2, rel=1e-5)
+    assert lr_at(s, 100) == pytest.approx(1e-6, rel=1e-3)
+    assert lr_at(s, 150) == pytest.approx(1e-6, rel=1e-3)
+    mid_up = (1e-2 / 25 + 1e-2) / 2
+    assert lr_at(s, 12.5) == pytest.approx(mid_up, rel=1e-4)
+    rates = [lr_at(s, i) for i in range(101)]
+    assert all(np.diff(rates[:26]) > 0) and all(np.diff(rates[25:]) < 0)
+
+
+def test_sgdr_restarts_with_cycle_len_and_cycle_mult():
+    s = sgdr(0.1, steps_per_epoch=10, cycle_len=1, cycle_mult=2)
+    assert lr_at(s, 0) == pytest.approx(0.1)
+    assert lr_at(s, 5) == pytest.approx(0.05, rel=1e-4)  # half way down the first 1-epoch cycle
+    assert lr_at(s, 10) == pytest.approx(0.1)  # restart after cycle_len epochs
+    assert lr_at(s, 20) == pytest.approx(0.05, rel=1e-4)  # second cycle is twice as long
+    assert lr_at(s, 30) == pytest.approx(0.1)  # restart after 1 + 2 epochs
+    assert make_schedule("constant", 0.3, 10, 2) == 0.3
+    with pytest.raises(Exception, match="one_cycle"):
+        make_schedule("cosine", 0.1, 10, 2)
+
+
+def group_arrays(model):
+    """All weights per group (BatchNorm statistics included), and the trainable ones as `<group>:trainable`."""
+    out = {}
+    for name, layers in bb.layer_groups(model, "resnet_small").items():
+        out[name] = [keras.ops.convert_to_numpy(w).copy() for layer in layers for w in layer.weights]
+        out[name + ":trainable"] = [keras.ops.convert_to_numpy(w).copy() for layer in layers
+                                    for w in layer.trainable_weights]
+    return out
+
+
+class Snapshots(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.stages = []
+
+    def on_train_begin(self, logs=None):
+        self.stages.append({"before": group_arrays(self.model)})
+
+    def on_train_end(self, logs=None):
+        self.stages[-1]["after"] = group_arrays(self.model)
+
+
+def mean_change(stage, group):
+    pairs = list(zip(stage["before"][group], stage["after"][group]))
+    return sum(float(np.abs(a - b).sum()) for a, b in pairs) / sum(a.size for a, _ in pairs)
+
+
+@pytest.fixture(scope="module")
+def trained(digits_competition, tmp_path_factory):
+    """A learner fine-tuned from a weights file on the digits competition's real PNGs (table path)."""
+    tmp = tmp_path_factory.mktemp("learner")
+    frame = pd.read_csv(digits_competition / "train.csv", dtype=str)
+    table = LabelTable.from_records(frame["id"], [digits_competition / "train" / f"{i}.png" for i in frame["id"]],
+                                    frame["label"])
+    keras.utils.set_random_seed(0)
+    pretrained = tmp / "pretrained.weights.h5"
+    bb.backbone_of(bb.build_model("resnet_small", 3, weights=None)).save_weights(pretrained)
+    snaps = Snapshots()
+    learner = L.fine_tune(table, backbone="resnet_small", sizes=[16], weights=pretrained, valid=0.25,
+                          freeze_epochs=1, epochs=1, lr=3e-3, batch_size=32, workdir=tmp / "run",
+                          callbacks=[snaps], verbose=0, augment=False)
+    return learner, snaps, tmp, table
+
+
+def test_stage1_freezes_the_backbone_and_stage2_moves_early_layers_least(trained):
+    learner, snaps, _, _ = trained
+    frozen, unfrozen = snaps.stages
+    for group in ("early", "late"):  # weights and BatchNorm statistics untouched while frozen
+        assert all(np.array_equal(a, b) for a, b in zip(frozen["before"][group], frozen["after"][group]))
+    assert mean_change(frozen, "head") > 0
+    early, late, head = (mean_change(unfrozen, g + ":trainable") for g in ("early", "late", "head"))
+    assert 0 < early < late < head
+    assert list(learner.history["stage"]) == ["frozen", "unfrozen"]
+    assert learner.size == (16, 16) and learner.classes == tuple(str(i) for i in range(10))
+
+
+def test_run_folder_has_curves_history_and_best_checkpoint(trained):
+    learner, _, tmp, _ = trained
+    run = tmp / "run"
+    history = pd.read_csv(run / "history.csv")
+    assert {"epoch", "stage", "size", "lr", "loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert (run / "curves.png").stat().st_size > 1000
+    state = json.loads((run / "state.json").read_text())
+    assert state["best"]["value"] == pytest.approx(history["val_accuracy"].max())
+    assert (run / state["best"]["file"]).is_file()
+
+
+def test_save_and_load_round_trip_model_classes_and_settings(trained, tmp_path):
+    learner, _, _, _ = trained
+    learner.settings["thresholds"] = [0.5] * 10
+    x, _ = digit_arrays(8)
+    saved = learner.save(tmp_path / "model")
+    again = L.Learner.load(saved)
+    assert again.classes == learner.classes and again.multilabel is False and again.size == (16, 16)
+    assert again.settings["thresholds"] == [0.5] * 10 and again.settings["backbone"] == "resnet_small"
+    np.testing.assert_allclose(again.model.predict(x, verbose=0), learner.model.predict(x, verbose=0), atol=1e-5)
+    assert len(again.history) == 2
+
+
+def test_lr_find_sweeps_the_rate_and_suggests_one(tmp_path):
+    data = digit_arrays(256, 12)
+    result = L.lr_find(data, backbone="resnet_small", weights=None, steps=24, start=1e-5, end=1.0,
+                       batch_size=32, plot=tmp_path / "lr.png")
+    assert 3 <= len(result.lrs) <= 24 and np.all(np.diff(result.lrs) > 0)
+    assert 1e-5 <= result.suggestion <= 1.0
+    assert (tmp_path / "lr.png").stat().st_size > 1000
+
+
+WORKER = textwrap.dedent("""
+    import os, signal, sys, json
+    import numpy as np, keras
+    if os.environ.get("TWO_DEVICES") and os.environ["KERAS_BACKEND"] == "tensorflow":
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from kagglekit import learner as L
+    from kagglekit.testing.competitions import digits
+    images, labels = digits(240, seed=0)
+    x = L.resize_images(np.repeat(images[..., None], 3, -1), 12)
+    kill_at = int(os.environ.get("KILL_AT_EPOCH", "-1"))
+
+    class Kill(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            done = len(json.load(open(os.path.join(sys.argv[1], "state.json")))["rows"]) if os.path.exists(
+                os.path.join(sys.argv[1], "state.json")) else 0
+            if done == kill_at and batch == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    learner = L.fine_tune((x, labels.astype("int32")), backbone="resnet_small", weights=None,
+                          sizes=[int(s) for s in os.environ.get("SIZES", "10,12").split(",")],
+                          epochs=int(os.environ.get("EPOCHS", "3")), batch_size=32, valid=0.25, lr=3e-3,
+                          workdir=sys.argv[1], verbose=0, augment=False, callbacks=[Kill()],
+                          distribute=bool(os.environ.get("TWO_DEVICES")), label_smoothing=0.1,
+                          class_weight="balanced")
+    print("RESULT", json.dumps({"distribution": learner.settings["distribution"],
+                                "loss": learner.history["loss"].tolist()}))
+""")
+
+
+def run_worker(tmp_path, workdir, **env):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    return subprocess.run([sys.executable, str(script), str(workdir)], env=full_env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_run_killed_mid_stage_resumes_at_the_right_stage_size_and_rate(tmp_path):
+    workdir = tmp_path / "run"
+    killed = run_worker(tmp_path, workdir, KILL_AT_EPOCH="4")  # dies inside epoch 5 = 2nd epoch at size 12
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    before = json.loads((workdir / "state.json").read_text())
+    assert len(before["rows"]) == 4 and before["stage_index"] == 1 and before["stage_epochs_done"] == 1
+    resumed = run_worker(tmp_path, workdir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = pd.read_csv(workdir / "history.csv")
+    assert list(history["epoch"]) == list(range(6))
+    assert list(history["size"]) == [10, 10, 10, 12, 12, 12]
+    assert list(history["stage_epoch"]) == [0, 1, 2, 0, 1, 2]
+    pd.testing.assert_frame_equal(history.iloc[:4].reset_index(drop=True), pd.DataFrame(before["rows"]),
+                                  check_dtype=False)
+    # The one-cycle rate after each resumed epoch is the rate an uninterrupted run has there.
+    steps = int(np.ceil(180 / 32))
+    schedule = OneCycle(3e-3, steps * 3)
+    expected = [lr_at(schedule, steps * (e + 1)) for e in range(3)] * 2
+    np.testing.assert_allclose(history["lr"], expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_data_parallel_run_on_two_logical_cpu_devices_trains(tmp_path, backend):
+    if backend == "jax":
+        pytest.importorskip("jax")
+    env = {"KERAS_BACKEND": backend, "TWO_DEVICES": "1", "SIZES": "12", "EPOCHS": "2" if backend == "tensorflow" else "1",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    done = run_worker(tmp_path, tmp_path / "run", **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert result["distribution"] == ("mirrored" if backend == "tensorflow" else "data_parallel")
+    assert np.all(np.isfinite(result["loss"])) and (len(result["loss"]) == 1 or result["loss"][-1] < result["loss"][0])

@@ -1,0 +1,212 @@
+"""ImageBatches on real digits: cache, shuffling, targets, bad files, Keras on TF and jax."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from kagglekit import pipeline
+from kagglekit.images import load_image
+from kagglekit.pipeline import ImageBatches, augmentation
+from kagglekit.table import LabelTable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits_table(digits_competition) -> LabelTable:
+    """The first 150 training digits of the demo competition as a LabelTable."""
+    frame = pd.read_csv(digits_competition / "train.csv", dtype=str).head(150)
+    paths = [digits_competition / "train" / f"{i}.png" for i in frame["id"]]
+    if not paths[0].exists():  # ids may already carry the extension
+        paths = [digits_competition / "train" / i for i in frame["id"]]
+    return LabelTable.from_records(frame["id"], paths, frame["label"])
+
+
+def _epoch(ds: ImageBatches) -> tuple[np.ndarray, np.ndarray | None]:
+    xs, ys = [], []
+    for i in range(len(ds)):
+        item = ds[i]
+        xs.append(item[0])
+        if len(item) > 1:
+            ys.append(item[1])
+    return np.concatenate(xs), (np.concatenate(ys) if ys else None)
+
+
+def test_batches_shapes_order_and_targets(digits_table, tmp_path):
+    ds = ImageBatches(digits_table, 24, batch_size=64, cache=tmp_path / "c")
+    assert len(ds) == 3 and ds.num_batches == 3
+    x, y = ds[2]
+    assert x.shape == (150 - 128, 24, 24, 3) and x.dtype == np.uint8  # the last batch is short
+    xs, ys = _epoch(ds)
+    assert np.array_equal(ys, digits_table.targets("int"))  # unshuffled order is table order
+    for k in (0, 77, 149):
+        assert np.array_equal(xs[k], load_image(digits_table.paths[k], 24))
+    with pytest.raises(IndexError):
+        ds[3]
+    assert np.array_equal(ds[-1][0], x)
+    onehot = ImageBatches(digits_table, 24, batch_size=50, targets="onehot", cache=None)
+    assert np.array_equal(onehot[1][1], digits_table.targets("onehot")[50:100])
+    ds.close()
+
+
+def test_multihot_and_unlabelled_tables(digits_table):
+    labels = [(a, b) if a != b else (a,) for a, b in zip(digits_table.frame["labels"].str[0], digits_table.frame["labels"].str[0][::-1])]
+    multi = LabelTable.from_records(digits_table.ids, digits_table.paths, labels, multilabel=True)
+    ds = ImageBatches(multi, 16, batch_size=40, cache=None)
+    _, y = _epoch(ds)
+    assert y.shape == (150, len(multi.classes)) and np.array_equal(y, multi.targets("multihot"))
+    assert (y.sum(axis=1) >= 1).all()
+    test = LabelTable.from_records(digits_table.ids, digits_table.paths)
+    item = ImageBatches(test, 16, batch_size=40, cache=None)[0]
+    assert len(item) == 1 and item[0].shape == (40, 16, 16, 3)
+    no_y = ImageBatches(digits_table, 16, batch_size=40, targets=None, cache=None)[0]
+    assert len(no_y) == 1
+
+
+def test_seeded_shuffle_is_reproducible_and_changes_each_epoch(digits_table):
+    a = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=7, cache=None)
+    b = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=7, cache=None)
+    c = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=8, cache=None)
+    first = a.order()
+    assert np.array_equal(first, b.order()) and not np.array_equal(first, c.order())
+    assert sorted(first) == list(range(150)) and not np.array_equal(first, np.arange(150))
+    xa, ya = _epoch(a)
+    assert np.array_equal(ya, digits_table.targets("int")[first])  # images and labels travel together
+    assert np.array_equal(xa[0], load_image(digits_table.paths[first[0]], 16))
+    a.on_epoch_end()
+    second = a.order()
+    assert not np.array_equal(first, second)
+    b.set_epoch(1)
+    assert np.array_equal(second, b.order())
+    assert np.array_equal(_epoch(a)[0], _epoch(b)[0])
+
+
+def test_cold_and_cached_passes_give_the_same_images(digits_table, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cold = ImageBatches(digits_table, 20, batch_size=32, shuffle=True, seed=1, cache=cache, fit="pad")
+    x_cold, _ = _epoch(cold)
+    cold.close()
+    files = sorted(p.suffix for p in (cache / "20x20-pad").iterdir())
+    assert files.count(".pixels") == 1 and files.count(".index") == 1
+
+    # A later run (a new object, as in another process) must not decode at all.
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded although the image was cached")
+
+    monkeypatch.setattr(pipeline, "load_image", no_decode)
+    warm = ImageBatches(digits_table, 20, batch_size=32, shuffle=True, seed=1, cache=cache, fit="pad")
+    x_warm, _ = _epoch(warm)
+    assert np.array_equal(x_cold, x_warm)
+    # another size or fit is another cache
+    other = ImageBatches(digits_table, 20, batch_size=32, cache=cache, fit="crop")
+    with pytest.raises(AssertionError, match="decoded"):
+        other[0]
+
+
+def test_cache_is_rebuilt_for_a_changed_or_damaged_entry(digits_table, tmp_path):
+    table = digits_table.take(range(40))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    paths = []
+    for p in table.paths:
+        paths.append(folder / Path(p).name)
+        paths[-1].write_bytes(Path(p).read_bytes())
+    table = LabelTable.from_records(table.ids, paths, table.labels)
+    cache = tmp_path / "cache"
+    before, _ = _epoch(ImageBatches(table, 16, batch_size=16, cache=cache))
+
+    # the source of row 3 changes: a new picture (another digit) under the same name
+    Image.open(paths[30]).save(paths[3])
+    os.utime(paths[3], ns=(os.stat(paths[3]).st_atime_ns, os.stat(paths[3]).st_mtime_ns + 10**9))
+    # a run killed while writing left garbage in row 5's pixels
+    ds = ImageBatches(table, 16, batch_size=16, cache=cache)
+    slot = int(ds._slots[5])
+    with open(ds.cache.pixels_path, "r+b") as fh:
+        fh.seek(slot * ds.cache.nbytes)
+        fh.write(b"\x7f" * ds.cache.nbytes)
+    after, _ = _epoch(ds)
+    assert np.array_equal(after[3], load_image(paths[30], 16)) and not np.array_equal(after[3], before[3])
+    assert np.array_equal(after[5], before[5])
+    keep = [i for i in range(40) if i != 3]
+    assert np.array_equal(after[keep], before[keep])
+
+
+def test_bad_files_are_dropped_from_the_served_table(digits_table, tmp_path):
+    table = digits_table.take(range(20))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "text.png").write_text("not a picture")
+    data = Path(table.paths[0]).read_bytes()
+    (bad / "cut.png").write_bytes(data[: len(data) // 2])
+    frame = pd.concat([table.frame, pd.DataFrame({
+        "id": ["e", "t", "c"], "path": [str(bad / n) for n in ("empty.png", "text.png", "cut.png")],
+        "labels": [table.labels[0]] * 3,
+    })])
+    mixed = LabelTable(frame, table.classes)
+    report = tmp_path / "skipped.csv"
+    ds = ImageBatches(mixed, 16, batch_size=8, cache=tmp_path / "cache", report=report, verbose=False)
+    assert len(ds.table) == 20 and ds.table.ids == table.ids
+    assert {Path(p).name for p, _ in ds.skipped} == {"empty.png", "text.png", "cut.png"}
+    assert report.exists() and "cut.png" in report.read_text()
+    assert sum(len(ds[i][0]) for i in range(len(ds))) == 20
+    with pytest.raises(Exception, match="3 image files"):
+        ImageBatches(mixed, 16, strict=True, cache=None)
+
+
+def test_keras_fit_on_tensorflow_with_augmentation(digits_table, tmp_path):
+    import keras
+
+    ds = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, cache=tmp_path / "c")
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        augmentation(),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(len(digits_table.classes), activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(ds, epochs=2, shuffle=False, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    probs = model.predict(ImageBatches(digits_table, 16, batch_size=64, targets=None, cache=tmp_path / "c"), verbose=0)
+    assert probs.shape == (150, len(digits_table.classes))
+    # augmentation is inactive at inference: a batch passes through unchanged
+    x = ds[0][0].astype("float32")
+    assert np.allclose(keras.ops.convert_to_numpy(augmentation()(x, training=False)), x)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed, so the jax backend cannot run")
+def test_jax_backend_builds_batches_and_fits_without_tensorflow(digits_table, tmp_path):
+    table_csv = digits_table.take(range(64)).to_csv(tmp_path / "table.csv")
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import keras
+        from kagglekit.table import LabelTable
+        from kagglekit.pipeline import ImageBatches, augmentation
+        assert keras.backend.backend() == "jax"
+        table = LabelTable.read_csv({str(table_csv)!r})
+        ds = ImageBatches(table, 16, batch_size=32, shuffle=True, cache={str(tmp_path / 'c')!r})
+        x, y = ds[0]
+        assert x.shape == (32, 16, 16, 3) and x.dtype == np.uint8
+        model = keras.Sequential([keras.Input((16, 16, 3)), augmentation(), keras.layers.Rescaling(1 / 255),
+                                  keras.layers.Flatten(), keras.layers.Dense(len(table.classes), activation="softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        h = model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
+        assert np.isfinite(h.history["loss"][0])
+        assert "tensorflow" not in sys.modules, "TensorFlow was imported on the jax backend"
+        print("JAX-OK")
+    """)
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "JAX-OK" in out.stdout, out.stderr[-3000:]

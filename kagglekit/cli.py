@@ -19,6 +19,15 @@ def _sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--sizes takes integers such as '64,128,300', not {text!r}") from None
 
 
+def _tta(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tta takes a number of views (0..12) or 'auto', not {text!r}") from None
+
+
 def _add_training(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--backbone", help="backbone name (see `kagglekit backbones`)")
@@ -28,7 +37,7 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="peak learning rate of the head")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--valid", type=float, help="validation fraction (default 0.2)")
-    g.add_argument("--tta", type=int, help="test-time augmentations (0 = none)")
+    g.add_argument("--tta", type=_tta, help="test-time views averaged: 0 (none) .. 12, or 'auto' (chosen on validation; default)")
     g.add_argument("--metric", help="competition metric: accuracy, logloss, f2, ... (default: from the submission format)")
     g.add_argument("--seed", type=int)
 

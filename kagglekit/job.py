@@ -27,10 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 3,
     "weights": "imagenet",
     "valid": 0.2,
-    "tta": 4,
+    "tta": "auto",  # the number of TTA views that helps on validation (0 to 4)
     "seed": 0,
     "batch_size": 32,
-    "lr": None,
+    "lr": None,  # the recipe's default
     "metric": None,  # inferred from the submission format
 }
 
@@ -133,7 +133,7 @@ def run(
         **overrides: training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe.
     """
-    from . import layout, metrics, predict, sources, submission
+    from . import layout, predict, sources, submission
     from .learner import Learner, fine_tune
 
     started = time.time()
@@ -172,44 +172,56 @@ def run(
         raise ConfigError(f"No test images found in {comp.path}; name the test folder in the recipe (layout.test).")
 
     sample = comp.sample_submission
-    metric = cfg["metric"] or (submission.infer_metric(sample) if sample is not None else
+    metric = cfg["metric"] or (submission.infer_metric(sample, classes=train.classes) if sample is not None else
                                ("f2" if train.multilabel else "accuracy"))
 
-    # 2. fine-tune (resumes by itself from workdir/model)
-    model_dir = workdir / "model"
-    if steps.done("train"):
-        learner = Learner.load(model_dir)
+    # 2. fine-tune (fine_tune itself resumes from its checkpoints in workdir/train)
+    learner_dir = workdir / "learner"
+    if steps.done("train") and (learner_dir / "learner.json").is_file():
+        learner = Learner.load(learner_dir)
+        log(f"model: {learner} (trained earlier, loaded from {learner_dir})")
     else:
+        extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
         learner = fine_tune(
             train, valid=valid, backbone=cfg["backbone"], sizes=cfg["sizes"], epochs=cfg["epochs"],
-            weights=cfg["weights"], lr=cfg["lr"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-            directory=model_dir, **recipe.get("fine_tune", {}), **overrides.get("fine_tune", {}),
+            weights=cfg["weights"], batch_size=cfg["batch_size"], seed=cfg["seed"],
+            workdir=workdir / "train", **({"lr": cfg["lr"]} if cfg["lr"] else {}), **extra,
         )
-        steps.finish("train", str(model_dir))
+        learner.save(learner_dir)
+        steps.finish("train", str(learner_dir))
 
-    # 3. validation predictions -> post-processing tuned for the metric
-    valid_probs = predict.predict(learner, valid, tta=cfg["tta"], batch_size=cfg["batch_size"])
-    settings = metrics.tune(metric, valid, valid_probs)
-    learner.settings.update(settings)
-    learner.save(model_dir)
-    score = metrics.score(metric, valid, valid_probs, settings)
-    log(f"validation {metric}: {score:.4f}" + (f" (settings: {settings})" if settings else ""))
+    # 3. post-processing (clip / thresholds) and TTA tuned on validation, saved with the model
+    if steps.done("tune") and "tuned_for" in learner.settings:
+        settings = learner.settings
+    else:
+        settings = predict.tune_settings(learner, valid, metric, tta=cfg["tta"], batch_size=cfg["batch_size"], progress=False)
+        learner.settings["tuned_for"] = metric
+        learner.save(learner_dir)
+        steps.finish("tune", metric)
+    valid_probs = predict.predict(learner, valid, batch_size=cfg["batch_size"], progress=False)
+    score = predict.score(valid_probs, valid, metric)
+    shown = {k: settings[k] for k in ("clip", "threshold", "tta") if k in settings}
+    log(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
 
     # 4. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"
     if steps.done("predict") and probs_path.is_file():
-        test_probs = pd.read_csv(probs_path, dtype={"id": str})
+        test_probs = predict.read_predictions(probs_path)
     else:
-        test_probs = predict.predict(learner, test, tta=cfg["tta"], batch_size=cfg["batch_size"])
-        atomic_write_text(probs_path, test_probs.to_csv(index=False))
+        test_probs = predict.predict(learner, test, batch_size=cfg["batch_size"])
+        predict.save_predictions(test_probs, probs_path)
         steps.finish("predict", str(probs_path))
-    out = workdir / ("submission.csv" if sample is None else Path(sample).name.replace("sample_", ""))
-    out = submission.write_submission(test_probs, like=sample, path=out, settings=learner.settings, classes=learner.classes)
+    if sample is None:
+        raise ConfigError(f"{comp.path} has no sample_submission.csv, so the submission's shape is unknown; "
+                          f"the test predictions are in {probs_path}.")
+    out = submission.write_submission(test_probs, like=sample, path=workdir / Path(sample).name.replace("sample_", ""),
+                                      settings=learner.settings)
     submission.validate_submission(out, like=sample)
-    log(f"submission: {out} (validated against {Path(sample).name if sample else 'the predictions'})")
+    log(f"submission: {out} (validated against {Path(sample).name})")
 
     result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
-                       settings=settings, seconds=time.time() - started)
+                       settings={k: v for k, v in learner.settings.items() if k in ("clip", "threshold", "thresholds", "tta")},
+                       seconds=time.time() - started)
     if submit:
         from . import kaggle
 
@@ -217,7 +229,7 @@ def run(
         if done:
             log(f"already submitted in this run folder ({done}); delete {steps.path} to submit again")
         else:
-            answer = kaggle.submit(name, out, message or f"kagglekit {cfg['backbone']} {metric}={score:.4f}", wait=True)
+            answer = kaggle.submit(getattr(comp, "slug", None) or name, out, message or f"kagglekit {cfg['backbone']} {metric}={score:.4f}", wait=True)
             result.public_score = getattr(answer, "public_score", None)
             steps.finish("submit", {"public_score": result.public_score})
     result.seconds = time.time() - started
@@ -226,7 +238,7 @@ def run(
 
 
 # The demo's quick settings: a small from-scratch ResNet at 32 px trains in about a minute on 2 CPU cores.
-DEMO_SETTINGS = {"backbone": "resnet_small", "sizes": [32], "weights": None, "epochs": 6, "tta": 2, "batch_size": 64}
+DEMO_SETTINGS = {"backbone": "resnet_small", "sizes": [32], "weights": None, "epochs": 6, "tta": "auto", "batch_size": 64}
 
 
 def demo(directory: str | os.PathLike = "kagglekit-demo", epochs: int | None = None, log: Callable[[str], None] = print) -> RunResult:

@@ -393,46 +393,19 @@ def download(slug: str, folder: str | os.PathLike, file: str | None = None, prog
 
 # --------------------------------------------------------------------------- submit
 def check_submission_file(path: str | os.PathLike, like: str | os.PathLike | None = None):
-    """Return the submission as a pandas DataFrame (all columns as text) after checking it can be uploaded.
+    """Return the submission as a pandas DataFrame (ids as text) after checking it can be uploaded.
 
-    Checks: the file exists, is a non-empty .csv (or a .zip/.gz holding one) with
-    a header and rows, no duplicate ids; and, with `like` (the competition's
-    sample_submission.csv), the same header and the same set of ids.
-    Raises `SubmissionError` naming the problem and the fix.
+    The file must be a .csv (or a .zip holding one); the checks themselves are
+    `kagglekit.submission.validate_submission`'s: header, ids unique and, with
+    `like` (the competition's sample_submission.csv), the same header, the same
+    ids, probabilities in [0, 1] and no empty values. Raises `SubmissionError`.
     """
-    import pandas as pd
+    from .submission import validate_submission
 
     path = Path(path)
-    if not path.is_file():
-        raise SubmissionError(f"Submission file {path} does not exist. Fix: check the path, or write it first (kagglekit.submission.write_submission).")
-    if path.stat().st_size == 0:
-        raise SubmissionError(f"Submission file {path} is empty. Fix: write the predictions into it before submitting.")
-    if not path.name.lower().endswith(SUBMISSION_SUFFIXES):
-        raise SubmissionError(f"Submission file {path} is not a .csv (or a .zip/.gz of one). Fix: save the predictions as CSV in the shape of sample_submission.csv.")
-    try:
-        sub = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e:  # pandas raises many types for unreadable input
-        raise SubmissionError(f"Submission file {path} cannot be read as CSV ({type(e).__name__}: {e}). Fix: save it as a plain CSV with a header row, or a zip holding exactly one CSV.") from None
-    if sub.shape[1] < 2 or len(sub) == 0:
-        raise SubmissionError(f"Submission file {path} needs a header with an id column and a prediction column, and at least one row; it has {sub.shape[1]} column(s) and {len(sub)} row(s). Fix: write it in the shape of sample_submission.csv.")
-    id_col = sub.columns[0]
-    dupes = sub[id_col][sub[id_col].duplicated()].unique()
-    if len(dupes):
-        raise SubmissionError(f"Submission file {path} repeats ids in column {id_col!r}: {list_offenders(dupes)}. Fix: keep one row per id.")
-    if like is not None and Path(like).is_file():
-        sample = pd.read_csv(like, dtype=str, keep_default_na=False)
-        if list(sub.columns) != list(sample.columns):
-            raise SubmissionError(f"Submission file {path} has columns {list(sub.columns)}, but {Path(like).name} has {list(sample.columns)}. Fix: use exactly the header of the sample submission, in that order.")
-        want, have = set(sample[sample.columns[0]]), set(sub[id_col])
-        missing, extra = sorted(want - have), sorted(have - want)
-        if missing or extra:
-            detail = []
-            if missing:
-                detail.append(f"missing ids {list_offenders(missing)}")
-            if extra:
-                detail.append(f"unknown ids {list_offenders(extra)}")
-            raise SubmissionError(f"Submission file {path} does not cover the ids of {Path(like).name}: {'; '.join(detail)}. Fix: predict exactly the test ids of the sample submission.")
-    return sub
+    if path.is_file() and not path.name.lower().endswith(SUBMISSION_SUFFIXES):
+        raise SubmissionError(f"Submission file {path} is not a .csv (or a .zip of one). Fix: save the predictions as CSV in the shape of sample_submission.csv.")
+    return validate_submission(path, like=like if like is not None and Path(like).is_file() else None)
 
 
 def _as_submission(s) -> Submission:

@@ -62,6 +62,17 @@ class SubmissionFormat:
         return self.columns[1:]
 
 
+# The metric a submission format usually stands for: probabilities are scored by log
+# loss, one label per row by accuracy, space-separated labels by F2 (iMaterialist).
+METRIC_FOR_KIND = {"probability": "logloss", "per_class": "logloss", "label": "accuracy",
+                   "label_id": "accuracy", "labels": "f2"}
+
+
+def infer_metric(like: str | os.PathLike | pd.DataFrame, classes: Sequence[str] | None = None) -> str:
+    """Return the metric name ("logloss", "accuracy" or "f2") that the sample submission's shape suggests."""
+    return METRIC_FOR_KIND[read_format(like, classes=classes).kind]
+
+
 # ------------------------------------------------------------------ reading
 def _read_csv_text(source: str | os.PathLike) -> tuple[pd.DataFrame, str]:
     """Return (frame of strings, NaN kept as NaN) read from a CSV or a zip holding one CSV."""

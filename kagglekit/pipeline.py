@@ -238,7 +238,8 @@ class ImageBatches(_Base):
             )
         self.table = table if len(keep) == len(table) else table.take(keep)
         self._paths = [all_paths[i] for i in keep]
-        self._fingerprints = [fingerprints[i] for i in keep]
+        self._fingerprints = fingerprints[keep]
+        scan.fingerprints = None  # kept above for the served rows only
         self._slots = (
             np.array([self._cache.slot_of[p] for p in self._paths], dtype=np.int64)
             if self._cache is not None else None
@@ -332,7 +333,7 @@ class ImageBatches(_Base):
         cache = self._cache
         for j in range(start, stop):
             r = int(rows[j])
-            path, fp = self._paths[r], self._fingerprints[r]
+            path, fp = self._paths[r], (int(self._fingerprints[r, 0]), int(self._fingerprints[r, 1]))
             slot = int(self._slots[r]) if cache is not None else -1
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
                 continue

@@ -47,6 +47,16 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.cwd() / CACHE_DIRNAME
 
 
+def clear_cache(root: str | os.PathLike | None = None) -> int:
+    """Return the bytes freed by deleting the image cache folder (default: `default_cache_dir()`)."""
+    root = Path(root) if root is not None else default_cache_dir()
+    if not root.is_dir():
+        return 0
+    freed = sum(p.stat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
+    shutil.rmtree(root)
+    return freed
+
+
 def _create_exclusively(path: Path, nbytes: int) -> None:
     """Create `path` as a zero-filled (sparse) file of `nbytes`, unless it already exists."""
     if path.exists():

@@ -472,7 +472,7 @@ class ScanReport:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of skipped files
     notes: list[tuple[str, str]] = field(default_factory=list)  # (path, note) of kept oddities
     report_path: Path | None = None
-    fingerprints: list[tuple[int, int]] = field(default_factory=list)  # (size, mtime_ns) per path
+    fingerprints: np.ndarray | None = None  # int64 (n, 2): size and mtime_ns per path (-1 when unreadable)
 
     @property
     def bad(self) -> list[str]:
@@ -547,7 +547,9 @@ def scan_images(
             problems.append((paths[i], problem))
         elif note is not None:
             notes.append((paths[i], note))
-    scan = ScanReport(paths, ok, problems, notes, fingerprints=[r[2] for r in results])
+    fingerprints = np.array([r[2] for r in results], dtype=np.int64).reshape(len(paths), 2)
+    del results
+    scan = ScanReport(paths, ok, problems, notes, fingerprints=fingerprints)
     if strict and problems:
         shown = "; ".join(f"{p}: {why}" for p, why in problems[:5])
         more = f" (and {len(problems) - 5} more; {len(problems)} in all)" if len(problems) > 5 else ""

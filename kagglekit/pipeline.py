@@ -47,6 +47,16 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.cwd() / CACHE_DIRNAME
 
 
+def clear_cache(root: str | os.PathLike | None = None) -> int:
+    """Return the bytes freed by deleting the image cache folder (default: `default_cache_dir()`)."""
+    root = Path(root) if root is not None else default_cache_dir()
+    if not root.is_dir():
+        return 0
+    freed = sum(p.stat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
+    shutil.rmtree(root)
+    return freed
+
+
 def _create_exclusively(path: Path, nbytes: int) -> None:
     """Create `path` as a zero-filled (sparse) file of `nbytes`, unless it already exists."""
     if path.exists():
@@ -238,7 +248,8 @@ class ImageBatches(_Base):
             )
         self.table = table if len(keep) == len(table) else table.take(keep)
         self._paths = [all_paths[i] for i in keep]
-        self._fingerprints = [fingerprints[i] for i in keep]
+        self._fingerprints = fingerprints[keep]
+        scan.fingerprints = None  # kept above for the served rows only
         self._slots = (
             np.array([self._cache.slot_of[p] for p in self._paths], dtype=np.int64)
             if self._cache is not None else None
@@ -332,7 +343,7 @@ class ImageBatches(_Base):
         cache = self._cache
         for j in range(start, stop):
             r = int(rows[j])
-            path, fp = self._paths[r], self._fingerprints[r]
+            path, fp = self._paths[r], (int(self._fingerprints[r, 0]), int(self._fingerprints[r, 1]))
             slot = int(self._slots[r]) if cache is not None else -1
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
                 continue

@@ -110,6 +110,9 @@ def test_cold_and_cached_passes_give_the_same_images(digits_table, tmp_path, mon
     other = ImageBatches(digits_table, 20, batch_size=32, cache=cache, fit="crop")
     with pytest.raises(AssertionError, match="decoded"):
         other[0]
+    other.close()
+    warm.close()
+    assert pipeline.clear_cache(cache) > 0 and not cache.exists()
 
 
 def test_cache_is_rebuilt_for_a_changed_or_damaged_entry(digits_table, tmp_path):

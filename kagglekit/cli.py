@@ -43,10 +43,7 @@ def _add_training(p: argparse.ArgumentParser) -> None:
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:
-    out = {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "lr", "batch_size", "valid", "tta", "metric", "seed")}
-    if args.weights is not None:
-        out["weights"] = None if args.weights.lower() == "none" else args.weights
-    return out
+    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed")}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -131,7 +131,8 @@ def run(
             (``reader`` + ``args``, ``test``) and training settings.
         submit: upload the file through the Kaggle API and wait for the score.
         **overrides: training settings (backbone, sizes, epochs, weights, valid,
-            tta, seed, batch_size, lr, metric) that win over the recipe.
+            tta, seed, batch_size, lr, metric) that win over the recipe; None
+            means "not given" (use ``weights="none"`` to train from scratch).
     """
     from . import layout, predict, sources, submission
     from .learner import Learner, fine_tune
@@ -142,6 +143,8 @@ def run(
     if unknown:
         raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
     cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
+        cfg["weights"] = None  # from scratch
 
     comp = sources.fetch(str(source))
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
@@ -238,7 +241,7 @@ def run(
 
 
 # The demo's quick settings: a small from-scratch ResNet at 32 px trains in about a minute on 2 CPU cores.
-DEMO_SETTINGS = {"backbone": "resnet_small", "sizes": [32], "weights": None, "epochs": 6, "tta": "auto", "batch_size": 64}
+DEMO_SETTINGS = {"backbone": "resnet_small", "sizes": [32], "weights": "none", "epochs": 6, "tta": "auto", "batch_size": 64}
 
 
 def demo(directory: str | os.PathLike = "kagglekit-demo", epochs: int | None = None, log: Callable[[str], None] = print) -> RunResult:

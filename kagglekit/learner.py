@@ -181,7 +181,7 @@ class _Data:
     """Training or validation data at one size: a PyDataset (tables) or arrays."""
 
     def __init__(self, source: Any, size: int | None, batch_size: int, shuffle: bool, seed: int,
-                 targets: str, replicas: int, fit: str = "squash") -> None:
+                 targets: str, replicas: int, fit: str = "squash", n_classes: int | None = None) -> None:
         self.batch_size = batch_size
         if isinstance(source, LabelTable):
             from .pipeline import ImageBatches
@@ -197,17 +197,12 @@ class _Data:
             if size is not None and tuple(x.shape[1:3]) != _pair(size):
                 x = resize_images(x, size)
             if targets == "onehot" and y.ndim == 1:
-                y = np.eye(int(targets_width(source)), dtype="float32")[y]
+                y = np.eye(int(n_classes or int(np.max(y)) + 1), dtype="float32")[y]
             if replicas > 1:
                 n = (len(x) // replicas) * replicas
                 x, y = x[:n], y[:n]
             self.dataset, self.x, self.y = None, x, y
             self.steps = max(1, math.ceil(len(x) / batch_size))
-
-
-def targets_width(source: tuple) -> int:
-    y = source[1]
-    return int(y.shape[1]) if y.ndim == 2 else int(np.max(y)) + 1
 
 
 class _EvenBatches(keras.utils.PyDataset):
@@ -679,8 +674,9 @@ def fine_tune(
         for index in range(start_stage, len(plan)):
             stage = plan[index]
             size = stage["size"]
-            train = _Data(train_src, size, batch, True, seed + index, target_kind, strategy.replicas, fit)
-            val = _Data(valid_src, size, batch, False, seed, target_kind, strategy.replicas, fit) \
+            train = _Data(train_src, size, batch, True, seed + index, target_kind, strategy.replicas, fit,
+                          len(classes))
+            val = _Data(valid_src, size, batch, False, seed, target_kind, strategy.replicas, fit, len(classes)) \
                 if valid_src is not None else None
             _configure(model, stage)
             mults = group_multipliers(model, stage["mult"], entry.name)
@@ -842,7 +838,7 @@ def lr_find(
             bb.backbone_of(model).trainable = False
     saved = model.get_weights()
     entry_size = size if size is not None else (bb.get(backbone).default_size if isinstance(data, LabelTable) else None)
-    train = _Data(data, entry_size, batch_size, True, 0, target_kind, 1)
+    train = _Data(data, entry_size, batch_size, True, 0, target_kind, 1, n_classes=len(classes))
     sweep = _LRSweep(start, end, steps)
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=start), loss=loss)
     epochs = max(1, math.ceil(steps / train.steps))

@@ -111,7 +111,8 @@ def doctor(directory: str | os.PathLike, size_sample: int = 2000) -> DoctorRepor
     found = layout.detect(directory)
     train, test = layout.read_competition(directory)
     all_paths = train.paths + (test.paths if test is not None else [])
-    _, bad = images.scan_images(all_paths)
+    scan = images.scan_images(all_paths, verbose=False)
+    bad = pd.DataFrame(scan.problems, columns=["path", "reason"])
     digests = _digests(all_paths)
     train_digests = digests[: len(train)]
     groups: dict[str, list[str]] = {}

@@ -134,6 +134,15 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def describe() -> str:
+    """Return a text table of the registered backbones: size, preprocessing and ImageNet weights file."""
+    rows = [("name", "size", "preprocess", "ImageNet weights file (attach it offline)")]
+    rows += [(e.name, str(e.default_size), e.preprocess, e.weights_file or "none (train from scratch)")
+             for e in (_REGISTRY[n] for n in names())]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows)
+
+
 def get(name: str | Backbone) -> Backbone:
     """Return the registry entry for `name` (raises ConfigError naming the choices)."""
     if isinstance(name, Backbone):

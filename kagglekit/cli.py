@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of the `kagglekit` command."""
     from .errors import KaggleKitError
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

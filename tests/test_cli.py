@@ -57,3 +57,10 @@ def test_bad_input_is_one_line_without_traceback(args, expected):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert expected in out.stderr
+
+
+def test_backbones_lists_the_registry_with_weights_files():
+    out = kagglekit("backbones")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in out.stdout
+    assert "resnet_small" in out.stdout and "none (train from scratch)" in out.stdout

@@ -1,0 +1,105 @@
+"""The scripts in examples/ end to end, at tiny sizes, against competitions the Kaggle emulator serves.
+
+Each competition is made of real images in that competition's own layout, the
+weights come from files the test writes (as Kaggle users attach *_notop.h5 files),
+and the real `kaggle` client downloads, uploads and reads the score.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kagglekit.testing.competitions import build_competition
+from kagglekit.testing.kaggle_emulator import KaggleEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = "dogs-vs-cats-redux-kernels-edition"
+IMAT = "imaterialist-challenge-fashion-2018"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("examples")
+    comps = {
+        DVC: build_competition("dogs-vs-cats", root / DVC, n_train=96, n_test=24, size=48),
+        IMAT: build_competition("imaterialist-fashion", root / IMAT, n_train=96, n_valid=48, n_test=24, size=48),
+        "fashion-mnist": build_competition("fashion-mnist", root / "fashion-mnist", n_train=600, n_test=100),
+    }
+    with KaggleEmulator(comps) as emu:
+        env = {**os.environ, **emu.environ(root / "home"), "KAGGLEKIT_DATA": str(root / "data"),
+               "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        for k in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_KERNEL_RUN_TYPE"):
+            env.pop(k, None)
+        yield emu, env, root
+
+
+def notop_file(folder: Path, app: str, filename: str) -> Path:
+    """Write an ImageNet-style *_notop.h5 file (random weights) the way keras.applications ships them."""
+    path = folder / filename
+    if not path.exists():
+        code = (f"import keras; keras.applications.{app}(include_top=False, weights=None, "
+                f"input_shape=(None, None, 3)).save({str(path)!r})")
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return path
+
+
+def run_example(script: str, args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-4000:])
+    return out
+
+
+@pytest.mark.parametrize("script", ["dogs_vs_cats.py", "imaterialist_fashion.py", "fashion_mnist.py"])
+def test_example_help(script):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage:" in out.stdout and "--submit" in out.stdout
+
+
+def test_dogs_vs_cats_example(served, tmp_path):
+    emu, env, root = served
+    weights = notop_file(root, "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    out = run_example("dogs_vs_cats.py", ["--size", "32", "--weights", str(weights), "--batch-size", "16",
+                                          "--out", str(tmp_path / "run"), "--submit"], env, tmp_path)
+    counts = re.search(r"(\d+) training and (\d+) validation images; classes \('cats', 'dogs'\)", out.stdout)
+    assert counts and int(counts[1]) + int(counts[2]) == 96 and int(counts[2]) in (19, 20), out.stdout[-2000:]
+    assert "validation accuracy" in out.stdout and "log loss" in out.stdout
+    sub = pd.read_csv(tmp_path / "run" / "submission.csv")
+    sample = pd.read_csv(root / DVC / "sample_submission.csv")
+    assert list(sub.columns) == ["id", "label"] and sub["id"].tolist() == sample["id"].tolist()
+    assert sub["label"].between(0, 1).all()
+    assert (tmp_path / "run" / "folders" / "cats").is_dir() and (tmp_path / "run" / "folders" / "dogs").is_dir()
+    scored = emu.submissions[DVC][-1]
+    assert "public score:" in out.stdout and scored.public is not None
+
+
+def test_imaterialist_example(served, tmp_path):
+    emu, env, root = served
+    weights = notop_file(root, "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    out = run_example("imaterialist_fashion.py", ["--sizes", "32,48", "--epochs", "1", "--weights", str(weights),
+                                                  "--batch-size", "16", "--tta", "2",
+                                                  "--out", str(tmp_path / "run"), "--submit"], env, tmp_path)
+    assert "96 train, 48 validation, 24 test images" in out.stdout
+    assert "validation F2" in out.stdout and "stage 4/4" in out.stdout + out.stderr
+    sub = pd.read_csv(tmp_path / "run" / "submission.csv", dtype=str)
+    assert list(sub.columns) == ["image_id", "label_id"] and len(sub) == 24
+    assert sub["label_id"].str.split().map(len).min() >= 1  # the at-least-one-label fallback
+    assert (tmp_path / "run" / "threshold_f2.png").stat().st_size > 0
+    assert "public score:" in out.stdout and emu.submissions[IMAT][-1].public is not None
+
+
+def test_fashion_mnist_example(served, tmp_path):
+    emu, env, root = served
+    out = run_example("fashion_mnist.py", ["--slug", "fashion-mnist", "--epochs", "6", "--batch-size", "64", "--out", str(tmp_path / "run"),
+                                           "--submit"], env, tmp_path)
+    assert "validation accuracy:" in out.stdout
+    score = float(out.stdout.split("public score:")[-1].split()[0])  # the emulator scores test accuracy
+    assert score > 0.5 and emu.submissions["fashion-mnist"][-1].public == score, out.stdout[-2000:]
+    sub = pd.read_csv(tmp_path / "run" / "run" / "submission.csv")
+    assert list(sub.columns) == ["ImageId", "Label"] and sub["ImageId"].tolist() == list(range(1, 101))

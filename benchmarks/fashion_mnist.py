@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=None, help="use only the first N training images (smoke runs)")
     ap.add_argument("--n-test", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--backbone", default=None, help="override the profile's backbone (a registry name)")
     args = ap.parse_args()
 
     import keras
@@ -99,9 +100,10 @@ def main() -> None:
                                                                value_range=(0, 255))], name="augmentation")
         smoothing = 0.1
     else:
-        backbone, epochs, batch, lr = "resnet_small", args.epochs or 8, args.batch_size or 128, 4e-3
+        backbone, epochs, batch, lr = "resnet_small", args.epochs or 6, args.batch_size or 128, 4e-3
         augment = keras.Sequential([keras.layers.RandomFlip("horizontal")], name="augmentation")
         smoothing = 0.0
+    backbone = args.backbone or backbone
     t1 = time.perf_counter()
     learner = L.fine_tune(train, backbone=backbone, weights=None, sizes=[28], valid=0.05, epochs=epochs,
                           lr=lr, batch_size=batch, augment=augment, label_smoothing=smoothing,
@@ -125,7 +127,7 @@ def main() -> None:
     total = time.perf_counter() - t0
     print(f"fashion_mnist backend={keras.backend.backend()} profile={'gpu' if args.gpu else 'cpu'} "
           f"backbone={backbone} params={learner.model.count_params():,} epochs={epochs} train={len(train)} "
-          f"test={len(ids)}")
+          f"test={len(ids)} tensorflow_imported={'tensorflow' in sys.modules}")
     print(f"test accuracy {accuracy:.4f} | wall {total:.0f}s (data {t_data:.0f}s, train {t_train:.0f}s, "
           f"predict {t_pred:.0f}s) | target {'0.955 in 600s' if args.gpu else '0.935 in 1200s'}")
 

@@ -221,6 +221,13 @@ def small_resnet(
 
 register("resnet_small", small_resnet, "unit", 32, "stage2_", None, min_size=8)
 register(
+    "resnet_tiny",
+    lambda input_shape=(None, None, 3), weights=None: small_resnet(
+        input_shape, weights, widths=(16, 32, 64), blocks=1, name="resnet_tiny"
+    ),
+    "unit", 32, "stage2_", None, min_size=8,
+)
+register(
     "wide_resnet",
     lambda input_shape=(None, None, 3), weights=None: small_resnet(
         input_shape, weights, widths=(96, 192, 384), blocks=2, name="wide_resnet"

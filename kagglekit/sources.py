@@ -222,29 +222,18 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     bar = tqdm(members, desc=f"unpack {archive.name}", unit="file", leave=False, disable=not progress or len(members) < 500)
     try:
         try:
-            if _is_zip(archive):
-                with zipfile.ZipFile(archive) as zf:
-                    for rel, is_dir, info in bar:
-                        dest = staging / rel
-                        if is_dir:
-                            dest.mkdir(parents=True, exist_ok=True)
-                            continue
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(info) as src, open(dest, "wb") as out:
-                            shutil.copyfileobj(src, out, 1 << 20)
-                        written.append(rel)
-            else:
-                with tarfile.open(archive) as tf:
-                    for rel, is_dir, member in bar:
-                        dest = staging / rel
-                        if is_dir:
-                            dest.mkdir(parents=True, exist_ok=True)
-                            continue
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        src = tf.extractfile(member)
-                        with src, open(dest, "wb") as out:
-                            shutil.copyfileobj(src, out, 1 << 20)
-                        written.append(rel)
+            handle = zipfile.ZipFile(archive) if _is_zip(archive) else tarfile.open(archive)
+            open_member = handle.open if isinstance(handle, zipfile.ZipFile) else handle.extractfile
+            with handle:
+                for rel, is_dir, member in bar:
+                    dest = staging / rel
+                    if is_dir:
+                        dest.mkdir(parents=True, exist_ok=True)
+                        continue
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with open_member(member) as src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    written.append(rel)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as e:
             raise ArchiveError(f"Archive {archive} is corrupt ({type(e).__name__}: {e}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
         for rel in written:  # all entries read intact: move them into place

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fashion-MNIST as a Kaggle competition: a ResNet trained from scratch through kagglekit's stages.
 
-    python examples/fashion_mnist.py                          # CPU profile: resnet_tiny, 12 epochs (2 cores)
+    python examples/fashion_mnist.py                          # CPU profile: resnet_tiny, 8 epochs (2 cores)
     KERAS_BACKEND=jax python examples/fashion_mnist.py --profile gpu   # wide_resnet + random erasing, for a GPU
     python examples/fashion_mnist.py --slug my-fashion-competition --submit   # fetched and submitted through Kaggle
 
@@ -22,7 +22,7 @@ DEFAULT_IDX = "/usr/share/datasets/fashion-mnist"
 
 # Recipes measured on Fashion-MNIST (benchmarks/fashion_mnist.py reports what they reach).
 PROFILES = {
-    "cpu": {"backbone": "resnet_tiny", "epochs": 12, "batch_size": 128, "lr": 4e-3, "augment": "flip", "label_smoothing": 0.0},
+    "cpu": {"backbone": "resnet_tiny", "epochs": 8, "batch_size": 128, "lr": 4e-3, "augment": "flip", "label_smoothing": 0.0},
     "gpu": {"backbone": "wide_resnet", "epochs": 40, "batch_size": 256, "lr": 4e-3, "augment": "erasing", "label_smoothing": 0.1},
 }
 

@@ -97,10 +97,10 @@ def cmd_organise(args: argparse.Namespace) -> int:
 
     train, _ = layout.read_competition(args.directory)
     if args.csv:
-        out = layout.write_multihot_csv(train, args.out, wide=args.wide)
+        layout.write_multihot_csv(train, args.out, wide=args.wide)
     else:
-        out = layout.write_class_folders(train, args.out, mode=args.mode)
-    print(f"wrote {out} ({len(train)} images, {len(train.classes)} classes)")
+        layout.write_class_folders(train, args.out, mode=args.mode)
+    print(f"wrote {args.out} ({len(train)} images, {len(train.classes)} classes)")
     return 0
 
 

@@ -92,22 +92,26 @@ class _Steps:
         return value
 
 
-def _read_tables(comp_path: Path, recipe: dict) -> tuple[LabelTable, LabelTable | None]:
+def _read_tables(comp_path: Path, recipe: dict) -> tuple[LabelTable, LabelTable | None, LabelTable | None]:
+    """Return (train, validation or None, test or None) as the recipe's layout section or detection says."""
     from . import layout
 
     spec = recipe.get("layout")
     if not spec:
-        return layout.read_competition(comp_path)
+        found = layout.detect(comp_path)
+        train, test = found.read()
+        return train, (found.valid.read() if found.valid is not None else None), test
     reader = getattr(layout, spec.get("reader", ""), None)
-    if reader is None or not callable(reader):
+    if not spec.get("reader", "").startswith("from_") or not callable(reader):
         raise ConfigError(f"The recipe's layout.reader {spec.get('reader')!r} is not a kagglekit.layout reader; "
-                          "use from_csv, from_filenames, from_folders or from_imaterialist_json.")
+                          "use from_csv, from_filenames, from_folders, from_imaterialist_json or from_pixel_csv.")
     resolve = lambda v: str(comp_path / v) if isinstance(v, str) and (comp_path / v).exists() else v  # noqa: E731
-    train = reader(**{k: resolve(v) for k, v in spec.get("args", {}).items()})
-    test = None
-    if "test" in spec:
-        test = layout.unlabelled(resolve(spec["test"]))
-    return train, test
+    try:
+        train = reader(**{k: resolve(v) for k, v in spec.get("args", {}).items()})
+    except TypeError as exc:  # a misspelt argument
+        raise ConfigError(f"The recipe's layout.args do not fit kagglekit.layout.{spec['reader']}: {exc}.") from None
+    test = layout.unlabelled(resolve(spec["test"])) if "test" in spec else None
+    return train, None, test
 
 
 def run(
@@ -142,6 +146,10 @@ def run(
     unknown = set(overrides) - set(DEFAULTS) - {"fine_tune"}
     if unknown:
         raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    unknown = set(recipe.get("train", {})) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"Unknown settings {sorted(unknown)} in the recipe's [train] section; known: {sorted(DEFAULTS)} "
+                          "(other fine_tune arguments go in a [fine_tune] section).")
     cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
     if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
         cfg["weights"] = None  # from scratch
@@ -160,9 +168,14 @@ def run(
         train, valid = LabelTable.read_csv(tables["train"]), LabelTable.read_csv(tables["valid"])
         test = LabelTable.read_csv(tables["test"]) if tables["test"].is_file() else None
     else:
-        full, test = _read_tables(comp.path, recipe)
-        full.validate()
-        train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
+        full, valid, test = _read_tables(comp.path, recipe)
+        if valid is None:
+            full.validate()
+            train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
+        else:  # the competition ships its own validation set (iMaterialist): one vocabulary for both
+            classes = sorted(set(full.classes) | set(valid.classes), key=layout.natural_key)
+            train, valid = full.with_classes(classes), valid.with_classes(classes)
+            train.validate(require_all_classes=False)
         train.to_csv(tables["train"])
         valid.to_csv(tables["valid"])
         if test is not None:

@@ -64,3 +64,14 @@ def test_backbones_lists_the_registry_with_weights_files():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in out.stdout
     assert "resnet_small" in out.stdout and "none (train from scratch)" in out.stdout
+
+
+def test_organise_writes_class_folders_and_a_multihot_csv(tmp_path, dogs_vs_cats_dir, imaterialist_dir):
+    out = kagglekit("organise", str(dogs_vs_cats_dir), str(tmp_path / "folders"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"wrote {tmp_path / 'folders'} (120 images, 2 classes)" in out.stdout
+    assert len(list((tmp_path / "folders" / "cat").iterdir())) + len(list((tmp_path / "folders" / "dog").iterdir())) == 120
+    out = kagglekit("organise", str(imaterialist_dir), str(tmp_path / "labels.csv"), "--csv")
+    assert out.returncode == 0, out.stderr[-2000:]
+    frame = pd.read_csv(tmp_path / "labels.csv", dtype=str)
+    assert list(frame.columns) == ["image", "labels"] and len(frame) == 120

@@ -206,16 +206,22 @@ def run(
         learner.save(learner_dir)
         steps.finish("train", str(learner_dir))
 
-    # 3. post-processing (clip / thresholds) and TTA tuned on validation, saved with the model
+    # 3. post-processing (clip / thresholds) and TTA tuned on validation, saved with the model;
+    #    the validation images are predicted once, for tuning and for the score
+    batch = cfg["batch_size"]
     if steps.done("tune") and "tuned_for" in learner.settings:
-        settings = learner.settings
+        valid_probs = predict.predict(learner, valid, batch_size=batch, progress=False)
     else:
-        settings = predict.tune_settings(learner, valid, metric, tta=cfg["tta"], batch_size=cfg["batch_size"], progress=False)
+        tta = cfg["tta"]
+        if tta == "auto":
+            tta, _ = predict.choose_tta(learner, valid, metric, batch_size=batch, progress=False)
+        valid_probs = predict.predict(learner, valid, tta=tta, batch_size=batch, progress=False)
+        predict.tune_settings(learner, valid_probs, metric, table=valid)
         learner.settings["tuned_for"] = metric
         learner.save(learner_dir)
         steps.finish("tune", metric)
-    valid_probs = predict.predict(learner, valid, batch_size=cfg["batch_size"], progress=False)
-    score = predict.score(valid_probs, valid, metric)
+    settings = learner.settings
+    score = predict.score(valid_probs, valid, metric, settings=settings)
     shown = {k: settings[k] for k in ("clip", "threshold", "tta") if k in settings}
     log(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
 

@@ -42,6 +42,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+CACHE_ENV = "KAGGLEKIT_CACHE"
+CACHE_DIRNAME = ".kagglekit-cache"
+
+
+def default_cache_dir() -> Path:
+    """Return kagglekit's cache folder: $KAGGLEKIT_CACHE, else `.kagglekit-cache` in the working folder."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.cwd() / CACHE_DIRNAME
+
+
 def file_digest(path: str | os.PathLike, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
     """Return the hex digest of a file's content."""
     h = hashlib.new(algorithm)

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, LayoutError, TableError, list_offenders
-from .io import atomic_open
+from .io import atomic_open, default_cache_dir
 from .table import LabelTable
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
@@ -533,8 +533,7 @@ def _writable_dir(preferred: Path, key: str) -> Path:
         probe.unlink()
         return preferred
     except OSError:  # read-only input, e.g. /kaggle/input
-        root = Path(os.environ.get("KAGGLEKIT_CACHE", Path.cwd() / ".kagglekit-cache"))
-        folder = root / "pixels" / key
+        folder = default_cache_dir() / "pixels" / key
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

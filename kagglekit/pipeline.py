@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ConfigError, ImageError, list_offenders
+from .io import CACHE_ENV, default_cache_dir
 from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image, scan_images
 from .table import LabelTable
 
@@ -35,16 +36,8 @@ try:  # a PyDataset when Keras is importable (it always is for training)
 except ImportError:  # pragma: no cover - Keras is a hard dependency
     _Base = object
 
-CACHE_ENV = "KAGGLEKIT_CACHE"
-CACHE_DIRNAME = ".kagglekit-cache"
 _INDEX = np.dtype([("size", "<i8"), ("mtime", "<i8"), ("crc", "<u4"), ("state", "<u4")])
 _EMPTY, _FILLED, _BAD = 0, 1, 2
-
-
-def default_cache_dir() -> Path:
-    """Return the cache folder: $KAGGLEKIT_CACHE, else `.kagglekit-cache` in the working folder."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.cwd() / CACHE_DIRNAME
 
 
 def clear_cache(root: str | os.PathLike | None = None) -> int:

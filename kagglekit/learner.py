@@ -184,7 +184,7 @@ class _Data:
                  targets: str, replicas: int, fit: str = "squash", n_classes: int | None = None) -> None:
         self.batch_size = batch_size
         if isinstance(source, LabelTable):
-            from .pipeline import ImageBatches
+            from .pipeline import EpochOrder, ImageBatches, keras_input
 
             self.dataset = ImageBatches(source, size, batch_size=batch_size, targets=targets, shuffle=shuffle,
                                         seed=seed, fit=fit)
@@ -192,6 +192,8 @@ class _Data:
                 self.dataset = _EvenBatches(self.dataset, replicas)
             self.x, self.y = self.dataset, None
             self.steps = len(self.dataset)
+            self.feed = keras_input(self.dataset)  # what fit/evaluate get (a tf.data pipeline on TensorFlow)
+            self.callbacks = [EpochOrder(self.dataset)] if shuffle else []
         else:
             x, y = source
             if size is not None and tuple(x.shape[1:3]) != _pair(size):
@@ -202,6 +204,7 @@ class _Data:
                 n = (len(x) // replicas) * replicas
                 x, y = x[:n], y[:n]
             self.dataset, self.x, self.y = None, x, y
+            self.feed, self.callbacks = None, []
             self.steps = max(1, math.ceil(len(x) / batch_size))
 
 
@@ -224,6 +227,10 @@ class _EvenBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if hasattr(self.inner, "on_epoch_end"):
             self.inner.on_epoch_end()
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -688,14 +695,14 @@ def fine_tune(
                 _restore_optimizer(model, workdir / state["optimizer"])
                 initial_epoch = start_epoch
             fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=verbose,
-                              class_weight=cw, callbacks=[_Recorder(run, index), *callbacks])
+                              class_weight=cw, callbacks=[*train.callbacks, _Recorder(run, index), *callbacks])
             if val is not None:
-                fit_kwargs["validation_data"] = val.dataset if val.dataset is not None else (val.x, val.y)
+                fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
             if verbose:
                 print(f"kagglekit: stage {index + 1}/{len(plan)} {stage['stage']} at size {size}, "
                       f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
-            if train.dataset is not None:
-                model.fit(train.dataset, **fit_kwargs)
+            if train.feed is not None:
+                model.fit(train.feed, **fit_kwargs)
             else:
                 model.fit(train.x, train.y, batch_size=batch, shuffle=True, **fit_kwargs)
             run.plot()
@@ -843,8 +850,8 @@ def lr_find(
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=start), loss=loss)
     epochs = max(1, math.ceil(steps / train.steps))
     for _ in range(epochs):
-        if train.dataset is not None:
-            model.fit(train.dataset, epochs=1, verbose=0, callbacks=[sweep])
+        if train.feed is not None:
+            model.fit(train.feed, epochs=1, verbose=0, callbacks=[*train.callbacks, sweep])
         else:
             model.fit(train.x, train.y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[sweep])
         if len(sweep.lrs) >= steps or model.stop_training:

@@ -32,9 +32,10 @@ from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image,
 from .table import LabelTable
 
 try:  # a PyDataset when Keras is importable (it always is for training)
+    from keras.callbacks import Callback as _Callback
     from keras.utils import PyDataset as _Base
 except ImportError:  # pragma: no cover - Keras is a hard dependency
-    _Base = object
+    _Base = _Callback = object
 
 _INDEX = np.dtype([("size", "<i8"), ("mtime", "<i8"), ("crc", "<u4"), ("state", "<u4")])
 _EMPTY, _FILLED, _BAD = 0, 1, 2
@@ -474,3 +475,55 @@ def augmentation(
     if contrast:
         layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed))
     return keras.Sequential(layers, name="augmentation")
+
+
+def keras_input(batches):
+    """Return what to hand Keras' ``fit``/``evaluate`` for a PyDataset of batches.
+
+    With the jax and torch backends that is `batches` itself. With TensorFlow it is
+    a ``tf.data.Dataset`` that reads batch ``i`` through ``tf.numpy_function``: Keras
+    would feed a PyDataset through ``Dataset.from_generator``, which on CPU spends as
+    much time in the kernel (fresh pages for every step's tensors) as in compute;
+    measured on 2 cores with resnet_tiny at 28 px: 306 images/s through the
+    generator, 624 through this pipeline, 625 from in-memory arrays. Batches are
+    read in order, so ImageBatches' background decoding keeps working; the order of
+    an epoch is set by :class:`EpochOrder` (``set_epoch``), since Keras calls no
+    ``on_epoch_end`` on a tf.data pipeline.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    def load(i):
+        item = batches[int(i)]
+        return tuple(np.asarray(a) for a in (item if isinstance(item, tuple) else (item,)))
+
+    first = load(0)
+    dtypes = [tf.as_dtype(a.dtype) for a in first]
+    shapes = [(None, *a.shape[1:]) for a in first]
+
+    def fetch(i):
+        parts = tf.numpy_function(load, [i], dtypes, stateful=True)
+        parts = tuple(tf.ensure_shape(p, s) for p, s in zip(parts, shapes))
+        return parts if len(parts) > 1 else parts[0]
+
+    return tf.data.Dataset.range(len(batches)).map(fetch).prefetch(1)
+
+
+class EpochOrder(_Callback):
+    """Keras callback: serve epoch ``e``'s seeded order at the start of epoch ``e`` (``batches.set_epoch``).
+
+    This makes the order depend only on the seed and the epoch number, also for a
+    run resumed at a later epoch and for the tf.data pipeline of :func:`keras_input`.
+    """
+
+    def __init__(self, batches) -> None:
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        setter = getattr(self.batches, "set_epoch", None)
+        if setter is not None:
+            setter(epoch)

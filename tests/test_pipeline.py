@@ -188,6 +188,40 @@ def test_keras_fit_on_tensorflow_with_augmentation(digits_table, tmp_path):
     assert np.allclose(keras.ops.convert_to_numpy(augmentation()(x, training=False)), x)
 
 
+def test_keras_input_serves_each_epochs_seeded_order_through_tf_data(digits_table, tmp_path):
+    """On TensorFlow the batches go through tf.data (not from_generator), same batches, epoch order from EpochOrder."""
+    import keras
+    import tensorflow as tf
+
+    ds = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=3, cache=tmp_path / "c")
+    feed = pipeline.keras_input(ds)
+    assert isinstance(feed, tf.data.Dataset) and int(feed.cardinality()) == len(ds)
+    order = pipeline.EpochOrder(ds)
+    served = []
+    for epoch in (0, 1, 0):
+        order.on_epoch_begin(epoch)
+        want_x, want_y = _epoch(ds)
+        got = list(feed.as_numpy_iterator())
+        assert np.array_equal(np.concatenate([x for x, _ in got]), want_x)
+        assert np.array_equal(np.concatenate([y for _, y in got]), want_y)
+        served.append(want_y)
+    assert np.array_equal(served[0], served[2]) and not np.array_equal(served[0], served[1])
+    # a model trains on it, and the callback sets each epoch's order
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(ds.epoch)
+
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(len(digits_table.classes), activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(feed, epochs=3, initial_epoch=1, callbacks=[order, Spy()], verbose=0)
+    assert len(history.history["loss"]) == 2 and seen == [1, 2]
+    unlabelled = pipeline.keras_input(ImageBatches(digits_table, 16, batch_size=64, targets=None, cache=tmp_path / "c"))
+    assert model.predict(unlabelled, verbose=0).shape == (150, len(digits_table.classes))
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed, so the jax backend cannot run")
 def test_jax_backend_builds_batches_and_fits_without_tensorflow(digits_table, tmp_path):
     table_csv = digits_table.take(range(64)).to_csv(tmp_path / "table.csv")

@@ -192,14 +192,21 @@ def small_resnet(
     widths: Sequence[int] = (32, 64, 128),
     blocks: int = 1,
     name: str = "resnet_small",
+    strides: Sequence[int] | None = None,
 ) -> keras.Model:
-    """Return a pre-activation ResNet for 28-64 px inputs (one stage per width, stride 2 between stages)."""
+    """Return a pre-activation ResNet for 28-64 px inputs (one stage per width).
+
+    `strides` gives each stage's stride (default 1 for the first, 2 for the others).
+    """
+    strides = list(strides) if strides is not None else [1] + [2] * (len(widths) - 1)
+    if len(strides) != len(widths):
+        raise ConfigError(f"strides={strides} needs one stride per stage ({len(widths)} widths).")
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
     for s, width in enumerate(widths):
         for b in range(blocks):
             pre = f"stage{s + 1}_block{b + 1}_"
-            stride = 2 if (s > 0 and b == 0) else 1
+            stride = int(strides[s]) if b == 0 else 1
             h = layers.BatchNormalization(momentum=0.9, name=pre + "bn1")(x)
             h = layers.Activation("relu", name=pre + "relu1")(h)
             if stride != 1 or x.shape[-1] != width:
@@ -224,6 +231,13 @@ register(
     "resnet_tiny",
     lambda input_shape=(None, None, 3), weights=None: small_resnet(
         input_shape, weights, widths=(16, 32, 64), blocks=1, name="resnet_tiny"
+    ),
+    "unit", 32, "stage2_", None, min_size=8,
+)
+register(
+    "resnet_compact",  # resnet_small's widths at resnet_tiny's cost: the first stage already works at half size
+    lambda input_shape=(None, None, 3), weights=None: small_resnet(
+        input_shape, weights, widths=(32, 64, 128), blocks=1, name="resnet_compact", strides=(2, 2, 2)
     ),
     "unit", 32, "stage2_", None, min_size=8,
 )

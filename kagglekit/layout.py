@@ -595,8 +595,9 @@ def from_pixel_csv(
         from tqdm.auto import tqdm
 
         for path, pic in zip(tqdm(paths, desc=f"writing {csv.name} images", unit="img", leave=False), values):
-            with atomic_open(path, "wb", encoding=None) as fh:
+            with atomic_open(path, "wb", encoding=None, durable=False) as fh:  # one sync below, not one per image
                 Image.fromarray(pic).save(fh, format="PNG")
+        os.sync()
         marker.write_text(key)
     labels = [str(v) for v in frame[label_col]] if labelled else None
     table = LabelTable.from_records(ids, [str(p) for p in paths], labels,

@@ -701,8 +701,8 @@ def fine_tune(
             if verbose:
                 print(f"kagglekit: stage {index + 1}/{len(plan)} {stage['stage']} at size {size}, "
                       f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
-            if train.feed is not None:
-                model.fit(train.feed, **fit_kwargs)
+            if train.feed is not None:  # already shuffled per epoch by its seed
+                model.fit(train.feed, shuffle=False, **fit_kwargs)
             else:
                 model.fit(train.x, train.y, batch_size=batch, shuffle=True, **fit_kwargs)
             run.plot()
@@ -851,7 +851,7 @@ def lr_find(
     epochs = max(1, math.ceil(steps / train.steps))
     for _ in range(epochs):
         if train.feed is not None:
-            model.fit(train.feed, epochs=1, verbose=0, callbacks=[*train.callbacks, sweep])
+            model.fit(train.feed, shuffle=False, epochs=1, verbose=0, callbacks=[*train.callbacks, sweep])
         else:
             model.fit(train.x, train.y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[sweep])
         if len(sweep.lrs) >= steps or model.stop_training:

@@ -133,3 +133,14 @@ def test_users_can_register_their_own_backbone():
         bb.register("tiny_test", tiny)
     with pytest.raises(ConfigError, match="preprocess"):
         bb.register("tiny_bad", tiny, preprocess="imagenet")
+
+
+def test_small_resnet_strides_set_each_stages_resolution():
+    """resnet_compact halves the size in its first stage (resnet_tiny's cost with resnet_small's widths)."""
+    compact = bb.load_backbone("resnet_compact", input_shape=(28, 28, 3))
+    tiny = bb.load_backbone("resnet_tiny", input_shape=(28, 28, 3))
+    assert compact.get_layer("stage1_block1_add").output.shape[1:] == (14, 14, 32)
+    assert tiny.get_layer("stage1_block1_add").output.shape[1:] == (28, 28, 16)
+    assert compact.output.shape[1:] == (4, 4, 128) and tiny.output.shape[1:] == (7, 7, 64)
+    with pytest.raises(ConfigError, match="one stride per stage"):
+        bb.small_resnet((28, 28, 3), widths=(8, 16), strides=(2,))

@@ -1,6 +1,6 @@
 """Fashion-MNIST run as a competition through kagglekit's own stages: test accuracy and wall time.
 
-    python benchmarks/fashion_mnist.py                               # CPU profile (resnet_tiny), 2 cores
+    python benchmarks/fashion_mnist.py                               # CPU profile (resnet_compact), 2 cores
     KERAS_BACKEND=jax python benchmarks/fashion_mnist.py --profile gpu   # wide_resnet + random erasing, on a GPU
 
 The work is `examples/fashion_mnist.py`: the original idx files (Debian's `dataset-fashion-mnist`,

@@ -543,6 +543,76 @@ def _loss_and_metrics(multilabel: bool, label_smoothing: float):
             [keras.metrics.SparseCategoricalAccuracy(name="accuracy")], "int")
 
 
+HEAD_STEPS = 300  # at least this many optimizer steps for a head trained on cached features
+HEAD_FEATURE_BYTES = 2 << 30  # features of the training images kept in memory up to this size
+
+
+def _features(model: keras.Model, data: "_Data") -> tuple[np.ndarray, np.ndarray]:
+    """Return (pooled backbone features float32, targets) of every image of `data`, in inference mode."""
+    extract = keras.Model(model.inputs, model.get_layer("pool").output)
+    if data.dataset is None:
+        feats = extract.predict(data.x, batch_size=data.batch_size, verbose=0)
+        return np.asarray(feats, dtype="float32"), np.asarray(data.y)
+    batches = data.dataset
+    if hasattr(batches, "set_epoch"):
+        batches.set_epoch(0)
+    feats, targets = [], []
+    for i in range(len(batches)):
+        x, y = batches[i][:2]
+        feats.append(np.asarray(ops.convert_to_numpy(extract(x, training=False)), dtype="float32"))
+        targets.append(np.asarray(y))
+    return np.concatenate(feats), np.concatenate(targets)
+
+
+def _can_fit_head_on_features(model: keras.Model, n_images: int, replicas: int) -> bool:
+    names = {layer.name for layer in model.layers}
+    if "pool" not in names or "predictions" not in names or replicas > 1:
+        return False
+    width = int(model.get_layer("pool").output.shape[-1])
+    return n_images * width * 4 <= HEAD_FEATURE_BYTES
+
+
+def _fit_head_on_features(model: keras.Model, train: "_Data", val: "_Data | None", stage: dict, loss, metrics,
+                          class_weight, weight_decay: float, seed: int) -> tuple[dict, int]:
+    """Train the output layer of `model` on its frozen backbone's cached features.
+
+    The backbone is frozen (BatchNorm in inference mode), so its features do not
+    change during the stage: one forward pass gives them, and the head then trains
+    for at least HEAD_STEPS steps at almost no cost, instead of a few steps of a
+    full pass per epoch (linear probing, then fine-tuning: LP-FT, Kumar et al.
+    2022). The head trains on standardised features (backbones' pooled features
+    are small and of unequal scale, which a few hundred Adam steps cannot make up
+    for); the standardisation is then folded into the Dense layer's weights.
+    Return (logs of the last epoch, with `val_*` entries, and the head epochs).
+    """
+    x, y = _features(model, train)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    live = std > 1e-6 * max(float(std.max()), 1e-12)  # constant features carry nothing: weight 0
+    scale = np.where(live, std, 1.0).astype("float32")
+    output = model.get_layer("predictions")
+    inputs = keras.Input((x.shape[1],), name="features")
+    dense = keras.layers.Dense(output.units, activation=output.activation, dtype="float32", name="predictions")
+    head = keras.Model(inputs, dense(inputs), name="head")
+    steps = max(1, math.ceil(len(x) / train.batch_size))
+    epochs = max(int(stage["epochs"]), math.ceil(HEAD_STEPS / steps))
+    head.compile(optimizer=keras.optimizers.AdamW(learning_rate=OneCycle(stage["lr"], steps * epochs),
+                                                  weight_decay=weight_decay),
+                 loss=loss, metrics=[m.__class__.from_config(m.get_config()) for m in metrics])
+    validation = None
+    if val is not None:
+        xv, yv = _features(model, val)
+        validation = ((xv - mean) / scale, yv)
+    keras.utils.set_random_seed(seed)
+    history = head.fit((x - mean) / scale, y, batch_size=train.batch_size, epochs=epochs, shuffle=True, verbose=0,
+                       class_weight=class_weight, validation_data=validation)
+    kernel, bias = (np.asarray(ops.convert_to_numpy(w), dtype="float64") for w in dense.weights)
+    kernel = np.where(live[:, None], kernel / scale[:, None], 0.0)
+    bias = bias - mean @ kernel
+    output.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    logs = {k: float(v[-1]) for k, v in history.history.items()}
+    return logs, epochs
+
+
 def fine_tune(
     data: LabelTable | tuple,
     backbone: str = "resnet50",
@@ -573,6 +643,7 @@ def fine_tune(
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     fit: str = "squash",
+    head_on_features: bool = True,
 ) -> Learner:
     """Return a :class:`Learner` fine-tuned on `data` with the frozen/unfrozen recipe at each size.
 
@@ -597,6 +668,12 @@ def fine_tune(
         restore_best: end with the weights of the best epoch by `monitor`
             (default ``val_accuracy``, or ``val_loss`` when multi-label or no ``val_*``).
         callbacks: extra Keras callbacks, run after kagglekit's own.
+        head_on_features: in a frozen stage, compute the frozen backbone's features
+            once and train the head on them for at least HEAD_STEPS steps (fast, and
+            the head is trained before the backbone thaws, also on small data); the
+            frozen stage then sees unaugmented images. False: fit the whole model
+            for `freeze_epochs` epochs (also used with several devices, or when the
+            features would not fit in HEAD_FEATURE_BYTES).
     """
     classes, multilabel, n_rows, data_digest = _describe(data)
     entry = bb.get(backbone)
@@ -638,6 +715,7 @@ def fine_tune(
             "batch_size": batch_size, "schedule": schedule, "cycle_len": cycle_len, "cycle_mult": cycle_mult,
             "optimizer": optimizer, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
             "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "seed": seed,
+            "head_on_features": bool(head_on_features),
             "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
     fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
     workdir = Path(workdir) if workdir is not None else Path("kagglekit-runs") / f"{entry.name}-{fingerprint}"
@@ -698,6 +776,25 @@ def fine_tune(
                               class_weight=cw, callbacks=[*train.callbacks, _Recorder(run, index), *callbacks])
             if val is not None:
                 fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
+            if (head_on_features and stage["stage"] == "frozen" and initial_epoch == 0
+                    and _can_fit_head_on_features(model, train.steps * batch, strategy.replicas)):
+                t0 = time.perf_counter()
+                # the stage counts as its `epochs` epochs done: one history row, one checkpoint
+                hooks = keras.callbacks.CallbackList([_Recorder(run, index), *callbacks], model=model)
+                last = stage["epochs"] - 1
+                hooks.on_train_begin()
+                hooks.on_epoch_begin(last)
+                logs, head_epochs = _fit_head_on_features(model, train, val, stage, loss, metrics, cw, weight_decay,
+                                                          seed + index)
+                if verbose:
+                    shown = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
+                    print(f"kagglekit: stage {index + 1}/{len(plan)} frozen at size {size}: head trained on the "
+                          f"backbone's cached features, {head_epochs} epochs, lr {stage['lr']:g} "
+                          f"({time.perf_counter() - t0:.0f} s): {shown}")
+                hooks.on_epoch_end(last, logs)
+                hooks.on_train_end(logs)
+                run.plot()
+                continue
             if verbose:
                 print(f"kagglekit: stage {index + 1}/{len(plan)} {stage['stage']} at size {size}, "
                       f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")

@@ -598,18 +598,25 @@ def _fit_head_on_features(model: keras.Model, train: "_Data", val: "_Data | None
     head.compile(optimizer=keras.optimizers.AdamW(learning_rate=OneCycle(stage["lr"], steps * epochs),
                                                   weight_decay=weight_decay),
                  loss=loss, metrics=[m.__class__.from_config(m.get_config()) for m in metrics])
-    validation = None
+    x = (x - mean) / scale
+    keras.utils.set_random_seed(seed)
+    if x.nbytes * epochs <= HEAD_FEATURE_BYTES:  # all epochs as one pass: no per-epoch overhead on small data
+        rng = np.random.default_rng(seed)
+        order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])
+        history = head.fit(x[order], y[order], batch_size=train.batch_size, epochs=1, shuffle=False, verbose=0,
+                           class_weight=class_weight)
+    else:
+        history = head.fit(x, y, batch_size=train.batch_size, epochs=epochs, shuffle=True, verbose=0,
+                           class_weight=class_weight)
+    logs = {k: float(v[-1]) for k, v in history.history.items()}
     if val is not None:
         xv, yv = _features(model, val)
-        validation = ((xv - mean) / scale, yv)
-    keras.utils.set_random_seed(seed)
-    history = head.fit((x - mean) / scale, y, batch_size=train.batch_size, epochs=epochs, shuffle=True, verbose=0,
-                       class_weight=class_weight, validation_data=validation)
+        scores = head.evaluate((xv - mean) / scale, yv, batch_size=train.batch_size, verbose=0, return_dict=True)
+        logs.update({f"val_{k}": float(v) for k, v in scores.items()})
     kernel, bias = (np.asarray(ops.convert_to_numpy(w), dtype="float64") for w in dense.weights)
     kernel = np.where(live[:, None], kernel / scale[:, None], 0.0)
     bias = bias - mean @ kernel
     output.set_weights([kernel.astype("float32"), bias.astype("float32")])
-    logs = {k: float(v[-1]) for k, v in history.history.items()}
     return logs, epochs
 
 

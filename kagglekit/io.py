@@ -1,10 +1,11 @@
-"""Small file helpers: atomic writes and content hashes."""
+"""Small file and environment helpers: atomic writes, content hashes, and the folders kagglekit reads and writes."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -56,6 +57,34 @@ def default_cache_dir() -> Path:
     """Return kagglekit's cache folder: $KAGGLEKIT_CACHE, else `.kagglekit-cache` in the working folder."""
     env = os.environ.get(CACHE_ENV)
     return Path(env).expanduser() if env else Path.cwd() / CACHE_DIRNAME
+
+
+INPUT_ROOT_ENV = "KAGGLEKIT_INPUT_ROOT"
+_OLD_INPUT_ROOT_ENV = "KAGGLEKIT_INPUT"  # deprecated spelling, still read
+DATA_ENV = "KAGGLEKIT_DATA"
+
+
+def input_root() -> Path:
+    """Return where a Kaggle notebook mounts its inputs: $KAGGLEKIT_INPUT_ROOT, else /kaggle/input.
+
+    The older variable ``KAGGLEKIT_INPUT`` is still read, with a DeprecationWarning.
+    """
+    value = os.environ.get(INPUT_ROOT_ENV)
+    if value is None and _OLD_INPUT_ROOT_ENV in os.environ:
+        warnings.warn(f"${_OLD_INPUT_ROOT_ENV} is deprecated; set ${INPUT_ROOT_ENV} instead.",
+                      DeprecationWarning, stacklevel=2)
+        value = os.environ[_OLD_INPUT_ROOT_ENV]
+    return Path(value or "/kaggle/input")
+
+
+def data_root() -> Path:
+    """Return the default folder for downloads: $KAGGLEKIT_DATA, else ./data."""
+    return Path(os.environ.get(DATA_ENV, "data"))
+
+
+def in_kaggle_notebook() -> bool:
+    """Return whether this process runs in a Kaggle notebook ($KAGGLE_KERNEL_RUN_TYPE is set)."""
+    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "md5", chunk: int = 1 << 20) -> str:

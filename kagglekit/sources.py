@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from .errors import ArchiveError, CredentialsError, KaggleKitError, list_offenders
-from .io import atomic_write_text, file_digest
+from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root  # noqa: F401 (re-exported)
 
 MANIFEST = ".kagglekit-manifest.json"
 MAX_NESTING = 3  # archives inside archives are unpacked this many levels deep
@@ -55,21 +55,6 @@ class Competition:
 
 
 # --------------------------------------------------------------------------- locations
-def input_root() -> Path:
-    """Return where a Kaggle notebook mounts its inputs (``$KAGGLEKIT_INPUT_ROOT`` or /kaggle/input)."""
-    return Path(os.environ.get("KAGGLEKIT_INPUT_ROOT", "/kaggle/input"))
-
-
-def data_root() -> Path:
-    """Return the default folder for downloads (``$KAGGLEKIT_DATA`` or ./data)."""
-    return Path(os.environ.get("KAGGLEKIT_DATA", "data"))
-
-
-def in_kaggle_notebook() -> bool:
-    """Return whether this process runs in a Kaggle notebook."""
-    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
-
-
 def notebook_input(slug: str) -> Path | None:
     """Return the notebook input folder of `slug`, when mounted."""
     for candidate in (input_root() / slug, input_root() / "competitions" / slug):

@@ -13,9 +13,6 @@ from PIL import Image
 from kagglekit.testing import scoring, zoo
 from kagglekit.testing.zoo_folders import SEEDLINGS
 
-SAMPLE = {"planet-understanding-the-amazon-from-space": "sample_submission_v2.csv"}
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, zoo.ZooCompetition]:
     base = tmp_path_factory.mktemp("zoo")
@@ -28,7 +25,7 @@ def built(tmp_path_factory) -> dict[str, zoo.ZooCompetition]:
 
 
 def sample_of(comp: zoo.ZooCompetition) -> pd.DataFrame:
-    return pd.read_csv(comp.path / SAMPLE.get(comp.name, "sample_submission.csv"))
+    return pd.read_csv(comp.path / comp.sample_submission)
 
 
 def header(path: Path) -> str:
@@ -69,6 +66,7 @@ def test_planet_format(built):
     assert header(comp.path / "train_v2.csv") == "image_name,tags"
     assert header(comp.path / "sample_submission_v2.csv") == "image_name,tags"
     assert not (comp.path / "sample_submission.csv").exists() and not (comp.path / "train.csv").exists()
+    assert comp.sample_submission == "sample_submission_v2.csv"
     train = pd.read_csv(comp.path / "train_v2.csv")
     assert set(train["image_name"]) == stems(comp.path / "train-jpg", "*.jpg")
     assert all(n.startswith("train_") and "." not in n for n in train["image_name"])

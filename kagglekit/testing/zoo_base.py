@@ -39,6 +39,7 @@ class ZooCompetition:
     train_source: str  # where the train labels come from, e.g. "train.csv", "file names", "class folders"
     id_has_extension: bool = False
     positive_class: str | None = None
+    sample_submission: str = "sample_submission.csv"  # its file name in `path`
     notes: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 

@@ -135,7 +135,8 @@ def build_planet(root: Path, n_train: int = 40, n_test: int = 18, seed: int = 0,
         notes.append("images shipped as <folder>.tar.7z (7z of a tar): extract both layers first")
     return ZooCompetition(root, "planet-understanding-the-amazon-from-space", "f2_samples", answers, "image_name", ("tags",),
                           "multi", tuple(sorted([*PLANET_WEATHER, *land])), "test-jpg/ + test-jpg-additional/",
-                          ("image_name", "tags"), "labels", "train_v2.csv", notes=tuple(notes))
+                          ("image_name", "tags"), "labels", "train_v2.csv",
+                          sample_submission="sample_submission_v2.csv", notes=tuple(notes))
 
 
 def _tar_7z(folder: Path) -> None:

@@ -31,6 +31,7 @@ Splits: `split` (stratified; iterative stratification for multi-label) and `samp
 """
 from __future__ import annotations
 
+from ..table import natural_key  # the one key order, re-exported: job.py sorts vocabularies with it
 from .detect import Layout, Reader, detect, read_competition
 from .readers import (
     IMAGE_EXTENSIONS,
@@ -40,7 +41,6 @@ from .readers import (
     from_imaterialist_json,
     from_pixel_csv,
     imaterialist_to_csv,
-    natural_key,
     unlabelled,
 )
 from .split import _fix_sides, sample, split

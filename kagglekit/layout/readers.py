@@ -19,18 +19,12 @@ import pandas as pd
 
 from ..errors import ConfigError, LayoutError, list_offenders
 from ..io import atomic_open, default_cache_dir
-from ..table import LabelTable
+from ..table import LabelTable, natural_key
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
 
 # --------------------------------------------------------------------------- helpers
-def natural_key(text: str) -> tuple:
-    """Return a sort key that puts 'cat.2' before 'cat.10'."""
-    parts = re.split(r"(\d+)", text)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
-
-
 def _is_image(name: str, extensions: frozenset[str]) -> bool:
     return os.path.splitext(name)[1].lower() in extensions and not name.startswith(".")
 

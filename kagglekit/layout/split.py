@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, TableError, list_offenders
-from ..table import LabelTable
-from .readers import natural_key
+from ..table import LabelTable, natural_key
 
 
 def _check_fraction(value: float | int, name: str, total: int) -> int:

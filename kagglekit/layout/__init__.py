@@ -26,8 +26,9 @@ Writers: `write_class_folders` (symlinks by default, hardlinks or copies on requ
 never touches the source; idempotent), `write_multihot_csv` (``image,labels`` or wide
 0/1), `imaterialist_to_csv`. All files are written atomically.
 
-Splits: `split` (stratified; iterative stratification for multi-label) and `sample`
-(stratified ``n`` or ``frac``), all seeded and deterministic.
+Splits: `split` (stratified; iterative stratification for multi-label), `sample`
+(stratified ``n`` or ``frac``) and `split_arrays` (in-memory ``(x, y)`` arrays, by
+scikit-learn), all seeded and deterministic.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from .readers import (
     imaterialist_to_csv,
     unlabelled,
 )
-from .split import _fix_sides, sample, split
+from .split import _fix_sides, sample, split, split_arrays
 from .writers import write_class_folders, write_multihot_csv
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "read_competition",
     "sample",
     "split",
+    "split_arrays",
     "unlabelled",
     "write_class_folders",
     "write_multihot_csv",

@@ -1,7 +1,9 @@
-"""Splits: `split` (stratified; iterative stratification for multi-label) and `sample`, seeded and deterministic."""
+"""Splits: `split` (stratified; iterative stratification for multi-label), `sample` and `split_arrays`, seeded and deterministic."""
 from __future__ import annotations
 
+import math
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -10,14 +12,17 @@ from ..errors import ConfigError, TableError, list_offenders
 from ..table import LabelTable, natural_key
 
 
-def _check_fraction(value: float | int, name: str, total: int) -> int:
-    """Return `value` (a float fraction in (0, 1) or an int count) as a count in [1, total - 1]."""
+def _check_fraction(value: float | int, name: str, total: int, rounding: Callable[[float], float] = round) -> int:
+    """Return `value` (a float fraction in (0, 1) or an int count) as a count in [1, total - 1].
+
+    A fraction becomes ``rounding(value * total)`` images (`split` rounds; scikit-learn, so `split_arrays`, takes the ceiling).
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ConfigError(f"{name}={value!r} must be a fraction in (0, 1) or a whole number of images.")
     if isinstance(value, (float, np.floating)):
         if not 0 < value < 1:
             raise ConfigError(f"{name}={value} is not a fraction in (0, 1); e.g. {name}=0.2 (or an int count of images).")
-        count = int(round(float(value) * total))
+        count = int(rounding(float(value) * total))
     else:
         count = int(value)
     if not 1 <= count <= total - 1:
@@ -164,6 +169,36 @@ def split(table: LabelTable, valid: float | int = 0.2, seed: int = 0) -> tuple[L
         order = np.random.default_rng(seed).permutation(len(table))
         held, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
     return table.take(train), table.take(held)
+
+
+def split_arrays(x: Any, y: Any, valid: float, seed: int = 0) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """Return ((x_train, y_train), (x_valid, y_valid)): in-memory arrays split by scikit-learn, stratified when `y` is 1-D.
+
+    Exactly ``train_test_split(x, y, test_size=valid, random_state=seed, stratify=y if y.ndim == 1
+    else None)``: class indices (1-D `y`) are stratified, multi-hot rows (2-D `y`) are not.
+
+    Args:
+        x: the inputs (e.g. images, shape ``(n, ...)``).
+        y: the targets: ``n`` class indices or an ``(n, classes)`` multi-hot array.
+        valid: the validation share, a fraction in (0, 1) (``ceil(valid * n)`` rows) or a number of rows.
+        seed: the random seed; the same seed gives the same split.
+    """
+    from sklearn.model_selection import train_test_split
+
+    n = len(x)
+    if len(y) != n:
+        raise TableError(f"x has {n} rows but y has {len(y)}; pass one target per input row.")
+    _check_fraction(valid, "valid", n, rounding=math.ceil)
+    stratify = y if np.ndim(y) == 1 else None
+    try:
+        x_train, x_valid, y_train, y_valid = train_test_split(x, y, test_size=valid, random_state=seed, stratify=stratify)
+    except ValueError as exc:  # e.g. stratification impossible: a class with one row, or fewer valid rows than classes
+        kind = "A stratified split" if stratify is not None else "A split"
+        raise TableError(
+            f"{kind} of {n} rows with valid={valid} is impossible ({exc}). "
+            "Change valid=, or add rows to the smallest classes."
+        ) from None
+    return (x_train, y_train), (x_valid, y_valid)
 
 
 def sample(table: LabelTable, n: int | None = None, frac: float | None = None, seed: int = 0) -> LabelTable:

@@ -123,19 +123,22 @@ class LabelTable:
 
     @property
     def ids(self) -> list[str]:
+        """Return the image ids, in row order."""
         return self.frame["id"].tolist()
 
     @property
     def paths(self) -> list[str]:
+        """Return the image paths, in row order."""
         return self.frame["path"].tolist()
 
     @property
     def labels(self) -> list[tuple[str, ...]]:
+        """Return each row's labels as a tuple of class names (empty for unlabelled rows)."""
         return self.frame["labels"].tolist()
 
     @property
     def labelled(self) -> bool:
-        """True when every row carries a label (multi-label rows may have none)."""
+        """Return True when every row carries a label (multi-label rows may have none)."""
         return self.multilabel or all(len(x) > 0 for x in self.frame["labels"])
 
     def take(self, rows: Sequence[int] | np.ndarray) -> "LabelTable":

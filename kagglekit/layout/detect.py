@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import LayoutError
+from ..errors import ConfigError, LayoutError
 from ..table import LabelTable
 from .readers import (
     IMAGE_EXTENSIONS,
@@ -36,6 +36,8 @@ class Reader:
 
     def read(self) -> LabelTable:
         """Return the table this call reads."""
+        if self.function not in _READERS:
+            raise ConfigError(f"Reader function {self.function!r} is not a kagglekit.layout reader; use one of {sorted(_READERS)}.")
         return _READERS[self.function](**self.kwargs)
 
     def __str__(self) -> str:

@@ -8,7 +8,9 @@ unlabelled rows (a test set).
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -31,12 +33,23 @@ def _as_labels(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
-def _natural_key(name: str) -> tuple:
-    """Sort '2' before '10' when class names are numbers; otherwise alphabetically."""
+def natural_key(name: str) -> tuple:
+    """Return a sort key that orders names as people read them: numbers by value, digit runs as numbers.
+
+    The one key order of kagglekit (class vocabularies, file names, ids). A name that is
+    a finite number (``"-1"``, ``"0.5"``, ``"2"``, ``"10"``) sorts by its value, before every
+    other name; in other names each run of digits compares as a number (``cat.2`` before
+    ``cat.10``, ``class2`` before ``class10``) and the rest as text. The name itself breaks
+    ties (``cat.02`` / ``cat.2``), so the order never depends on the input order.
+    """
     try:
-        return (0, float(name), name)
+        value = float(name)
     except ValueError:
-        return (1, 0.0, name)
+        value = math.nan
+    if math.isfinite(value):
+        return (0, value, name)
+    parts = re.split(r"(\d+)", name)
+    return (1, tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name)
 
 
 class LabelTable:
@@ -68,7 +81,7 @@ class LabelTable:
         frame["id"] = frame["id"].astype(str)
         frame["path"] = frame["path"].astype(str)
         frame["labels"] = [_as_labels(v) for v in frame["labels"]]
-        seen = sorted({name for labels in frame["labels"] for name in labels}, key=_natural_key)
+        seen = sorted({name for labels in frame["labels"] for name in labels}, key=natural_key)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes) if classes is not None else tuple(seen)
         if len(set(self.classes)) != len(self.classes):
             dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
@@ -110,19 +123,22 @@ class LabelTable:
 
     @property
     def ids(self) -> list[str]:
+        """Return the image ids, in row order."""
         return self.frame["id"].tolist()
 
     @property
     def paths(self) -> list[str]:
+        """Return the image paths, in row order."""
         return self.frame["path"].tolist()
 
     @property
     def labels(self) -> list[tuple[str, ...]]:
+        """Return each row's labels as a tuple of class names (empty for unlabelled rows)."""
         return self.frame["labels"].tolist()
 
     @property
     def labelled(self) -> bool:
-        """True when every row carries a label (multi-label rows may have none)."""
+        """Return True when every row carries a label (multi-label rows may have none)."""
         return self.multilabel or all(len(x) > 0 for x in self.frame["labels"])
 
     def take(self, rows: Sequence[int] | np.ndarray) -> "LabelTable":
@@ -176,7 +192,7 @@ class LabelTable:
 
     # ----------------------------------------------------------- validation
     def _check_vocabulary(self) -> None:
-        unknown = sorted({n for labels in self.frame["labels"] for n in labels if n not in self._index}, key=_natural_key)
+        unknown = sorted({n for labels in self.frame["labels"] for n in labels if n not in self._index}, key=natural_key)
         if unknown:
             rows = [i for i, labels in zip(self.ids, self.frame["labels"]) if any(n not in self._index for n in labels)]
             raise TableError(

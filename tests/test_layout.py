@@ -15,6 +15,7 @@ from kagglekit import LabelTable
 from kagglekit import layout as L
 from kagglekit.errors import ConfigError, KaggleKitError, LayoutError, TableError
 from kagglekit.io import file_digest
+from kagglekit.table import natural_key
 from kagglekit.testing.competitions import build_competition, digits, mosaic, to_rgb
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -365,6 +366,52 @@ def test_sample_is_stratified_and_seeded(tmp_path, digit_pngs, mosaics):
     for kwargs in ({}, {"n": 5, "frac": 0.1}, {"n": 0}, {"n": 5000}, {"frac": 0.0}, {"frac": 1.5}):
         with pytest.raises(ConfigError):
             L.sample(table, **kwargs)
+
+
+def test_split_arrays_is_sklearns_stratified_split_seeded_and_checked():
+    from sklearn.model_selection import train_test_split
+
+    images, labels = digits()
+    n = len(images)
+    (xt, yt), (xv, yv) = L.split_arrays(images, labels, valid=0.2, seed=3)
+    assert len(xv) == len(yv) == int(np.ceil(0.2 * n)) and len(xt) + len(xv) == n and xt.shape[1:] == images.shape[1:]
+    full = np.bincount(labels, minlength=10) / n
+    for y in (yt, yv):  # stratified: every class keeps its share within one point
+        assert np.abs(np.bincount(y, minlength=10) / len(y) - full).max() < 0.01
+    rows = np.arange(n)  # rows as inputs: each lands on exactly one side
+    (rt, _), (rv, _) = L.split_arrays(rows, labels, valid=0.2, seed=3)
+    assert sorted(np.concatenate([rt, rv]).tolist()) == rows.tolist()
+    assert (images[rv] == xv).all() and (labels[rv] == yv).all()
+    # Exactly scikit-learn's call; the same seed gives the same split, another seed another one.
+    ref = train_test_split(rows, labels, test_size=0.2, random_state=3, stratify=labels)
+    assert (ref[1] == rv).all() and (ref[0] == rt).all()
+    assert (L.split_arrays(rows, labels, 0.2, seed=3)[1][0] == rv).all()
+    assert not np.array_equal(L.split_arrays(rows, labels, 0.2, seed=4)[1][0], rv)
+    assert len(L.split_arrays(rows, labels, valid=300)[1][0]) == 300
+    # Multi-hot targets (2-D) are split without stratification.
+    multihot = np.eye(10, dtype="float32")[labels]
+    (_, mt), (_, mv) = L.split_arrays(rows, multihot, valid=0.25, seed=0)
+    assert mv.shape == (int(np.ceil(0.25 * n)), 10) and len(mt) + len(mv) == n
+    ref = train_test_split(rows, multihot, test_size=0.25, random_state=0, stratify=None)
+    assert (ref[3] == mv).all()
+    for bad in (0.0, 1.0, -0.1, 1.5, 0, n, "0.2", True):
+        with pytest.raises(ConfigError, match=r"valid="):
+            L.split_arrays(rows, labels, valid=bad)
+    with pytest.raises(TableError, match=r"x has 10 rows but y has 9"):
+        L.split_arrays(rows[:10], labels[:9], valid=0.2)
+    with pytest.raises(TableError, match=r"stratified split of 20 rows with valid=3 is impossible"):
+        L.split_arrays(rows[:20], np.arange(20) % 10, valid=3)  # 3 valid rows cannot hold 10 classes
+
+
+def test_natural_key_is_the_one_order_of_names_and_files():
+    assert L.natural_key is natural_key  # one key: layout re-exports table's
+    names = ["b", "10", "cat.10.jpg", "a", "2", "cat.2.jpg", "-1", "0.5", "class10", "class2", "cat.02.jpg", "nan"]
+    expected = ["-1", "0.5", "2", "10", "a", "b", "cat.02.jpg", "cat.2.jpg", "cat.10.jpg", "class2", "class10", "nan"]
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # a total order: the input order never matters
+        assert sorted(rng.permutation(names).tolist(), key=L.natural_key) == expected
+    assert LabelTable.from_records(["x", "y", "z"], ["x", "y", "z"], ["class10", "class2", "class1"]).classes == (
+        "class1", "class2", "class10")
 
 
 # ---------------------------------------------------------------------------- detection

@@ -1,0 +1,68 @@
+"""Raw competition layouts → `LabelTable`; class folders and multi-hot CSVs written out; splits.
+
+The package holds `readers`, `detect`, `writers` and `split`; every public name is
+re-exported here, so ``kagglekit.layout.from_csv`` and friends are the way to call them.
+
+Readers (each returns a `LabelTable`; rows are sorted naturally by file name for
+folder-based readers and kept in file order for CSV/JSON readers; paths are absolute):
+
+* `from_filenames(folder, pattern)`: labels taken from file names (Dogs vs. Cats:
+  ``train/cat.123.jpg``).
+* `from_folders(root)`: existing class folders ``root/<class>/**/<image>``; the class is
+  the FIRST-level folder, deeper folders only organise files; ids are the relative paths
+  without extension (``cat/2019/001``), so they stay unique.
+* `from_csv(csv, images=folder)`: ``id,label`` single-label, ``image_name,tags``
+  multi-label (space-separated) or the wide 0/1 form; ids become paths by looking in
+  `images` (the extension is detected from the files when not given).
+* `from_imaterialist_json(json, images=folder)`: the iMaterialist Fashion 2018 JSON;
+  a JSON without annotations gives an unlabelled table.
+* `from_pixel_csv(csv)`: pixels in a CSV (Digit Recognizer, Fashion-MNIST:
+  ``label,pixel0..pixel783``); the images are written once as PNGs and read from there.
+* `unlabelled(folder)`: test images, ids = file stems.
+* `detect(directory)` / `read_competition(directory)`: find the reader for a whole
+  competition folder (train table and test images).
+
+Writers: `write_class_folders` (symlinks by default, hardlinks or copies on request;
+never touches the source; idempotent), `write_multihot_csv` (``image,labels`` or wide
+0/1), `imaterialist_to_csv`. All files are written atomically.
+
+Splits: `split` (stratified; iterative stratification for multi-label), `sample`
+(stratified ``n`` or ``frac``) and `split_arrays` (in-memory ``(x, y)`` arrays, by
+scikit-learn), all seeded and deterministic.
+"""
+from __future__ import annotations
+
+from ..table import natural_key  # the one key order, re-exported: job.py sorts vocabularies with it
+from .detect import Layout, Reader, detect, read_competition
+from .readers import (
+    IMAGE_EXTENSIONS,
+    from_csv,
+    from_filenames,
+    from_folders,
+    from_imaterialist_json,
+    from_pixel_csv,
+    imaterialist_to_csv,
+    unlabelled,
+)
+from .split import _fix_sides, sample, split, split_arrays
+from .writers import write_class_folders, write_multihot_csv
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Layout",
+    "Reader",
+    "detect",
+    "from_csv",
+    "from_filenames",
+    "from_folders",
+    "from_imaterialist_json",
+    "from_pixel_csv",
+    "imaterialist_to_csv",
+    "read_competition",
+    "sample",
+    "split",
+    "split_arrays",
+    "unlabelled",
+    "write_class_folders",
+    "write_multihot_csv",
+]

@@ -1,0 +1,133 @@
+"""Writers: a `LabelTable` written out as class folders or a multi-hot CSV (atomically; sources never touched)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError, LayoutError, list_offenders
+from ..io import atomic_open
+from ..table import LabelTable
+from .readers import _safe_name
+
+_MODES = ("symlink", "hardlink", "copy")
+
+
+def _place(source: str, target: Path, mode: str) -> bool:
+    """Create `target` from `source` unless it is already right; return True when something was written."""
+    if os.path.lexists(target):
+        if os.path.islink(target):
+            if mode == "symlink" and os.readlink(target) == source:
+                return False
+        elif os.path.samefile(target, source):
+            return False  # the source itself, or a hard link to it
+        elif mode == "copy":
+            s, t = os.stat(source), os.stat(target)
+            if s.st_size == t.st_size and int(s.st_mtime) == int(t.st_mtime):
+                return False
+    tmp = target.with_name(f".{target.name}.kk-part")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    try:
+        if mode == "symlink":
+            os.symlink(source, tmp)
+        elif mode == "hardlink":
+            os.link(source, tmp)
+        else:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        other = "mode='copy'" if mode != "copy" else "another out_dir"
+        raise LayoutError(
+            f"Cannot create {target} as a {mode} of {source} ({exc.strerror or exc}). "
+            f"Try {other} (hard links need the same file system; symlinks may be disabled)."
+        ) from None
+    return True
+
+
+def write_class_folders(
+    table: LabelTable, out_dir: str | os.PathLike, mode: str = "symlink", progress: bool = True
+) -> LabelTable:
+    """Return the table of the files written as ``out_dir/<class>/<id><ext>`` (one folder per class).
+
+    Symlinks by default (absolute targets), hard links or copies on request. The source files
+    are never modified; files already right are left alone, so re-running is idempotent.
+    Reading the result back with ``from_folders(out_dir, ids="stem")`` gives the same ids and
+    labels. Multi-label and unlabelled tables are refused (a file can sit in one folder only).
+    """
+    if mode not in _MODES:
+        raise ConfigError(f"mode={mode!r} is not supported; use one of {_MODES}.")
+    if table.multilabel:
+        raise LayoutError(
+            "A multi-label table cannot be written as class folders (an image would need several folders). "
+            "Write it with write_multihot_csv(table, path) instead."
+        )
+    unlabelled_ids = [i for i, x in zip(table.ids, table.labels) if len(x) != 1]
+    if unlabelled_ids:
+        raise LayoutError(
+            f"{len(unlabelled_ids)} rows have no label, so they have no class folder: {list_offenders(unlabelled_ids)}. "
+            "Write only labelled tables."
+        )
+    bad = [c for c in table.classes if c in ("", ".", "..") or "/" in c or "\\" in c or "\x00" in c]
+    if bad:
+        raise LayoutError(f"Class names {list_offenders(bad)} cannot be folder names. Rename them (from_filenames(mapping=...)).")
+    table.validate(check_files=True, require_all_classes=False)
+    out_dir = Path(out_dir).absolute()
+    sources = {os.path.realpath(p) for p in table.paths}
+    rows = []
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        tqdm = None
+    items = list(zip(table.ids, table.paths, table.labels))
+    iterator = tqdm(items, desc="class folders", unit="file", disable=not progress or len(items) < 1000) if tqdm else items
+    made = set()
+    for image_id, source, labels in iterator:
+        folder = out_dir / labels[0]
+        if labels[0] not in made:
+            folder.mkdir(parents=True, exist_ok=True)
+            made.add(labels[0])
+        source = os.path.abspath(source)
+        target = folder / (_safe_name(image_id) + os.path.splitext(source)[1])
+        if os.path.realpath(target) in sources and not os.path.islink(target) and not os.path.samefile(target, source):
+            raise LayoutError(
+                f"Writing {target} would overwrite the source image {target} of another row. "
+                "Choose an out_dir outside the source folders."
+            )
+        _place(source, target, mode)
+        rows.append((image_id, str(target), labels))
+    return LabelTable.from_records(*zip(*rows), classes=table.classes, multilabel=False)
+
+
+def write_multihot_csv(
+    table: LabelTable,
+    path: str | os.PathLike,
+    wide: bool = False,
+    id_col: str = "image",
+    label_col: str = "labels",
+    sep: str = " ",
+) -> Path:
+    """Return `path` after writing the labels atomically as ``image,labels`` (space-separated) or, with `wide`, ``image,<class>...`` 0/1 columns.
+
+    Both forms read back with `from_csv` (the wide form needs no arguments).
+    """
+    table._check_vocabulary()
+    if wide:
+        clash = [c for c in table.classes if c == id_col]
+        if clash:
+            raise LayoutError(f"A class is named {id_col!r} like the id column; pass id_col= another name.")
+        frame = pd.DataFrame(table.targets("multihot").astype("int8"), columns=list(table.classes))
+        frame.insert(0, id_col, table.ids)
+    else:
+        bad = [c for c in table.classes if sep in c]
+        if bad:
+            raise LayoutError(f"Class names {list_offenders(bad)} contain the separator {sep!r}; pass wide=True or another sep.")
+        frame = pd.DataFrame({id_col: table.ids, label_col: [sep.join(x) for x in table.labels]})
+    with atomic_open(path) as fh:
+        frame.to_csv(fh, index=False)
+    return Path(path)
+

@@ -3,7 +3,11 @@
 Rows are images (`id`, `path`, `labels`); `classes` is the ordered vocabulary.
 `labels` always holds a tuple of class names: one name for single-label tables,
 any number (zero included) for multi-label ones, and an empty tuple for
-unlabelled rows (a test set).
+unlabelled rows (a test set). Class names are whole strings: spaces are part of
+a name ("Ankle boot"), never a separator, once the labels are tuples.
+
+An optional `group` column names the group of each row (a driver, a patient):
+`kagglekit.layout.split` keeps every group on one side of a split.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pandas as pd
 from .errors import TableError, list_offenders
 
 _HEADER = "#kagglekit-table "
+GROUP_COLUMN = "group"
 TARGET_KINDS = ("int", "onehot", "multihot")
 
 
@@ -62,6 +67,9 @@ class LabelTable:
             (numeric names sorted as numbers).
         multilabel: whether rows may carry several labels; by default True when
             any row has more (or fewer) than one label.
+
+    The frame may carry a `group` column (strings; one group per row), kept by
+    `take`, `with_classes`, `to_csv` and `read_csv`.
     """
 
     def __init__(
@@ -81,6 +89,8 @@ class LabelTable:
         frame["id"] = frame["id"].astype(str)
         frame["path"] = frame["path"].astype(str)
         frame["labels"] = [_as_labels(v) for v in frame["labels"]]
+        if GROUP_COLUMN in frame.columns:
+            frame[GROUP_COLUMN] = frame[GROUP_COLUMN].astype(str)
         seen = sorted({name for labels in frame["labels"] for name in labels}, key=natural_key)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes) if classes is not None else tuple(seen)
         if len(set(self.classes)) != len(self.classes):
@@ -102,8 +112,9 @@ class LabelTable:
         labels: Iterable[object] | None = None,
         classes: Sequence[str] | None = None,
         multilabel: bool | None = None,
+        groups: Iterable[object] | None = None,
     ) -> "LabelTable":
-        """Return a table from parallel sequences of ids, paths and labels."""
+        """Return a table from parallel sequences of ids, paths, labels and (optionally) groups."""
         ids, paths = list(ids), [str(p) for p in paths]
         labels = list(labels) if labels is not None else [()] * len(ids)
         if not (len(ids) == len(paths) == len(labels)):
@@ -111,6 +122,11 @@ class LabelTable:
                 f"ids, paths and labels must have the same length (got {len(ids)}, {len(paths)}, {len(labels)})."
             )
         frame = pd.DataFrame({"id": ids, "path": paths, "labels": labels})
+        if groups is not None:
+            groups = [str(g) for g in groups]
+            if len(groups) != len(ids):
+                raise TableError(f"groups has {len(groups)} values for {len(ids)} rows; give one group per row.")
+            frame[GROUP_COLUMN] = groups
         return cls(frame, classes=classes, multilabel=multilabel)
 
     # --------------------------------------------------------------- access
@@ -135,6 +151,21 @@ class LabelTable:
     def labels(self) -> list[tuple[str, ...]]:
         """Return each row's labels as a tuple of class names (empty for unlabelled rows)."""
         return self.frame["labels"].tolist()
+
+    @property
+    def groups(self) -> list[str] | None:
+        """Return each row's group (driver, patient, ...) as a string, or None when the table has no groups."""
+        return self.frame[GROUP_COLUMN].tolist() if GROUP_COLUMN in self.frame.columns else None
+
+    def with_groups(self, groups: Iterable[object] | None) -> "LabelTable":
+        """Return the same rows with `groups` (one per row) as their groups; None removes them."""
+        frame = self.frame.drop(columns=[GROUP_COLUMN], errors="ignore")
+        if groups is not None:
+            groups = [str(g) for g in groups]
+            if len(groups) != len(frame):
+                raise TableError(f"groups has {len(groups)} values for {len(frame)} rows; give one group per row.")
+            frame = frame.assign(**{GROUP_COLUMN: groups})
+        return LabelTable(frame, self.classes, self.multilabel)
 
     @property
     def labelled(self) -> bool:
@@ -240,15 +271,18 @@ class LabelTable:
 
     # ------------------------------------------------------------------ I/O
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """Return the path written: a CSV (id, path, space-separated labels) with the vocabulary in its first line."""
+        """Return the path written: a CSV (id, path, labels[, group]) with the vocabulary in its first line.
+
+        Labels are space-separated, or JSON lists (``["Ankle boot"]``) when a class name holds
+        whitespace or is empty, so every name round-trips through `read_csv` whole.
+        """
         from .io import atomic_write_text
 
-        bad = [c for c in self.classes if not c or any(ch.isspace() for ch in c)]
-        if bad:
-            raise TableError(f"Class names with whitespace cannot be saved space-separated: {list_offenders(bad)}.")
-        meta = {"classes": list(self.classes), "multilabel": self.multilabel}
+        names = set(self.classes) | {n for x in self.frame["labels"] for n in x}
+        as_json = any(not c or any(ch.isspace() for ch in c) for c in names)
+        meta = {"classes": list(self.classes), "multilabel": self.multilabel, "labels": "json" if as_json else "spaces"}
         frame = self.frame.copy()
-        frame["labels"] = [" ".join(x) for x in frame["labels"]]
+        frame["labels"] = [json.dumps(list(x)) if as_json else " ".join(x) for x in frame["labels"]]
         text = _HEADER + json.dumps(meta) + "\n" + frame.to_csv(index=False)
         return atomic_write_text(path, text)
 
@@ -266,14 +300,18 @@ class LabelTable:
                 "Read label CSVs with kagglekit.layout.from_csv instead."
             )
         meta = json.loads(first[len(_HEADER):])
-        frame = pd.read_csv(path, skiprows=1, dtype={"id": str, "path": str, "labels": str}, keep_default_na=False)
+        frame = pd.read_csv(path, skiprows=1, dtype={"id": str, "path": str, "labels": str, GROUP_COLUMN: str},
+                            keep_default_na=False)
+        if meta.get("labels") == "json":
+            frame["labels"] = [tuple(json.loads(x)) if x else () for x in frame["labels"]]
         return cls(frame, classes=meta["classes"], multilabel=meta["multilabel"])
 
     def equals(self, other: "LabelTable") -> bool:
-        """Return True when both tables hold the same rows, vocabulary and kind."""
+        """Return True when both tables hold the same rows, vocabulary, kind and groups."""
         return (
             self.classes == other.classes
             and self.multilabel == other.multilabel
+            and self.groups == other.groups
             and self.frame[["id", "path", "labels"]].reset_index(drop=True).equals(
                 other.frame[["id", "path", "labels"]].reset_index(drop=True)
             )

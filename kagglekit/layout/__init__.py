@@ -33,10 +33,10 @@ scikit-learn), all seeded and deterministic.
 from __future__ import annotations
 
 from ..table import natural_key  # the one key order, re-exported: job.py sorts vocabularies with it
-from .detect import Layout, Reader, detect, read_competition
+from .detect import OVERRIDES, Ambiguity, Fact, Layout, Reader, detect, read_competition
 from .readers import (
     IMAGE_EXTENSIONS,
-    from_csv,
+    attach_groups,
     from_filenames,
     from_folders,
     from_imaterialist_json,
@@ -44,15 +44,21 @@ from .readers import (
     imaterialist_to_csv,
     unlabelled,
 )
+from .readers_csv import from_csv, from_ids
 from .split import _fix_sides, sample, split, split_arrays
 from .writers import write_class_folders, write_multihot_csv
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "OVERRIDES",
+    "Ambiguity",
+    "Fact",
     "Layout",
     "Reader",
+    "attach_groups",
     "detect",
     "from_csv",
+    "from_ids",
     "from_filenames",
     "from_folders",
     "from_imaterialist_json",

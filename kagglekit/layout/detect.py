@@ -1,30 +1,50 @@
-"""Detection: which reader (and arguments) reads a competition folder's train table and test images."""
+"""Detection: which reader (and arguments) reads a competition folder's train table and test images, and what was inferred, why.
+
+`detect` returns a `Layout`: the readers, plus every inferred fact (layout, label kind,
+classes, id and label columns, test sources, id convention, groups, positive class)
+with its reason, and the ambiguities it could not settle, each naming its override.
+"""
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import Any, Sequence
 
 from ..errors import ConfigError, LayoutError
+from ..logs import logger
 from ..table import LabelTable
+from .infer import Guess, label_kind, positive_class, wide_kind
 from .readers import (
     IMAGE_EXTENSIONS,
     _is_image,
     _pixel_columns,
     _walk_images,
-    from_csv,
     from_filenames,
     from_folders,
     from_imaterialist_json,
     from_pixel_csv,
+    read_label_frame,
     unlabelled,
 )
+from .readers_csv import GROUP_NAMES, _LABEL_NAMES, _find_column, choose_id_column, file_keys, from_csv, from_ids, wide_label_columns
+from .tests_source import TEST_DIRS as _TEST_DIRS, TRAIN_DIRS as _TRAIN_DIRS, Sample, _unwrap, convention, find_test, read_sample
+
+_CSV_NAMES = ("train.csv", "labels.csv", "train_labels.csv", "train_v2.csv", "trainLabels.csv", "train_classes.csv")
 
 # The functions a `Reader` may name (what `detect` emits), by name.
-_READERS = {f.__name__: f for f in (from_csv, from_filenames, from_folders, from_imaterialist_json, from_pixel_csv, unlabelled)}
+_READERS = {f.__name__: f for f in (from_csv, from_filenames, from_folders, from_ids, from_imaterialist_json, from_pixel_csv, unlabelled)}
+
+# The overrides `detect` accepts: keyword -> the CLI flag / recipe key that sets it.
+OVERRIDES = {
+    "multilabel": "--multilabel / --single-label (recipe: multilabel = true/false)",
+    "positive": "--positive CLASS (recipe: positive = \"CLASS\")",
+    "group_col": "--group-col NAME (recipe: group_col = \"NAME\")",
+    "id_col": "--id-col NAME (recipe: id_col = \"NAME\")",
+    "label_col": "--label-col NAME (recipe: label_col = \"NAME\")",
+    "metric": "--metric NAME (recipe: metric = \"NAME\")",
+}
 
 
 @dataclass(frozen=True)
@@ -41,13 +61,46 @@ class Reader:
         return _READERS[self.function](**self.kwargs)
 
     def __str__(self) -> str:
-        args = ", ".join(f"{k}={str(v)!r}" for k, v in self.kwargs.items())
+        args = ", ".join(f"{k}={v!r}" if isinstance(v, (bool, list)) else f"{k}={str(v)!r}" for k, v in self.kwargs.items())
         return f"kagglekit.layout.{self.function}({args})"
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One thing `detect` inferred: its name, value and the reason a user reads."""
+
+    name: str
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """Something `detect` could not settle from the data: what, the default taken, and the override that settles it."""
+
+    fact: str
+    message: str
+    override: str  # the `detect` keyword (and recipe key) that settles it: "positive", "multilabel", ...
+
+    @property
+    def flag(self) -> str:
+        """Return the CLI flag / recipe key text that settles this ambiguity."""
+        return OVERRIDES.get(self.override, self.override)
+
+    def __str__(self) -> str:
+        return f"{self.fact}: {self.message}; settle it with {self.flag}"
+
+
+class Summary(str):
+    """The summary text of a `Layout`; calling it returns the lines (``layout.summary()``)."""
+
+    def __call__(self) -> list[str]:
+        return self.splitlines()
+
+
+@dataclass(frozen=True)
 class Layout:
-    """What `detect` found in a competition folder: the readers of the train table and the test images."""
+    """What `detect` found in a competition folder: the readers, the inferred facts (each with its reason) and the ambiguities."""
 
     directory: Path
     kind: str  # "imaterialist-json" | "csv" | "pixel-csv" | "class-folders" | "filenames"
@@ -55,39 +108,89 @@ class Layout:
     test: Reader | None = None
     valid: Reader | None = None
     notes: tuple[str, ...] = ()
+    facts: tuple[Fact, ...] = ()
+    ambiguities: tuple[Ambiguity, ...] = ()
+    _tables: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def fact(self, name: str) -> Fact | None:
+        """Return the fact called `name` (``"label_kind"``, ``"positive"``, ...), or None when it was not inferred."""
+        return next((f for f in self.facts if f.name == name), None)
+
+    def _value(self, name: str, default: Any = None) -> Any:
+        found = self.fact(name)
+        return found.value if found is not None else default
 
     @property
-    def summary(self) -> str:
-        """Return a few human-readable lines saying what was found and how it will be read."""
+    def multilabel(self) -> bool | None:
+        """Return True for a multi-label train table, False for single-label."""
+        return self._value("multilabel")
+
+    @property
+    def positive(self) -> str | None:
+        """Return the positive class of a binary problem, or None (not binary, or the data cannot tell: see `ambiguities`)."""
+        return self._value("positive")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Return the train table's class vocabulary."""
+        return tuple(self._value("classes", ()))
+
+    @property
+    def id_column(self) -> str | None:
+        """Return the train CSV's id column (None for folder layouts)."""
+        return self._value("id_column")
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """Return the train CSV's label column(s) (several for the wide one-hot form)."""
+        return tuple(self._value("label_columns", ()))
+
+    @property
+    def test_sources(self) -> tuple[str, ...]:
+        """Return where the test ids come from (folders, ``test.csv``, ``test.json``, the sample submission)."""
+        return tuple(self._value("test_sources", ()))
+
+    @property
+    def test_count(self) -> int:
+        """Return the number of test images found."""
+        return int(self._value("test_count", 0))
+
+    @property
+    def id_extension(self) -> bool:
+        """Return True when submission (and test table) ids keep the image extension (``abc.jpg``)."""
+        return bool(self._value("id_extension", False))
+
+    @property
+    def group_column(self) -> str | None:
+        """Return the column the train table's groups came from (``subject``), or None."""
+        return self._value("group_column")
+
+    @property
+    def summary(self) -> Summary:
+        """Return the lines a user reads before training (a `Summary`: the text, and its lines when called)."""
         lines = [f"{self.directory}: {self.kind} layout", f"  train: {self.train}"]
         if self.valid is not None:
             lines.append(f"  valid: {self.valid}")
         lines.append(f"  test:  {self.test if self.test is not None else 'no test images found'}")
+        for f in self.facts:
+            value = ", ".join(map(str, f.value)) if isinstance(f.value, (list, tuple)) and f.name != "classes" else f.value
+            if f.name == "classes":
+                value = f"{len(f.value)} ({', '.join(map(str, list(f.value)[:6]))}{', ...' if len(f.value) > 6 else ''})"
+            lines.append(f"  {f.name}: {value} ({f.reason})")
         lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        lines += [f"  AMBIGUOUS {a}" for a in self.ambiguities]
+        return Summary("\n".join(lines))
 
     def __str__(self) -> str:
-        return self.summary
+        return str(self.summary)
 
     def read(self) -> tuple[LabelTable, LabelTable | None]:
-        """Return (train table, test table or None)."""
-        return self.train.read(), (self.test.read() if self.test is not None else None)
-
-
-_TEST_DIRS = ("test", "test1", "test-jpg", "test_images", "test_stg1", "test_stg2")
-_TRAIN_DIRS = ("train", "train-jpg", "train_images", "training", "images")
-_CSV_NAMES = ("train.csv", "labels.csv", "train_labels.csv", "train_v2.csv", "trainLabels.csv", "train_classes.csv")
-
-
-def _unwrap(folder: Path) -> Path:
-    """Return the real image folder when a zip was unpacked one level too deep (``train/train/``, ``test1/test/``)."""
-    while folder.is_dir():
-        children = [c for c in folder.iterdir() if not c.name.startswith((".", "__MACOSX"))]
-        if len(children) == 1 and children[0].is_dir() and children[0].name in (folder.name, *_TRAIN_DIRS, *_TEST_DIRS):
-            folder = children[0]
-        else:
-            break
-    return folder
+        """Return (train table, test table or None); tables `detect` already read are not read again."""
+        if "train" not in self._tables:
+            self._tables["train"] = self.train.read()
+        if "test" not in self._tables:
+            self._tables["test"] = self.test.read() if self.test is not None else None
+        return self._tables["train"], self._tables["test"]
 
 
 def _image_count(folder: Path, limit: int = 10**9) -> int:
@@ -122,14 +225,6 @@ def _filename_pattern(folder: Path) -> str | None:
     return None
 
 
-def _test_reader(directory: Path) -> Reader | None:
-    for name in _TEST_DIRS:
-        folder = _unwrap(directory / name)
-        if folder.is_dir() and _image_count(folder, 1):
-            return Reader("unlabelled", {"folder": folder})
-    return None
-
-
 def _found(directory: Path) -> str:
     entries = sorted(directory.iterdir(), key=lambda p: p.name)
     shown = []
@@ -143,19 +238,166 @@ def _found(directory: Path) -> str:
     return "; ".join(shown) or "nothing"
 
 
-def detect(directory: str | os.PathLike) -> Layout:
-    """Return the `Layout` of a competition folder: which reader (and arguments) reads its train table and test images.
+class _Record:
+    """Facts and ambiguities gathered while detecting."""
 
-    Recognises, in this order: iMaterialist JSON (``train.json``), a label CSV
-    (``train.csv``, ``labels.csv``, ...) with its image folder, class folders
-    (``train/<class>/``) and labels in file names (``train/cat.1.jpg``). Test images come
-    from ``test.json`` or a ``test/``, ``test1/`` ... folder. Zips must be unpacked first.
+    def __init__(self) -> None:
+        self.facts: list[Fact] = []
+        self.ambiguities: list[Ambiguity] = []
+
+    def add(self, name: str, value: Any, reason: str) -> None:
+        self.facts.append(Fact(name, value, reason))
+
+    def guess(self, name: str, guess: Guess, override: str, message: str | None = None) -> Any:
+        self.add(name, guess.value, guess.reason)
+        if not guess.sure:
+            self.ambiguities.append(Ambiguity(name, message or f"{guess.reason}; taken as {guess.value!r}", override))
+        return guess.value
+
+
+def _bases(directory: Path) -> list[Path]:
+    """Return `directory` and the folders inside it that hold a train folder (State Farm's ``imgs/``)."""
+    out = [directory]
+    for d in sorted(p for p in directory.iterdir() if p.is_dir()):
+        if d.name.startswith((".", "__MACOSX")) or d.name in (*_TRAIN_DIRS, *_TEST_DIRS):
+            continue
+        if any((d / n).is_dir() for n in _TRAIN_DIRS):
+            out.append(d)
+    return out
+
+
+def _label_cells_of_sample(sample: Sample | None) -> list[str] | None:
+    return list(sample.values) if sample is not None and len(sample.columns) == 2 else None
+
+
+def _group_file(directory: Path, train_folder: Path, group_col: str | None, skip: Sequence[Path]) -> tuple[Path, str, str] | None:
+    """Return (csv, group column, reason) of a CSV naming each train image's group (``driver_imgs_list.csv``), or None."""
+    keys = file_keys([train_folder], recursive=True)
+    for csv in sorted(directory.glob("*.csv")):
+        if csv in skip or csv.name.startswith("sample_submission") or csv.name == "test.csv":
+            continue
+        frame = read_label_frame(csv)
+        guess = choose_id_column(frame, keys, f"{train_folder.name}/")
+        if not guess.sure:
+            continue
+        rest = [c for c in frame.columns if c != guess.value]
+        column = group_col if group_col in rest else _find_column(rest, GROUP_NAMES)
+        if column is None:
+            continue
+        n = frame[column].nunique()
+        how = "as asked (group_col)" if group_col else f"its name {column!r} is a usual group name"
+        return csv, column, f"{csv.name}: {guess.reason}; column {column!r} ({how}) puts them in {n} groups"
+    return None
+
+
+def detect(
+    directory: str | os.PathLike,
+    multilabel: bool | None = None,
+    positive: str | None = None,
+    group_col: str | None = None,
+    id_col: str | None = None,
+    label_col: str | None = None,
+    id_extension: bool | None = None,
+) -> Layout:
+    """Return the `Layout` of a competition folder: its readers, the facts inferred (each with its reason) and the ambiguities.
+
+    Recognises, in this order: iMaterialist JSON (``train.json``), a label CSV (``train.csv``,
+    ``labels.csv``, ...) with its image folder (also one ``images/`` folder shared with test),
+    class folders (``train/<class>/``, also nested: ``imgs/train/c0``) with an optional group
+    CSV (``driver_imgs_list.csv``), and labels in file names (``train/cat.1.jpg``). Test images
+    come from ``test.json``, ``test.csv``, every ``test*`` folder, or the sample submission's
+    ids; test ids follow the sample submission's convention. Zips must be unpacked first.
+
+    Every guess can be overridden (the CLI flag / recipe key is in `OVERRIDES`):
+
+    Args:
+        directory: the competition folder.
+        multilabel: True / False to settle single- versus multi-label.
+        positive: the positive class of a binary problem (the class a probability is of).
+        group_col: the column naming each image's group (driver, patient) for group splits.
+        id_col, label_col: the train CSV's id and label columns.
+        id_extension: True / False: submission ids keep / drop the image extension.
     """
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise LayoutError(f"The competition folder {directory} does not exist. Fetch it first (kagglekit.sources.fetch).")
-    notes: list[str] = []
+    rec, notes = _Record(), []
+    sample = read_sample(directory)
+    if sample is not None:
+        rec.add("sample_submission", sample.path.name, f"{len(sample.ids)} rows, columns {', '.join(sample.columns)}")
+    for extra in sorted(directory.glob("*.json")):
+        if extra.stem not in ("train", "validation", "test"):
+            rec.add("class_names_file", extra.name, "seen; labels are kept as written in the train labels "
+                                                    "(the submission uses them), the file only names them")
+    found = _train_reader(directory, rec, notes, sample, multilabel, group_col, id_col, label_col)
+    kind, train, valid, base, shared, train_ids, test_reader = found
+    train_table = train.read()
+    rec.add("train_count", len(train_table), f"rows read by {train.function}")
+    rec.add("classes", train_table.classes, f"{len(train_table.classes)} classes seen in the train labels")
+    if train_table.groups is not None:
+        rec.add("groups", len(set(train_table.groups)), "distinct groups: validation is split by group")
+    if multilabel is not None and train_table.multilabel != multilabel and train.function != "from_csv":
+        notes.append(f"multilabel={multilabel} does not apply to {train.function}; the table is "
+                     f"{'multi' if train_table.multilabel else 'single'}-label")
+    keep = (Guess(id_extension, f"set by id_extension={id_extension}") if id_extension is not None
+            else convention(sample, train_ids))
+    keep_ext = rec.guess("id_extension", keep, "id_extension",
+                         f"{keep.reason}; test ids taken {'with' if keep.value else 'without'} the extension")
+    if test_reader is None:
+        function, kwargs, where = find_test(directory, base, sample, Guess(keep_ext, ""), shared)
+        test_reader = Reader(function, kwargs) if function else None
+    else:
+        where = Guess([test_reader.kwargs.get("json_path", test_reader.kwargs.get("csv", "")).name], "listed there")
+    test_table = test_reader.read() if test_reader is not None else None
+    rec.add("test_sources", where.value, where.reason)
+    if test_table is None:
+        rec.ambiguities.append(Ambiguity("test", "no test images found", "test"))
+    else:
+        rec.add("test_count", len(test_table), f"test ids as the submission writes them ({'with' if keep_ext else 'without'} extension)")
+        if sample is not None and set(sample.ids) != set(test_table.ids):
+            missing = len(set(sample.ids) - set(test_table.ids))
+            notes.append(f"{sample.path.name} lists {len(sample.ids)} ids, the test images are {len(test_table)}; "
+                         f"{missing} sample ids are not among the test ids")
+    _positive(rec, train_table, sample, positive)
+    layout = Layout(directory, kind, train, test_reader, valid, tuple(notes), tuple(rec.facts), tuple(rec.ambiguities))
+    layout._tables.update(train=train_table, test=test_table)
+    for line in layout.summary():
+        logger.info(line)
+    return layout
 
+
+def _positive(rec: _Record, table: LabelTable, sample: Sample | None, positive: str | None) -> None:
+    """Record the positive class of a binary problem (or why there is none)."""
+    classes = table.classes
+    if positive is not None:
+        if positive not in classes:
+            raise ConfigError(f"positive={positive!r} is not a class; the classes are {list(classes)[:10]}. Pass one of them.")
+        rec.add("positive", positive, "set by positive=")
+        return
+    if len(classes) != 2 or table.multilabel:
+        return
+    values = sample.values if sample is not None else ()
+    numeric = bool(values) and all(_number(v) for v in values)
+    if sample is not None and not numeric:
+        rec.add("positive", None, f"{sample.path.name} names classes, not a probability: no positive class needed")
+        return
+    label_columns = next((f.value for f in rec.facts if f.name == "label_columns"), ())
+    guess = positive_class(classes, tuple(label_columns), sample.columns if sample is not None else (), values)
+    rec.guess("positive", guess, "positive",
+              f"{guess.reason}; kagglekit cannot tell which class the probability is of")
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sample | None, multilabel: bool | None,
+                  group_col: str | None, id_col: str | None, label_col: str | None):
+    """Return (kind, train Reader, valid Reader or None, base folder, shared image folders, train ids, test Reader or None)."""
     # 1. iMaterialist JSON.
     train_json = directory / "train.json"
     if train_json.is_file():
@@ -171,46 +413,47 @@ def detect(directory: str | os.PathLike) -> Layout:
             test = Reader("from_imaterialist_json", {"json_path": directory / "test.json", "images": _unwrap(directory / "test")})
         if not folder.is_dir():
             notes.append(f"{folder.name}/ is missing: unpack {folder.name}.zip or download the images first")
-        return Layout(directory, "imaterialist-json", train, test, valid, tuple(notes))
+        rec.add("reader", "from_imaterialist_json", f"{train_json.name} holds images and annotations")
+        rec.add("multilabel", True, "iMaterialist annotations list several label ids per image")
+        rec.add("label_columns", ("labelId",), "the annotations' labelId lists")
+        return "imaterialist-json", train, valid, directory, [], [], test
 
     # 2. A label CSV beside an image folder.
-    for name in _CSV_NAMES:
-        csv = directory / name
-        if not csv.is_file():
-            continue
-        if _pixel_columns(pd.read_csv(csv, nrows=0).columns):
-            test_csv = directory / "test.csv"
-            test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
-            notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
-            return Layout(directory, "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), test, None, tuple(notes))
-        candidates = [csv.stem, *_TRAIN_DIRS]
-        folders = [_unwrap(directory / c) for c in dict.fromkeys(candidates)]
-        folders = [f for f in folders if f.is_dir() and _image_count(f, 1)]
-        if not folders:
-            zips = [z.name for z in directory.glob("*.zip")]
-            raise LayoutError(
-                f"{csv.name} was found in {directory} but no image folder beside it "
-                f"(looked for {', '.join(c + '/' for c in dict.fromkeys(candidates))})"
-                + (f"; unpack {', '.join(zips)} first" if zips else "")
-                + f". Call kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>)."
-            )
-        test = _test_reader(directory)
-        return Layout(directory, "csv", Reader("from_csv", {"csv": csv, "images": folders[0]}), test, None, tuple(notes))
+    for base in _bases(directory):
+        for name in _CSV_NAMES:
+            csv = base / name
+            if csv.is_file():
+                return _csv_reader(directory, base, csv, rec, notes, sample, multilabel, group_col, id_col, label_col)
 
-    # 3/4. A train folder: class folders or labels in file names.
-    for name in _TRAIN_DIRS:
-        folder = _unwrap(directory / name)
-        if not folder.is_dir():
-            continue
-        test = _test_reader(directory)
-        classes = _class_dirs(folder)
-        loose = _image_count(folder)
-        if len(classes) >= 2 and not loose:
-            return Layout(directory, "class-folders", Reader("from_folders", {"root": folder}), test, None, tuple(notes))
-        pattern = _filename_pattern(folder) if loose else None
-        if pattern is not None:
-            notes.append(f"labels taken from file names by {pattern!r}")
-            return Layout(directory, "filenames", Reader("from_filenames", {"folder": folder, "pattern": pattern}), test, None, tuple(notes))
+    # 3/4. A train folder: class folders or labels in file names (also one level down: imgs/train/).
+    for base in _bases(directory):
+        for name in _TRAIN_DIRS:
+            folder = _unwrap(base / name)
+            if not folder.is_dir():
+                continue
+            classes = _class_dirs(folder)
+            loose = _image_count(folder)
+            where = folder.relative_to(directory)
+            if len(classes) >= 2 and not loose:
+                kwargs: dict = {"root": folder}
+                groups = _group_file(directory, folder, group_col, ())
+                if groups is not None:
+                    kwargs.update(groups_csv=groups[0], group_col=groups[1])
+                    rec.add("group_column", groups[1], groups[2])
+                elif group_col is not None:
+                    raise LayoutError(f"group_col={group_col!r}: no CSV in {directory} has that column beside the train "
+                                      "image names. Check the name, or drop group_col.")
+                rec.add("reader", "from_folders", f"{where}/ holds {len(classes)} folders of images and no loose images")
+                rec.add("multilabel", False, "class folders: one folder, so one label, per image")
+                rec.add("label_columns", (), "labels are the class folder names (kept whole, spaces included)")
+                return "class-folders", Reader("from_folders", kwargs), None, base, [], [], None
+            pattern = _filename_pattern(folder) if loose else None
+            if pattern is not None:
+                notes.append(f"labels taken from file names by {pattern!r}")
+                rec.add("reader", "from_filenames", f"the file names in {where}/ start with a label ({pattern!r})")
+                rec.add("multilabel", False, "one label per file name")
+                rec.add("label_columns", (), "labels are taken from the file names")
+                return "filenames", Reader("from_filenames", {"folder": folder, "pattern": pattern}), None, base, [], [], None
 
     zips = sorted(p.name for p in directory.glob("*.zip"))
     unpack = f" The zips {', '.join(zips)} are not unpacked; unpack them first (kagglekit.sources.fetch does)." if zips else ""
@@ -222,6 +465,83 @@ def detect(directory: str | os.PathLike) -> Layout:
     )
 
 
-def read_competition(directory: str | os.PathLike) -> tuple[LabelTable, LabelTable | None]:
-    """Return (train table, test table or None) of a competition folder, as `detect` finds it."""
-    return detect(directory).read()
+def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: list[str], sample: Sample | None,
+                multilabel: bool | None, group_col: str | None, id_col: str | None, label_col: str | None):
+    """Return `_train_reader`'s tuple for a label CSV (pixel CSV included)."""
+    frame = read_label_frame(csv)
+    if _pixel_columns(frame.columns):
+        test_csv = base / "test.csv"
+        test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
+        notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
+        rec.add("reader", "from_pixel_csv", f"{csv.name} has pixel0, pixel1, ... columns")
+        rec.add("multilabel", False, "a pixel CSV has one label per row")
+        rec.add("label_columns", ("label",), "the pixel CSV's label column")
+        return "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), None, base, [], [], test
+    candidates = [csv.stem, *_TRAIN_DIRS]
+    folders = [_unwrap(base / c) for c in dict.fromkeys(candidates)]
+    folders = [f for f in folders if f.is_dir() and _image_count(f, 1)]
+    if not folders:
+        zips = [z.name for z in base.glob("*.zip")]
+        raise LayoutError(
+            f"{csv.name} was found in {base} but no image folder beside it "
+            f"(looked for {', '.join(c + '/' for c in dict.fromkeys(candidates))})"
+            + (f"; unpack {', '.join(zips)} first" if zips else "")
+            + f". Call kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>)."
+        )
+    columns = list(frame.columns)
+    for key, value in (("id_col", id_col), ("label_col", label_col), ("group_col", group_col)):
+        if value is not None and value not in columns:
+            raise LayoutError(f"{key}={value!r} is not a column of {csv.name} (columns: {', '.join(columns[:12])}).")
+    keyed = [(f, file_keys([f])) for f in folders]
+    if id_col is None:
+        head = frame.head(500)
+        best = max(keyed, key=lambda fk: max(float(head[c].str.strip().isin(fk[1]).mean()) for c in columns))
+        folder = best[0]
+        id_col = rec.guess("id_column", choose_id_column(frame, best[1], f"{folder.name}/", exclude=[c for c in (label_col, group_col) if c]),
+                           "id_col")
+        if id_col is None:
+            raise LayoutError(f"Cannot tell which column of {csv} holds the image ids (columns: {', '.join(columns[:12])}). "
+                              "Pass id_col=... (detect(..., id_col=) or the recipe's id_col).")
+    else:
+        folder = max(keyed, key=lambda fk: frame[id_col].str.strip().isin(fk[1]).mean())[0]
+        rec.add("id_column", id_col, "set by id_col=")
+    rest = [c for c in columns if c != id_col]
+    if group_col is None:
+        named = _find_column([c for c in rest if c != label_col], GROUP_NAMES)
+        if named is not None and frame[named].nunique() < len(frame):
+            group_col = named
+            rec.add("group_column", named, f"column {named!r} has a usual group name and repeats ({frame[named].nunique()} groups)")
+    else:
+        rec.add("group_column", group_col, "set by group_col=")
+    rest = [c for c in rest if c != group_col]
+    kwargs: dict = {"csv": csv, "images": folder, "id_col": id_col}
+    wide: list[str] = []
+    if label_col is None:
+        label_col = _find_column(rest, _LABEL_NAMES) or (rest[0] if len(rest) == 1 else None)
+        wide = [] if label_col else wide_label_columns(frame, rest)
+        if label_col is None and not wide:
+            raise LayoutError(f"Cannot tell which column of {csv} holds the labels (columns: {', '.join(columns[:12])}). "
+                              "Pass label_col=... (detect(..., label_col=) or the recipe's label_col).")
+    if wide:
+        rec.add("label_columns", tuple(wide), "every column besides the id holds only 0/1: one column per class")
+        kwargs["label_cols"] = wide
+        on = frame[wide].apply(lambda s: s.str.strip().isin(("1", "1.0"))).sum(axis=1).tolist()
+        kind = Guess(multilabel, "set by multilabel=") if multilabel is not None else wide_kind(on)
+    else:
+        rec.add("label_columns", (label_col,), "set by label_col=" if "label_col" in kwargs else "the label column")
+        kwargs["label_col"] = label_col
+        kind = (Guess(multilabel, "set by multilabel=") if multilabel is not None
+                else label_kind(frame[label_col].tolist(), " ", _label_cells_of_sample(sample)))
+    kwargs["multilabel"] = bool(rec.guess("multilabel", kind, "multilabel",
+                                          f"{kind.reason}; read as {'multi' if kind.value else 'single'}-label"))
+    if group_col is not None:
+        kwargs["group_col"] = group_col
+    rec.add("reader", "from_csv", f"{csv.relative_to(directory)} names images in {folder.relative_to(directory)}/")
+    shared = [folder] if folder.name in ("images", "imgs", "jpg", "jpgs", "all") else []
+    train_ids = frame[id_col].str.strip().tolist()
+    return "csv", Reader("from_csv", kwargs), None, base, shared, train_ids, None
+
+
+def read_competition(directory: str | os.PathLike, **overrides: Any) -> tuple[LabelTable, LabelTable | None]:
+    """Return (train table, test table or None) of a competition folder, as `detect` (with `overrides`) finds it."""
+    return detect(directory, **overrides).read()

@@ -155,8 +155,10 @@ def from_folders(
     classes: Sequence[str] | None = None,
     ids: str = "relative",
     extensions: Sequence[str] | None = None,
+    groups_csv: str | os.PathLike | None = None,
+    group_col: str | None = None,
 ) -> LabelTable:
-    """Return a single-label table from class folders ``root/<class>/...``.
+    """Return a single-label table from class folders ``root/<class>/...`` (with groups when a group CSV is given).
 
     The class is the first-level folder under `root`; images in deeper folders belong
     to that class (``root/cat/2019/a.jpg`` is a ``cat``). Hidden folders are skipped and
@@ -169,6 +171,8 @@ def from_folders(
         ids: ``"relative"`` (default; ``cat/2019/a``: unique) or ``"stem"`` (``a``: what
             the competition calls the image; duplicates are reported).
         extensions: image suffixes to read.
+        groups_csv, group_col: a CSV naming each image's group (State Farm's
+            ``driver_imgs_list.csv``, column ``subject``); see `attach_groups`.
     """
     root = _require_dir(root, "The class-folder root", "Pass the folder that holds one folder per class.")
     if ids not in ("relative", "stem"):
@@ -196,21 +200,11 @@ def from_folders(
             "Expected root/<class>/<image>."
         )
     table = LabelTable.from_records(*zip(*rows), classes=classes, multilabel=False)
+    if groups_csv is not None:
+        if group_col is None:
+            raise ConfigError(f"groups_csv={str(groups_csv)!r} needs group_col= (the column naming each image's group).")
+        table = attach_groups(table, groups_csv, group_col)
     return table.validate(check_files=False, require_all_classes=False)
-
-
-_ID_NAMES = ("id", "image_id", "imageid", "image", "image_name", "imagename", "id_code", "file", "filename",
-             "file_name", "fname", "img", "image_path", "path", "name")
-_LABEL_NAMES = ("label", "labels", "tags", "tag", "class", "classes", "category", "label_id", "labelid",
-                "target", "breed", "species", "diagnosis", "level", "landmark_id", "y")
-
-
-def _find_column(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
-    lowered = {c.strip().lower(): c for c in columns}
-    for name in candidates:
-        if name in lowered:
-            return lowered[name]
-    return None
 
 
 def _resolve_paths(
@@ -280,106 +274,6 @@ def _resolve_paths(
         warnings.warn(f"Dropped {len(absent)} rows whose image is missing: {list_offenders(absent)}.", stacklevel=3)
     return paths, kept
 
-
-def _default_images(source: Path) -> Path:
-    """Return the image folder beside a CSV: named like it (``train.csv`` → ``train/``), else a usual train folder."""
-    fallbacks = () if "test" in source.stem.lower() else ("train", "train-jpg", "train_images", "images")
-    for name in (source.stem, *fallbacks):
-        candidate = source.parent / name
-        if candidate.is_dir():
-            return candidate
-    return source.parent / source.stem
-
-
-def from_csv(
-    csv: str | os.PathLike,
-    images: str | os.PathLike | None = None,
-    id_col: str | None = None,
-    label_col: str | None = None,
-    ext: str | None = None,
-    sep: str = " ",
-    multilabel: bool | None = None,
-    classes: Sequence[str] | None = None,
-    missing: str = "error",
-    delimiter: str = ",",
-) -> LabelTable:
-    """Return the table described by a label CSV, with ids turned into image paths.
-
-    Handles ``id,label`` (single label), ``image_name,tags`` (labels separated by `sep`,
-    as in Planet: Amazon) and the wide 0/1 form (``image,<class1>,<class2>,...``).
-
-    Args:
-        csv: the label file.
-        images: the folder holding the images; by default the folder named like the CSV
-            (``train.csv`` → ``train/``) or ``train/`` beside it.
-        id_col, label_col: column names; detected from usual names (``id``, ``image_name``,
-            ``label``, ``tags``, ...) or, for a two-column file, its two columns.
-        ext: extension added to ids (``".jpg"``); by default ids are matched to the files in
-            `images` (an id that already names a file is used as is).
-        sep: separator between labels of one image (multi-label).
-        multilabel: force the kind; by default multi-label when any cell holds `sep`.
-        classes: the vocabulary order; by default the sorted labels seen.
-        missing: ``"error"`` or ``"drop"`` for rows whose image is not found.
-        delimiter: the CSV column delimiter.
-    """
-    csv = Path(csv)
-    if not csv.is_file():
-        raise LayoutError(f"No label CSV at {csv}. Pass the path of the CSV that lists ids and labels.")
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, sep=delimiter)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise LayoutError(f"{csv} cannot be read as a CSV ({exc}). Check the file, or pass delimiter=.") from None
-    columns = list(frame.columns)
-    if id_col is not None and id_col not in columns:
-        raise LayoutError(f"{csv} has no column {id_col!r}; its columns are {list_offenders(columns, 12)}. Pass id_col= one of them.")
-    if label_col is not None and label_col not in columns:
-        raise LayoutError(f"{csv} has no column {label_col!r}; its columns are {list_offenders(columns, 12)}. Pass label_col= one of them.")
-    id_col = id_col or _find_column(columns, _ID_NAMES) or (columns[0] if len(columns) == 2 else None)
-    if id_col is None:
-        raise LayoutError(
-            f"Cannot tell which column of {csv} holds the image ids (columns: {list_offenders(columns, 12)}). Pass id_col=..."
-        )
-    rest = [c for c in columns if c != id_col]
-    wide_columns: list[str] = []
-    if label_col is None:
-        label_col = _find_column(rest, _LABEL_NAMES)
-        if label_col is None and len(rest) == 1:
-            label_col = rest[0]
-        if label_col is None and len(rest) > 1 and all(set(frame[c].str.strip().unique()) <= {"0", "1"} for c in rest):
-            wide_columns = rest
-        if label_col is None and not wide_columns:
-            raise LayoutError(
-                f"Cannot tell which column of {csv} holds the labels (columns: {list_offenders(columns, 12)}). "
-                "Pass label_col=..., or give 0/1 columns for the wide multi-hot form."
-            )
-    if not len(frame):
-        raise LayoutError(f"{csv} has a header but no rows. Check the file.")
-    ids = frame[id_col].str.strip().tolist()
-    if wide_columns:
-        values = frame[wide_columns].apply(lambda s: s.str.strip()).to_numpy() == "1"
-        labels = [tuple(c for c, on in zip(wide_columns, row) if on) for row in values]
-        classes = list(classes) if classes is not None else wide_columns
-        multilabel = True if multilabel is None else multilabel
-    else:
-        cells = frame[label_col].str.strip()
-        if multilabel is None:
-            multilabel = bool(cells.str.contains(re.escape(sep)).any()) if sep else False
-        if multilabel:
-            labels = [tuple(x for x in (c.split(sep) if sep else [c]) if x) for c in cells]
-        else:
-            empty = [i for i, c in zip(ids, cells) if c == ""]
-            if empty:
-                raise LayoutError(
-                    f"{len(empty)} rows of {csv} have no label in column {label_col!r}: {list_offenders(empty)}. "
-                    "Fill them, drop them, or pass multilabel=True if images may have no label."
-                )
-            labels = _tuple_labels(cells)
-    folder = Path(images) if images is not None else _default_images(csv)
-    paths, kept = _resolve_paths(ids, folder.absolute(), ext, missing, f"{csv.name}")
-    table = LabelTable.from_records(
-        [ids[i] for i in kept], paths, [labels[i] for i in kept], classes=classes, multilabel=multilabel
-    )
-    return table.validate(check_files=False, require_all_classes=False)
 
 
 def _read_json(path: Path) -> dict:
@@ -465,16 +359,88 @@ def imaterialist_to_csv(json_path: str | os.PathLike, out_csv: str | os.PathLike
 
 
 def unlabelled(
-    folder: str | os.PathLike, extensions: Sequence[str] | None = None, recursive: bool = False
+    folder: str | os.PathLike | Sequence[str | os.PathLike],
+    extensions: Sequence[str] | None = None,
+    recursive: bool = False,
+    ids: str = "stem",
 ) -> LabelTable:
-    """Return an unlabelled table (e.g. the test images) of the images in `folder`; ids are the file stems."""
-    folder = _require_dir(folder, "The test image folder", "Pass the folder holding the images to predict.")
-    files = sorted(_walk_images(folder, _extensions(extensions), recursive), key=natural_key)
-    if not files:
-        raise LayoutError(f"No images in {folder}. Pass the folder holding the images to predict.")
-    ids = [_strip_ext(f.rsplit("/", 1)[-1]) for f in files]
-    table = LabelTable.from_records(ids, [str(folder / f) for f in files], None, classes=(), multilabel=False)
+    """Return an unlabelled table (e.g. the test images) of the images in `folder` (one folder or several).
+
+    Args:
+        folder: the test image folder, or several (Planet: ``test-jpg/`` and
+            ``test-jpg-additional/``), read in the order given.
+        extensions: image suffixes to read.
+        recursive: also read sub-folders.
+        ids: ``"stem"`` (``1`` for ``1.jpg``; default) or ``"name"`` (``1.jpg``): the id
+            convention of the submission (its sample's id column).
+    """
+    if ids not in ("stem", "name"):
+        raise ConfigError(f"ids={ids!r} is not supported; use 'stem' or 'name' (the file name with its extension).")
+    folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
+    rows: list[tuple[str, str]] = []
+    for one in folders:
+        one = _require_dir(one, "The test image folder", "Pass the folder holding the images to predict.")
+        files = sorted(_walk_images(one, _extensions(extensions), recursive), key=natural_key)
+        if not files:
+            raise LayoutError(f"No images in {one}. Pass the folder holding the images to predict.")
+        for f in files:
+            name = f.rsplit("/", 1)[-1]
+            rows.append((_strip_ext(name) if ids == "stem" else name, str(one / f)))
+    table = LabelTable.from_records([r[0] for r in rows], [r[1] for r in rows], None, classes=(), multilabel=False)
     return table.validate(check_files=False, require_all_classes=False)
+
+
+def attach_groups(
+    table: LabelTable, groups_csv: str | os.PathLike, group_col: str, id_col: str | None = None, missing: str = "error"
+) -> LabelTable:
+    """Return `table` with a `group` per row read from `groups_csv` (State Farm's ``driver_imgs_list.csv``).
+
+    Rows are matched by image file name or stem: the CSV's `id_col` (by default the column
+    whose values match the most file names of `table`) against each row's path.
+    `missing`: ``"error"`` or ``"drop"`` for rows the CSV does not list.
+    """
+    groups_csv = Path(groups_csv)
+    frame = read_label_frame(groups_csv)
+    if group_col not in frame.columns:
+        raise LayoutError(f"{groups_csv} has no column {group_col!r}; its columns are {list_offenders(list(frame.columns), 12)}. "
+                          "Pass group_col= one of them.")
+    names = [os.path.basename(p) for p in table.paths]
+    keys = set(names) | {_strip_ext(n) for n in names}
+    if id_col is None:
+        scores = {c: frame[c].str.strip().isin(keys).mean() for c in frame.columns if c != group_col}
+        id_col = max(scores, key=scores.get) if scores else None
+        if id_col is None or scores[id_col] == 0:
+            raise LayoutError(f"No column of {groups_csv} names the images of the table (columns: {list(frame.columns)}). "
+                              "Pass id_col= the column of image names.")
+    lookup: dict[str, str] = {}
+    for key, group in zip(frame[id_col].str.strip(), frame[group_col].str.strip()):
+        lookup[key] = group
+        lookup.setdefault(_strip_ext(os.path.basename(key)), group)
+    groups = [lookup.get(n, lookup.get(_strip_ext(n))) for n in names]
+    absent = [i for i, g in zip(table.ids, groups) if g is None]
+    if absent:
+        if missing != "drop" or len(absent) == len(table):
+            raise LayoutError(f"{len(absent)} of {len(table)} images are not listed in {groups_csv} (column {id_col!r}): "
+                              f"{list_offenders(absent)}. Complete the file, or pass group_col=None to split without groups.")
+        keep = [k for k, g in enumerate(groups) if g is not None]
+        warnings.warn(f"Dropped {len(absent)} rows without a group in {groups_csv.name}: {list_offenders(absent)}.", stacklevel=2)
+        return table.take(keep).with_groups([groups[k] for k in keep])
+    return table.with_groups(groups)
+
+
+def read_label_frame(csv: str | os.PathLike, delimiter: str = ",", nrows: int | None = None) -> pd.DataFrame:
+    """Return the CSV at `csv` as strings (no NaN), or raise `LayoutError` naming the file when it is empty or garbled."""
+    csv = Path(csv)
+    if not csv.is_file():
+        raise LayoutError(f"No CSV at {csv}. Pass the path of the CSV that lists ids and labels.")
+    try:
+        return pd.read_csv(csv, dtype=str, keep_default_na=False, sep=delimiter, nrows=nrows)
+    except pd.errors.EmptyDataError:
+        raise LayoutError(f"{csv} is empty (no header, no rows). Download it again, or pass the right file "
+                          "(from_csv(csv=...)) or read the layout explicitly.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise LayoutError(f"{csv} cannot be read as a CSV ({str(exc).strip()}). Download it again, or pass delimiter= "
+                          "when its columns are not comma-separated.") from None
 
 
 def _pixel_columns(columns: Sequence[str]) -> list[str]:

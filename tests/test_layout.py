@@ -194,7 +194,9 @@ def test_reader_errors_name_the_offenders(tmp_path, digit_pngs):
     with pytest.raises(LayoutError, match=r"image folder .*nowhere.* does not exist"):
         L.from_csv(root / "train.csv", images=root / "nowhere")
 
-    pd.DataFrame({"a": ids[:3], "b": labels[:3], "c": ["x", "y", "z"]}).to_csv(root / "odd.csv", index=False)
+    # Values that name no file and no usual column name: nothing tells the id column apart.
+    # (Before, the ids 00000.. were used here; detection now finds the column whose values name files.)
+    pd.DataFrame({"a": ["q1", "q2", "q3"], "b": labels[:3], "c": ["x", "y", "z"]}).to_csv(root / "odd.csv", index=False)
     with pytest.raises(LayoutError, match=r"image ids \(columns: a, b, c\).*id_col"):
         L.from_csv(root / "odd.csv")
     with pytest.raises(LayoutError, match=r"labels \(columns: a, b, c\).*label_col"):

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, TableError, list_offenders
+from ..logs import logger
 from ..table import LabelTable, natural_key
 
 
@@ -142,20 +143,68 @@ def _resize_side(y: np.ndarray, side: np.ndarray, n_valid: int, rng: np.random.G
         side[pool[int(rng.integers(len(pool)))]] = not leaving
 
 
-def split(table: LabelTable, valid: float | int = 0.2, seed: int = 0) -> tuple[LabelTable, LabelTable]:
-    """Return (train, valid) tables, stratified by class (iterative stratification for multi-label).
+def _group_split(table: LabelTable, groups: list[str], n_valid: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (train rows, valid rows) with no group on both sides, stratified by class where scikit-learn can.
+
+    Single-label tables use `StratifiedGroupKFold` with about ``len / n_valid`` folds and take
+    the fold whose size is closest to `n_valid`; multi-label tables (or when stratification
+    is impossible) use `GroupShuffleSplit`. The validation size is approximate: whole groups move.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    g = np.asarray(groups, dtype=object)
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise TableError(f"A group split needs at least 2 groups; the table has {n_groups}. "
+                         "Pass groups=None (or group_col=None) to split by image.")
+    rows = np.arange(len(table))
+    if not table.multilabel and all(len(x) == 1 for x in table.labels):
+        y = np.array([x[0] for x in table.labels], dtype=object)
+        k = int(min(n_groups, max(2, round(len(table) / n_valid))))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "The least populated class has only n members": expected with groups
+                folds = list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(rows, y, g))
+            train, valid = min(folds, key=lambda f: (abs(len(f[1]) - n_valid), f[1][0]))
+            return np.sort(train), np.sort(valid)
+        except ValueError:
+            pass
+    splitter = GroupShuffleSplit(n_splits=1, test_size=n_valid / len(table), random_state=seed)
+    train, valid = next(splitter.split(rows, groups=g))
+    return np.sort(train), np.sort(valid)
+
+
+def split(
+    table: LabelTable, valid: float | int = 0.2, seed: int = 0, groups: Sequence[object] | str | None = "auto"
+) -> tuple[LabelTable, LabelTable]:
+    """Return (train, valid) tables, stratified by class (iterative stratification for multi-label), group-aware.
 
     Args:
         table: the labelled table.
         valid: the validation share, a fraction in (0, 1) or a number of images.
         seed: the random seed; the same seed gives the same split.
+        groups: one group per row (driver, patient) kept on one side; ``"auto"`` (default)
+            uses the table's own groups when it has them, None ignores them.
 
     Single-label classes with one image stay in train (with a warning). In multi-label
     tables every label with at least 2 images appears on both sides. Rows keep their
-    original order within each side; both sides keep the full class vocabulary.
+    original order within each side; both sides keep the full class vocabulary. With
+    groups, no group is on both sides and the validation size is approximate.
     """
     _labelled_or_error(table, "a split")
     n_valid = _check_fraction(valid, "valid", len(table))
+    if isinstance(groups, str):
+        if groups != "auto":
+            raise ConfigError(f"groups={groups!r} is not supported; pass one group per row, 'auto' or None.")
+        groups = table.groups
+    if groups is not None:
+        groups = [str(x) for x in groups]
+        if len(groups) != len(table):
+            raise TableError(f"groups has {len(groups)} values for {len(table)} rows; give one group per row.")
+        train, held = _group_split(table, groups, n_valid, seed)
+        logger.info("split by group: %d groups, %d train / %d valid images (no group on both sides)",
+                    len(set(groups)), len(train), len(held))
+        return table.take(train), table.take(held)
     if table.multilabel:
         train, held = _multilabel_split(table, n_valid, seed)
     elif all(len(x) == 1 for x in table.labels):

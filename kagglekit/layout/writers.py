@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..errors import ConfigError, LayoutError, list_offenders
 from ..io import atomic_open
+from ..logs import logger
 from ..table import LabelTable
 from .readers import _safe_name
 
@@ -106,16 +107,24 @@ def write_class_folders(
 def write_multihot_csv(
     table: LabelTable,
     path: str | os.PathLike,
-    wide: bool = False,
+    wide: bool | None = False,
     id_col: str = "image",
     label_col: str = "labels",
     sep: str = " ",
 ) -> Path:
-    """Return `path` after writing the labels atomically as ``image,labels`` (space-separated) or, with `wide`, ``image,<class>...`` 0/1 columns.
+    """Return `path` after writing the labels atomically as ``image,labels`` (`sep`-separated) or, with `wide`, ``image,<class>...`` 0/1 columns.
 
-    Both forms read back with `from_csv` (the wide form needs no arguments).
+    Class names holding `sep` ("Ankle boot") are kept whole: a single-label table writes
+    one whole name per cell; a multi-label table cannot separate such names, so it is
+    written wide (said in the log). Both forms read back with `from_csv`
+    (``from_csv(path, multilabel=table.multilabel)`` settles the kind for tiny tables).
     """
     table._check_vocabulary()
+    spaced = [c for c in table.classes if sep and sep in c]
+    if not wide and spaced and table.multilabel:
+        logger.info("write_multihot_csv: class names %s hold %r, so %s is written wide (one 0/1 column per class)",
+                    list_offenders(spaced), sep, Path(path).name)
+        wide = True
     if wide:
         clash = [c for c in table.classes if c == id_col]
         if clash:
@@ -123,11 +132,7 @@ def write_multihot_csv(
         frame = pd.DataFrame(table.targets("multihot").astype("int8"), columns=list(table.classes))
         frame.insert(0, id_col, table.ids)
     else:
-        bad = [c for c in table.classes if sep in c]
-        if bad:
-            raise LayoutError(f"Class names {list_offenders(bad)} contain the separator {sep!r}; pass wide=True or another sep.")
         frame = pd.DataFrame({id_col: table.ids, label_col: [sep.join(x) for x in table.labels]})
     with atomic_open(path) as fh:
         frame.to_csv(fh, index=False)
     return Path(path)
-

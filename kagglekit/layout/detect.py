@@ -44,6 +44,8 @@ OVERRIDES = {
     "id_col": "--id-col NAME (recipe: id_col = \"NAME\")",
     "label_col": "--label-col NAME (recipe: label_col = \"NAME\")",
     "metric": "--metric NAME (recipe: metric = \"NAME\")",
+    "id_extension": "--id-extension / --no-id-extension (recipe: id_extension = true/false)",
+    "test": "--test FOLDER_OR_CSV (recipe: layout.test = \"FOLDER\")",
 }
 
 
@@ -298,6 +300,7 @@ def detect(
     id_col: str | None = None,
     label_col: str | None = None,
     id_extension: bool | None = None,
+    test: str | os.PathLike | None = None,
 ) -> Layout:
     """Return the `Layout` of a competition folder: its readers, the facts inferred (each with its reason) and the ambiguities.
 
@@ -317,6 +320,7 @@ def detect(
         group_col: the column naming each image's group (driver, patient) for group splits.
         id_col, label_col: the train CSV's id and label columns.
         id_extension: True / False: submission ids keep / drop the image extension.
+        test: the test images: a folder (relative to `directory` or absolute) or a CSV of ids.
     """
     directory = Path(directory).absolute()
     if not directory.is_dir():
@@ -343,7 +347,17 @@ def detect(
             else convention(sample, train_ids))
     keep_ext = rec.guess("id_extension", keep, "id_extension",
                          f"{keep.reason}; test ids taken {'with' if keep.value else 'without'} the extension")
-    if test_reader is None:
+    if test is not None:
+        test_path = Path(test) if Path(test).is_absolute() else directory / test
+        if test_path.is_dir():
+            test_reader = Reader("unlabelled", {"folder": [str(test_path)], "ids": "name" if keep_ext else "stem"})
+        elif test_path.is_file():
+            images = shared or [f for f in (base / "test", base / "test_images", base / "images") if f.is_dir()]
+            test_reader = Reader("from_ids", {"csv": test_path, "images": [str(f) for f in images], "ids": "name" if keep_ext else "stem"})
+        else:
+            raise LayoutError(f"test={str(test)!r}: no such folder or CSV in {directory}. Name the test image folder or a CSV of test ids.")
+        where = Guess([test_path.name + ("/" if test_path.is_dir() else "")], "set by test=")
+    elif test_reader is None:
         function, kwargs, where = find_test(directory, base, sample, Guess(keep_ext, ""), shared)
         test_reader = Reader(function, kwargs) if function else None
     else:

@@ -1,7 +1,10 @@
 """Raw competition layouts → `LabelTable`; class folders and multi-hot CSVs written out; splits.
 
-The package holds `readers`, `detect`, `writers` and `split`; every public name is
-re-exported here, so ``kagglekit.layout.from_csv`` and friends are the way to call them.
+The package holds `readers` (folders, JSON, pixels, unlabelled, groups), `readers_csv`
+(label CSVs and id lists), `infer` (label kind, positive class, id convention: pure
+functions with reasons), `tests_source` (where the test images are), `detect`,
+`writers` and `split`; every public name is re-exported here, so
+``kagglekit.layout.from_csv`` and friends are the way to call them.
 
 Readers (each returns a `LabelTable`; rows are sorted naturally by file name for
 folder-based readers and kept in file order for CSV/JSON readers; paths are absolute):
@@ -11,22 +14,29 @@ folder-based readers and kept in file order for CSV/JSON readers; paths are abso
 * `from_folders(root)`: existing class folders ``root/<class>/**/<image>``; the class is
   the FIRST-level folder, deeper folders only organise files; ids are the relative paths
   without extension (``cat/2019/001``), so they stay unique.
-* `from_csv(csv, images=folder)`: ``id,label`` single-label, ``image_name,tags``
-  multi-label (space-separated) or the wide 0/1 form; ids become paths by looking in
-  `images` (the extension is detected from the files when not given).
+* `from_csv(csv, images=folder)`: ``id,label`` single-label (class names may hold
+  spaces), ``image_name,tags`` multi-label (space-separated) or the wide 0/1 form
+  (one-hot: single-label); the id column is the one whose values name files in
+  `images`; single/multi-label is inferred from all the evidence (`infer.label_kind`).
+* `from_ids(csv, images=folders)`: an unlabelled table of the ids a CSV lists
+  (``test.csv``, a sample submission), in the submission's id convention.
 * `from_imaterialist_json(json, images=folder)`: the iMaterialist Fashion 2018 JSON;
   a JSON without annotations gives an unlabelled table.
 * `from_pixel_csv(csv)`: pixels in a CSV (Digit Recognizer, Fashion-MNIST:
   ``label,pixel0..pixel783``); the images are written once as PNGs and read from there.
-* `unlabelled(folder)`: test images, ids = file stems.
-* `detect(directory)` / `read_competition(directory)`: find the reader for a whole
-  competition folder (train table and test images).
+* `unlabelled(folder or folders, ids="stem"|"name")`: test images.
+* `attach_groups(table, csv, group_col)`: each row's group (driver, patient).
+* `detect(directory, multilabel=, positive=, group_col=, id_col=, label_col=,
+  id_extension=, test=)` / `read_competition(directory)`: the readers of a whole
+  competition folder and the `Layout` of inferred facts (each with its reason) and
+  ambiguities (each naming its override, see `OVERRIDES`).
 
 Writers: `write_class_folders` (symlinks by default, hardlinks or copies on request;
 never touches the source; idempotent), `write_multihot_csv` (``image,labels`` or wide
 0/1), `imaterialist_to_csv`. All files are written atomically.
 
-Splits: `split` (stratified; iterative stratification for multi-label), `sample`
+Splits: `split` (stratified; iterative stratification for multi-label; group-aware,
+the table's groups by default), `sample`
 (stratified ``n`` or ``frac``) and `split_arrays` (in-memory ``(x, y)`` arrays, by
 scikit-learn), all seeded and deterministic.
 """

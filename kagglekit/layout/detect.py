@@ -168,14 +168,29 @@ class Layout:
         return self._value("group_column")
 
     @property
+    def files_read(self) -> tuple[str, ...]:
+        """Return the files (not folders) the readers read and detection consulted, relative to the competition folder."""
+        paths = [v for r in (self.train, self.valid, self.test) if r is not None for v in r.kwargs.values()
+                 if isinstance(v, (str, os.PathLike))]
+        paths += [self.directory / str(f.value) for f in self.facts if f.name in ("sample_submission", "class_names_file")]
+        out = []
+        for p in map(Path, paths):
+            if p.is_file():
+                name = str(p.relative_to(self.directory)) if p.is_relative_to(self.directory) else str(p)
+                if name not in out:
+                    out.append(name)
+        return tuple(out)
+
+    @property
     def summary(self) -> Summary:
         """Return the lines a user reads before training (a `Summary`: the text, and its lines when called)."""
         lines = [f"{self.directory}: {self.kind} layout", f"  train: {self.train}"]
         if self.valid is not None:
             lines.append(f"  valid: {self.valid}")
         lines.append(f"  test:  {self.test if self.test is not None else 'no test images found'}")
+        lines.append(f"  files read: {', '.join(self.files_read) or '-'}")
         for f in self.facts:
-            value = ", ".join(map(str, f.value)) if isinstance(f.value, (list, tuple)) and f.name != "classes" else f.value
+            value = (", ".join(map(str, f.value)) or "-") if isinstance(f.value, (list, tuple)) and f.name != "classes" else f.value
             if f.name == "classes":
                 value = f"{len(f.value)} ({', '.join(map(str, list(f.value)[:6]))}{', ...' if len(f.value) > 6 else ''})"
             lines.append(f"  {f.name}: {value} ({f.reason})")
@@ -279,7 +294,7 @@ def _group_file(directory: Path, train_folder: Path, group_col: str | None, skip
         if csv in skip or csv.name.startswith("sample_submission") or csv.name == "test.csv":
             continue
         frame = read_label_frame(csv)
-        guess = choose_id_column(frame, keys, f"{train_folder.name}/")
+        guess = choose_id_column(frame, keys, f"{train_folder.relative_to(directory)}/")
         if not guess.sure:
             continue
         rest = [c for c in frame.columns if c != guess.value]
@@ -397,8 +412,7 @@ def _positive(rec: _Record, table: LabelTable, sample: Sample | None, positive: 
         return
     label_columns = next((f.value for f in rec.facts if f.name == "label_columns"), ())
     guess = positive_class(classes, tuple(label_columns), sample.columns if sample is not None else (), values)
-    rec.guess("positive", guess, "positive",
-              f"{guess.reason}; kagglekit cannot tell which class the probability is of")
+    rec.guess("positive", guess, "positive", guess.reason)
 
 
 def _number(text: str) -> bool:

@@ -28,10 +28,13 @@ GROUP_COLUMN = "group"
 TARGET_KINDS = ("int", "onehot", "multihot")
 
 
-def _as_labels(value: object) -> tuple[str, ...]:
+def _as_labels(value: object, whole: bool = False) -> tuple[str, ...]:
+    """Return `value` as a tuple of class names; a string is split on whitespace unless `whole` (one name: "Ankle boot")."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ()
     if isinstance(value, str):
+        if whole:
+            return (value.strip(),) if value.strip() else ()
         return tuple(value.split())
     if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
         return tuple(str(v) for v in value)
@@ -62,7 +65,8 @@ class LabelTable:
 
     Args:
         frame: a DataFrame with columns `id`, `path` and `labels` (`labels` may
-            hold tuples of class names, space-separated strings or scalars).
+            hold tuples of class names, space-separated strings or scalars; with
+            ``multilabel=False`` a string is one whole class name: "Ankle boot").
         classes: the ordered vocabulary; by default the sorted set of labels seen
             (numeric names sorted as numbers).
         multilabel: whether rows may carry several labels; by default True when
@@ -88,7 +92,7 @@ class LabelTable:
         frame = frame.reset_index(drop=True).copy()
         frame["id"] = frame["id"].astype(str)
         frame["path"] = frame["path"].astype(str)
-        frame["labels"] = [_as_labels(v) for v in frame["labels"]]
+        frame["labels"] = [_as_labels(v, whole=multilabel is False) for v in frame["labels"]]
         if GROUP_COLUMN in frame.columns:
             frame[GROUP_COLUMN] = frame[GROUP_COLUMN].astype(str)
         seen = sorted({name for labels in frame["labels"] for name in labels}, key=natural_key)

@@ -50,3 +50,22 @@ def test_validate_names_offenders(tmp_path):
     t = LabelTable.from_records(["x"] * 1 + [f"m{i}" for i in range(7)], [tmp_path / f"nope{i}.png" for i in range(8)], ["a"] * 8)
     with pytest.raises(TableError, match=r"8 image files do not exist: .*and 5 more; 8 in all"):
         t.validate()
+
+
+def test_class_names_with_spaces_stay_whole_and_round_trip(tmp_path):
+    t = _table(tmp_path, ["Ankle boot", "Bag", "Ankle boot"], multilabel=False)
+    assert t.classes == ("Ankle boot", "Bag") and not t.multilabel
+    back = LabelTable.read_csv(t.to_csv(tmp_path / "t.csv"))
+    assert back.equals(t) and back.labels[0] == ("Ankle boot",)
+    m = LabelTable.from_records(["a", "b"], ["a.png", "b.png"], [("Common wheat", "Maize"), ()], multilabel=True)
+    assert LabelTable.read_csv(m.to_csv(tmp_path / "m.csv")).equals(m)
+
+
+def test_groups_column_is_kept(tmp_path):
+    t = LabelTable.from_records(["a", "b", "c"], ["a.png", "b.png", "c.png"], ["x", "y", "x"], groups=["p1", "p2", "p1"])
+    assert t.groups == ["p1", "p2", "p1"] and t.take([2, 1]).groups == ["p1", "p2"]
+    assert t.with_classes(["x", "y", "z"]).groups == t.groups and t.with_groups(None).groups is None
+    back = LabelTable.read_csv(t.to_csv(tmp_path / "g.csv"))
+    assert back.equals(t) and not back.equals(t.with_groups(None))
+    with pytest.raises(TableError, match="one group per row"):
+        t.with_groups(["p1"])

@@ -97,6 +97,7 @@ class Summary(str):
     """The summary text of a `Layout`; calling it returns the lines (``layout.summary()``)."""
 
     def __call__(self) -> list[str]:
+        """Return the summary's lines."""
         return self.splitlines()
 
 

@@ -259,3 +259,14 @@ def test_detect_logs_its_summary(built, caplog):
     with caplog.at_level(logging.INFO, logger="kagglekit"):
         _detect(built["aerial-cactus-identification"].path)
     assert any("positive: 1" in r.getMessage() for r in caplog.records)
+
+
+def test_test_ids_from_the_sample_in_a_shared_folder(tmp_path):
+    _images(tmp_path / "images", [f"img{i}.jpg" for i in range(30)])
+    pd.DataFrame({"name": [f"img{i}.jpg" for i in range(24)], "label": ["a", "b", "c"] * 8}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"name": [f"img{i}.jpg" for i in range(24, 30)], "label": "a"}).to_csv(tmp_path / "sample_submission.csv", index=False)
+    layout = L.detect(tmp_path)
+    train, test = layout.read()
+    assert len(train) == 24 and layout.id_column == "name" and layout.id_extension
+    assert test.ids == [f"img{i}.jpg" for i in range(24, 30)] and layout.test_sources == ("sample_submission.csv",)
+    assert [a.override for a in layout.ambiguities] == ["test"]  # a guess, said so with its override

@@ -380,6 +380,8 @@ def detect(
         where = Guess([test_reader.kwargs.get("json_path", test_reader.kwargs.get("csv", "")).name], "listed there")
     test_table = test_reader.read() if test_reader is not None else None
     rec.add("test_sources", where.value, where.reason)
+    if test_table is not None and not where.sure:
+        rec.ambiguities.append(Ambiguity("test_sources", f"{where.reason}; taken as the test set", "test"))
     if test_table is None:
         rec.ambiguities.append(Ambiguity("test", "no test images found", "test"))
     else:

@@ -77,6 +77,14 @@ def input_root() -> Path:
     return Path(value or "/kaggle/input")
 
 
+def notebook_input(slug: str) -> Path | None:
+    """Return the notebook input folder of competition `slug` (``<input root>/<slug>`` or ``.../competitions/<slug>``), when mounted."""
+    for candidate in (input_root() / slug, input_root() / "competitions" / slug):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def data_root() -> Path:
     """Return the default folder for downloads: $KAGGLEKIT_DATA, else ./data."""
     return Path(os.environ.get(DATA_ENV, "data"))

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .errors import CredentialsError, KaggleApiError, KaggleKitError, SubmissionError, list_offenders
+from .errors import CredentialsError, DiskSpaceError, KaggleApiError, KaggleKitError, SubmissionError, list_offenders
+from .logs import logger
 
 KAGGLE_WEB = "https://www.kaggle.com"
 DOWNLOAD_CHUNK = 1 << 16  # bytes per write: an interruption loses at most this much
@@ -40,10 +41,6 @@ CREDENTIALS_FIX = (
     "~/.kaggle/kaggle.json (or in $KAGGLE_CONFIG_DIR) and run `chmod 600 ~/.kaggle/kaggle.json`, "
     "or set KAGGLE_USERNAME and KAGGLE_KEY, or set KAGGLE_API_TOKEN."
 )
-
-
-class DiskSpaceError(KaggleKitError, OSError):
-    """Not enough free disk space for a download and its unpacking."""
 
 
 @dataclass(frozen=True)
@@ -463,7 +460,7 @@ def wait_for_score(slug: str, ref: int, timeout: float = 600.0, poll: float = 10
             status = found.status
             if status == "COMPLETE":
                 if not quiet:
-                    print(f"Submission {ref} scored: public {found.public_score}" + (f", private {found.private_score}" if found.private_score is not None else ""))
+                    logger.info(f"Submission {ref} scored: public {found.public_score}" + (f", private {found.private_score}" if found.private_score is not None else ""))
                 return found
             if status == "ERROR":
                 raise SubmissionError(f"Kaggle could not score submission {ref} ({found.file_name}) to '{slug}': {found.error or 'no reason given'}. Fix: compare the file with sample_submission.csv (header, ids, value format) and submit again.")
@@ -487,13 +484,13 @@ def submit(
     The file is checked first (`check_submission_file`, against `like` or the
     competition's sample_submission.csv when one is found locally), uploaded
     through ``KaggleApi.competition_submit``, and a failed upload raises even
-    though the client itself returns normally. Prints the submissions remaining
-    today; with `wait`, polls until scored (or `timeout` seconds) and prints the
-    public score.
+    though the client itself returns normally. Logs (``kagglekit`` logger, INFO;
+    nothing with `quiet`) the submissions remaining today; with `wait`, polls until
+    scored (or `timeout` seconds) and logs the public score.
     """
     file = Path(file)
     if like is None:
-        from .sources import find_sample_submission
+        from .submission import find_sample_submission
 
         like = find_sample_submission(slug)
     check_submission_file(file, like)
@@ -515,7 +512,7 @@ def submit(
         remaining = submission_limits(slug, api)["remaining_today"]
     if not quiet:
         left = f" {remaining} submission(s) remaining today." if remaining is not None else ""
-        print(f"Submitted {file.name} to {slug} (ref {result.ref}).{left}")
+        logger.info(f"Submitted {file.name} to {slug} (ref {result.ref}).{left}")
     if wait:
         scored = wait_for_score(slug, result.ref, timeout, poll, api, quiet)
         scored.remaining_today = remaining

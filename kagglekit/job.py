@@ -11,9 +11,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import pandas as pd
+from typing import Any, Callable
 
 from .errors import ConfigError
 from .io import atomic_write_text

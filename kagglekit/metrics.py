@@ -18,11 +18,14 @@ probabilities (n, k), or (n,) P(positive) for a binary problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 DEFAULT_CLIPS: tuple[float, ...] = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 0.02, 0.03, 0.05, 0.075, 0.1)
 DEFAULT_THRESHOLDS: np.ndarray = np.round(np.arange(0.02, 0.99, 0.01), 2)
@@ -387,7 +390,7 @@ def tune(
     return settings
 
 
-def postprocess(probs, settings: Mapping | None = None):
+def postprocess(probs: "np.ndarray | pd.DataFrame", settings: Mapping | None = None) -> "np.ndarray | pd.DataFrame":
     """Return the probabilities with `settings` applied (currently the "clip"), same type as given.
 
     Accepts an array or a predictions DataFrame (`id` + one column per class);

@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from .errors import ArchiveError, CredentialsError, KaggleApiError, SourceError, SourceNotFoundError, list_offenders
-from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root, notebook_input  # noqa: F401 (re-exported)
-from .submission import SAMPLE_NAMES, _SLUG, find_sample_submission  # noqa: F401 (re-exported)
+from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root, is_slug, notebook_input  # noqa: F401 (re-exported)
+from .submission import SAMPLE_NAMES, find_sample_submission  # noqa: F401 (re-exported)
 
 MANIFEST = ".kagglekit-manifest.json"
 MAX_NESTING = 3  # archives inside archives are unpacked this many levels deep
@@ -95,8 +95,8 @@ class Manifest:
         """Return whether `key` was downloaded and everything unpacked from it is still there."""
         return self.downloaded(key) and self.unpacked(key)
 
-    def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[Path] = ()) -> None:
-        """Record `key` as complete and save the manifest (the one place it is written).
+    def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[Path] = ()) -> dict:
+        """Return the entry recorded for `key`, now marked complete and saved (the one place the manifest is written).
 
         `file` and `unpacked` are stored relative to the folder when inside it (a source
         outside it, such as a local zip or a notebook input, is stored as its full path).
@@ -104,6 +104,7 @@ class Manifest:
         inside = lambda p: Path(p).relative_to(self.folder).as_posix() if self.folder in Path(p).parents else str(p)  # noqa: E731
         self.entries[key] = {"file": inside(file), "size": size, "md5": md5, "unpacked": [inside(u) for u in unpacked]}
         atomic_write_text(self.path, json.dumps({"version": 1, "files": self.entries}, indent=1))
+        return self.entries[key]
 
 
 # --------------------------------------------------------------------------- archives
@@ -287,11 +288,11 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
     text = str(slug)
     source = Path(text).expanduser()
     looks_like_path = "/" in text or os.sep in text or text.startswith(("~", ".")) or is_archive(text)
-    if looks_like_path or (source.exists() and not _SLUG.match(text)):
+    if looks_like_path or (source.exists() and not is_slug(text)):
         if not source.exists():
             raise SourceNotFoundError(f"{source} does not exist. Fix: pass an existing folder or archive, or a competition slug such as 'dogs-vs-cats'.")
         return _from_local(source, path)
-    if not _SLUG.match(str(slug)):
+    if not is_slug(slug):
         raise SourceError(f"{slug!r} is neither a competition slug nor an existing folder or archive. Fix: pass the last part of the competition URL (e.g. 'dogs-vs-cats'), or a path that exists.")
     mounted = notebook_input(slug)
     if mounted is not None:

@@ -33,14 +33,13 @@ import numpy as np
 import pandas as pd
 
 from .errors import SubmissionError, list_offenders
-from .io import atomic_open, data_root, notebook_input
+from .io import atomic_open, data_root, is_slug, notebook_input
 
 KINDS = ("label", "label_id", "probability", "per_class", "labels")
 ZIP_OVER_BYTES = 50 * 1024 * 1024
 _POSITIVE_NAMES = ("dog", "dogs", "1", "true", "yes", "positive", "pos", "malignant", "fake", "ship", "iceberg")
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|tiff?|bmp|gif|webp)$", re.IGNORECASE)
 SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def find_sample_submission(where: str | os.PathLike) -> Path | None:
@@ -52,7 +51,7 @@ def find_sample_submission(where: str | os.PathLike) -> Path | None:
     folders = []
     if Path(where).is_dir():
         folders.append(Path(where))
-    elif _SLUG.match(str(where)):
+    elif is_slug(where):
         nb = notebook_input(str(where))
         folders += [f for f in (nb, data_root() / str(where)) if f is not None and f.is_dir()]
     for folder in folders:

@@ -51,15 +51,13 @@ def start_backend_quietly() -> str:
     except ValueError:
         min_level = 0
     if min_level <= 0:
-        import keras
-
-        return keras.backend.backend()
+        return _import_backend()
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import keras
+            return _import_backend()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -69,6 +67,19 @@ def start_backend_quietly() -> str:
                     if not _is_startup_noise(line, min_level)]
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
+
+
+def _import_backend() -> str:
+    """Return the name of the Keras backend after importing it; a missing backend is a `ConfigError` naming the fix."""
+    try:
+        import keras
+    except ImportError as exc:
+        from .errors import ConfigError
+
+        wanted = os.environ.get("KERAS_BACKEND", "tensorflow")
+        raise ConfigError(f"Keras could not load its backend {wanted!r} ({exc}). Fix: install one, e.g. "
+                          f"pip install 'kagglekit[{wanted if wanted in ('tensorflow', 'jax', 'torch') else 'tensorflow'}]', "
+                          "and name it in $KERAS_BACKEND (tensorflow, jax or torch).") from None
     return keras.backend.backend()
 
 

@@ -128,3 +128,12 @@ def test_demo_is_callable_as_kk_demo_also_once_its_module_is_imported():
 
     assert callable(kk.demo) and kk.demo is kagglekit.demo and kk.demo.DEMO_SETTINGS["backbone"] == "resnet_small"
     assert competitions.build_digits is kagglekit.demo.build_digits and competitions.digits is kagglekit.demo.digits
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is not None, reason="torch is installed here")
+def test_a_missing_backend_is_one_line_naming_the_extra_to_install(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    out = subprocess.run([sys.executable, "-m", "kagglekit", "demo", "--dir", str(tmp_path / "demo")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "pip install 'kagglekit[torch]'" in out.stderr and "KERAS_BACKEND" in out.stderr

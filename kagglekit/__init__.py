@@ -1,6 +1,6 @@
 """kagglekit: from a Kaggle image-classification competition to a scored submission with Keras 3.
 
-Imports are lazy, so `import kagglekit` is fast and does not start a Keras backend::
+Imports are lazy, so `import kagglekit` is fast and does not start a Keras backend (nor load pandas)::
 
     import kagglekit as kk
     comp = kk.fetch("dogs-vs-cats")
@@ -15,18 +15,18 @@ import importlib
 __version__ = "0.1.0"
 
 from .errors import KaggleKitError  # noqa: E402
-from .table import LabelTable  # noqa: E402
 
 # public name -> module that defines it (None: the name is a module); resolved on first use.
 _LAZY = {
-    # modules
+    # modules (`demo` is a callable module: kk.demo() runs the demo)
     "layout": None, "images": None, "pipeline": None, "backbones": None, "learner": None,
     "metrics": None, "predict": None, "submission": None, "sources": None, "kaggle": None, "plots": None,
+    "demo": None, "logs": None,
     # functions and classes
-    "fetch": "sources", "Competition": "sources", "submit": "kaggle",
+    "LabelTable": "table", "fetch": "sources", "Competition": "sources", "submit": "kaggle",
     "ImageBatches": "pipeline", "fine_tune": "learner", "Learner": "learner", "lr_find": "learner",
     "write_submission": "submission", "validate_submission": "submission",
-    "run": "job", "demo": "job", "doctor": "health",
+    "run": "job", "doctor": "health",
 }
 
 
@@ -43,4 +43,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["KaggleKitError", "LabelTable", "__version__", *_LAZY]
+__all__ = ["KaggleKitError", "__version__", *_LAZY]

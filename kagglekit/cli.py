@@ -1,15 +1,86 @@
 """The `kagglekit` command. Thin: parses, calls the library, prints.
 
 A `KaggleKitError` is printed as one line (what is wrong and how to fix it) with
-exit code 2; it never shows a traceback.
+exit code 2; it never shows a traceback. The library's messages (the ``kagglekit``
+logger) are shown on stdout, one plain line each.
+
+Only `run` and `demo` need a model: they import Keras (and so its backend) and start
+it quietly (`start_backend_quietly`). The other commands import no backend at all,
+so this module imports nothing heavy at module level.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from pathlib import Path
+import tempfile
 from typing import Sequence
+
+# Environment that keeps a backend's C++ logging quiet once it is initialised; a value the user set wins.
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
+# What TensorFlow/XLA/absl write to stderr while they load, before their log level applies:
+# "WARNING: All log messages before absl::InitializeLog() ...", then lines such as
+# "I0000 00:00:1795898967.68 10254 port.cc:153] oneDNN custom operations are on ..." (oneDNN,
+# the CUDA stub, the CPU feature guard and its "To enable the following instructions" line).
+_ABSL_PREINIT = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_ABSL_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+_FEATURE_GUARD = re.compile(r"^To enable the following instructions: .* with the appropriate compiler flags\.$")
+
+
+def _is_startup_noise(line: str, min_level: int) -> bool:
+    """Return whether a line a backend wrote while loading is below the log level `min_level` (0 I, 1 W, 2 E, 3 F)."""
+    match = _ABSL_LINE.match(line)
+    if match:
+        return "IWEF".index(match[1]) < min_level
+    return min_level >= 1 and (line.strip() == _ABSL_PREINIT or bool(_FEATURE_GUARD.match(line.strip())))
+
+
+def start_backend_quietly() -> str:
+    """Return the name of the Keras backend, imported with its start-up noise kept off the terminal.
+
+    Sets `QUIET_ENV` where the user has not, then imports Keras with stderr (file
+    descriptor 2) captured: lines below ``$TF_CPP_MIN_LOG_LEVEL`` (absl's
+    "All log messages before absl::InitializeLog()...", oneDNN, the CUDA stub) are
+    dropped and everything else is written back. ``TF_CPP_MIN_LOG_LEVEL=0`` shows it all.
+    """
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        min_level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"])
+    except ValueError:
+        min_level = 0
+    if min_level <= 0:
+        return _import_backend()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            return _import_backend()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines()
+                    if not _is_startup_noise(line, min_level)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
+def _import_backend() -> str:
+    """Return the name of the Keras backend after importing it; a missing backend is a `ConfigError` naming the fix."""
+    try:
+        import keras
+    except ImportError as exc:
+        from .errors import ConfigError
+
+        wanted = os.environ.get("KERAS_BACKEND", "tensorflow")
+        raise ConfigError(f"Keras could not load its backend {wanted!r} ({exc}). Fix: install one, e.g. "
+                          f"pip install 'kagglekit[{wanted if wanted in ('tensorflow', 'jax', 'torch') else 'tensorflow'}]', "
+                          "and name it in $KERAS_BACKEND (tensorflow, jax or torch).") from None
+    return keras.backend.backend()
 
 
 def _sizes(text: str) -> list[int]:
@@ -47,23 +118,28 @@ def _training_kwargs(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .job import demo
+    """Return the exit code of `kagglekit demo`."""
+    start_backend_quietly()
+    from .demo import demo
 
-    result = demo(args.dir, epochs=args.epochs)
+    result = demo(args.dir, epochs=args.epochs, log=None)  # its messages: the handler main() attached
     print(result)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit run`."""
+    start_backend_quietly()
     from .job import run
 
     result = run(args.source, workdir=args.workdir, recipe=args.recipe, submit=args.submit, message=args.message,
-                 **_training_kwargs(args))
+                 log=None, **_training_kwargs(args))
     print(result)
     return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit fetch`."""
     from .sources import fetch
 
     comp = fetch(args.slug, path=args.path, files=args.file or None)
@@ -72,6 +148,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit submit`."""
     from .kaggle import submit
 
     submit(args.slug, args.file, args.message, wait=args.wait, timeout=args.timeout)
@@ -79,6 +156,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_submissions(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit submissions`."""
     from .kaggle import format_submissions, submissions
 
     print(format_submissions(submissions(args.slug)))
@@ -86,6 +164,7 @@ def cmd_submissions(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit doctor`."""
     from .health import doctor
 
     print(doctor(args.directory))
@@ -93,6 +172,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_organise(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit organise`."""
     from . import layout
 
     train, _ = layout.read_competition(args.directory)
@@ -105,6 +185,7 @@ def cmd_organise(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit backbones`."""
     from .backbones import describe
 
     print(describe())
@@ -135,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch", help="download and unpack a competition (or use /kaggle/input)")
     p.add_argument("slug")
-    p.add_argument("--path", help="download folder (default ./<slug>)")
+    p.add_argument("--path", help="download folder (default ./data/<slug>, or $KAGGLEKIT_DATA/<slug>)")
     p.add_argument("--file", action="append", help="only this file (repeatable)")
     p.set_defaults(func=cmd_fetch)
 
@@ -171,9 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of the `kagglekit` command."""
     from .errors import KaggleKitError
+    from .logs import to_stream
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    to_stream(sys.stdout)
     try:
         return args.func(args)
     except KaggleKitError as exc:

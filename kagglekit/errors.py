@@ -44,6 +44,18 @@ class ConfigError(KaggleKitError, ValueError):
     """An argument has a value that is not supported."""
 
 
+class DiskSpaceError(KaggleKitError, OSError):
+    """Not enough free disk space for a download and its unpacking."""
+
+
+class SourceError(KaggleKitError, ValueError):
+    """A competition source is neither a slug nor a folder or archive kagglekit can read."""
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A folder, archive or file named as (part of) a competition source does not exist."""
+
+
 def list_offenders(items: Sequence[object] | Iterable[object], limit: int = 5) -> str:
     """Return 'a, b, c (and N more; 7 in all)' for the first `limit` offenders."""
     items = list(items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -75,6 +76,22 @@ def input_root() -> Path:
                       DeprecationWarning, stacklevel=2)
         value = os.environ[_OLD_INPUT_ROOT_ENV]
     return Path(value or "/kaggle/input")
+
+
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def is_slug(text: str | os.PathLike) -> bool:
+    """Return whether `text` looks like a competition slug (the last part of its URL, e.g. 'dogs-vs-cats')."""
+    return bool(_SLUG.match(str(text)))
+
+
+def notebook_input(slug: str) -> Path | None:
+    """Return the notebook input folder of competition `slug` (``<input root>/<slug>`` or ``.../competitions/<slug>``), when mounted."""
+    for candidate in (input_root() / slug, input_root() / "competitions" / slug):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def data_root() -> Path:

@@ -11,14 +11,12 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import pandas as pd
+from typing import Any, Callable
 
 from .errors import ConfigError
 from .io import atomic_write_text
+from .logs import logger, shown
 from .table import LabelTable
-from .testing.competitions import build_competition
 
 # Defaults per backbone family: quick, strong baselines.
 DEFAULTS: dict[str, Any] = {
@@ -121,7 +119,7 @@ def run(
     recipe: str | os.PathLike | dict | None = None,
     submit: bool = False,
     message: str | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | bool | None = print,
     **overrides: Any,
 ) -> RunResult:
     """Return a `RunResult` after taking a competition from its source to a validated submission file.
@@ -134,10 +132,20 @@ def run(
         recipe: a TOML/JSON file (or dict) with a ``layout`` section
             (``reader`` + ``args``, ``test``) and training settings.
         submit: upload the file through the Kaggle API and wait for the score.
+        log: where the run's messages go (every step's, the ``kagglekit`` logger's):
+            a callable gets each one as a line of text (default ``print``: stdout);
+            None or False adds no output of its own (they then go only where
+            the application's logging sends them; see ``kagglekit.logs``).
         **overrides: training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
     """
+    with shown(log):
+        return _run(source, workdir, recipe, submit, message, overrides)
+
+
+def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict) -> RunResult:
+    """Return the `RunResult` of `run` (its body; messages go to the kagglekit logger)."""
     from . import layout, predict, sources, submission
     from .learner import Learner, fine_tune
 
@@ -182,7 +190,7 @@ def run(
             test.to_csv(tables["test"])
         steps.finish("layout", {"train": len(train), "valid": len(valid), "test": len(test) if test is not None else 0})
     kind = "multi-label" if train.multilabel else "single-label"
-    log(f"data: {len(train)} train, {len(valid)} valid, {len(test) if test is not None else 0} test images; "
+    logger.info(f"data: {len(train)} train, {len(valid)} valid, {len(test) if test is not None else 0} test images; "
         f"{len(train.classes)} classes ({kind})")
     if test is None:
         raise ConfigError(f"No test images found in {comp.path}; name the test folder in the recipe (layout.test).")
@@ -195,7 +203,7 @@ def run(
     learner_dir = workdir / "learner"
     if steps.done("train") and (learner_dir / "learner.json").is_file():
         learner = Learner.load(learner_dir)
-        log(f"model: {learner} (trained earlier, loaded from {learner_dir})")
+        logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
     else:
         extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
         learner = fine_tune(
@@ -223,7 +231,7 @@ def run(
     settings = learner.settings
     score = predict.score(valid_probs, valid, metric, settings=settings)
     shown = {k: settings[k] for k in ("clip", "threshold", "tta") if k in settings}
-    log(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
+    logger.info(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
 
     # 4. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"
@@ -239,7 +247,7 @@ def run(
     out = submission.write_submission(test_probs, like=sample, path=workdir / Path(sample).name.replace("sample_", ""),
                                       settings=learner.settings)
     submission.validate_submission(out, like=sample)
-    log(f"submission: {out} (validated against {Path(sample).name})")
+    logger.info(f"submission: {out} (validated against {Path(sample).name})")
 
     result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
                        settings={k: v for k, v in learner.settings.items() if k in ("clip", "threshold", "thresholds", "tta")},
@@ -249,7 +257,7 @@ def run(
 
         done = steps.done("submit")
         if done:
-            log(f"already submitted in this run folder ({done}); delete {steps.path} to submit again")
+            logger.info(f"already submitted in this run folder ({done}); delete {steps.path} to submit again")
         else:
             answer = kaggle.submit(getattr(comp, "slug", None) or name, out, message or f"kagglekit {cfg['backbone']} {metric}={score:.4f}", wait=True)
             result.public_score = getattr(answer, "public_score", None)
@@ -257,20 +265,3 @@ def run(
     result.seconds = time.time() - started
     atomic_write_text(workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
     return result
-
-
-# The demo's quick settings: a small from-scratch ResNet at 32 px trains in about a minute on 2 CPU cores.
-DEMO_SETTINGS = {"backbone": "resnet_small", "sizes": [32], "weights": "none", "epochs": 6, "tta": "auto", "batch_size": 64}
-
-
-def demo(directory: str | os.PathLike = "kagglekit-demo", epochs: int | None = None, log: Callable[[str], None] = print) -> RunResult:
-    """Return the `RunResult` of the whole job on the embedded real-digits competition (built offline on first use)."""
-    directory = Path(directory)
-    competition = directory / "digits"
-    if not (competition / "sample_submission.csv").is_file():
-        log(f"building the demo competition from scikit-learn's real digits in {competition}")
-        build_competition("digits", competition)
-    settings = dict(DEMO_SETTINGS)
-    if epochs is not None:
-        settings["epochs"] = epochs
-    return run(competition, workdir=directory / "run", log=log, **settings)

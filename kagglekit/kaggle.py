@@ -26,9 +26,14 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .errors import CredentialsError, KaggleApiError, KaggleKitError, SubmissionError, list_offenders
+from .errors import CredentialsError, DiskSpaceError, KaggleApiError, KaggleKitError, SubmissionError, list_offenders
+from .logs import logger
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from kaggle.api.kaggle_api_extended import KaggleApi
 
 KAGGLE_WEB = "https://www.kaggle.com"
 DOWNLOAD_CHUNK = 1 << 16  # bytes per write: an interruption loses at most this much
@@ -40,10 +45,6 @@ CREDENTIALS_FIX = (
     "~/.kaggle/kaggle.json (or in $KAGGLE_CONFIG_DIR) and run `chmod 600 ~/.kaggle/kaggle.json`, "
     "or set KAGGLE_USERNAME and KAGGLE_KEY, or set KAGGLE_API_TOKEN."
 )
-
-
-class DiskSpaceError(KaggleKitError, OSError):
-    """Not enough free disk space for a download and its unpacking."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def _translate(slug: str | None, action: str) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- listing + preflight
-def list_files(slug: str, api=None) -> list[RemoteFile]:
+def list_files(slug: str, api: "KaggleApi | None" = None) -> list[RemoteFile]:
     """Return the data files of competition `slug` (all pages)."""
     api = api or _api()
     out: list[RemoteFile] = []
@@ -249,7 +250,7 @@ def list_files(slug: str, api=None) -> list[RemoteFile]:
     return out
 
 
-def rules_accepted(slug: str, api=None) -> bool | None:
+def rules_accepted(slug: str, api: "KaggleApi | None" = None) -> bool | None:
     """Return whether this account has accepted the rules of `slug` (None when Kaggle does not say)."""
     api = api or _api()
     from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
@@ -279,7 +280,7 @@ def check_disk_space(folder: str | os.PathLike, needed: int) -> int:
     return free
 
 
-def preflight(slug: str, folder: str | os.PathLike, files: Sequence[str] | None = None, skip: Sequence[str] = (), api=None) -> list[RemoteFile]:
+def preflight(slug: str, folder: str | os.PathLike, files: Sequence[str] | None = None, skip: Sequence[str] = (), api: "KaggleApi | None" = None) -> list[RemoteFile]:
     """Return the remote files to fetch after checking credentials, the competition, its rules and disk space.
 
     `files` limits the download to those names; `skip` names files already complete.
@@ -327,7 +328,7 @@ class Download:
     md5: str
 
 
-def download(slug: str, folder: str | os.PathLike, file: str | None = None, progress: bool = True, retries: int = 3, api=None) -> Download:
+def download(slug: str, folder: str | os.PathLike, file: str | None = None, progress: bool = True, retries: int = 3, api: "KaggleApi | None" = None) -> Download:
     """Return the verified local copy of one competition file (or of all files, as `<slug>.zip`).
 
     Uses ``KaggleApi.download_file``, which resumes a partial file with an HTTP
@@ -392,7 +393,7 @@ def download(slug: str, folder: str | os.PathLike, file: str | None = None, prog
 
 
 # --------------------------------------------------------------------------- submit
-def check_submission_file(path: str | os.PathLike, like: str | os.PathLike | None = None):
+def check_submission_file(path: str | os.PathLike, like: str | os.PathLike | None = None) -> "pd.DataFrame":
     """Return the submission as a pandas DataFrame (ids as text) after checking it can be uploaded.
 
     The file must be a .csv (or a .zip holding one); the checks themselves are
@@ -420,7 +421,7 @@ def _as_submission(s) -> Submission:
     return Submission(int(s.ref or 0), s.file_name or "", s.description or "", status, score(s.public_score), score(s.private_score), date, s.error_description or "")
 
 
-def submission_limits(slug: str, api=None) -> dict:
+def submission_limits(slug: str, api: "KaggleApi | None" = None) -> dict:
     """Return {'today', 'total', 'remaining_today'} submission counts for `slug`."""
     api = api or _api()
     with _translate(slug, "read the submission limits"):
@@ -428,7 +429,7 @@ def submission_limits(slug: str, api=None) -> dict:
     return {"today": limits.num_today, "total": limits.num_total, "remaining_today": limits.num_allowed_now}
 
 
-def submissions(slug: str, api=None) -> list[Submission]:
+def submissions(slug: str, api: "KaggleApi | None" = None) -> list[Submission]:
     """Return this account's submissions to `slug`, newest first."""
     api = api or _api()
     with _translate(slug, "list its submissions"):
@@ -448,7 +449,7 @@ def format_submissions(items: Sequence[Submission]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def wait_for_score(slug: str, ref: int, timeout: float = 600.0, poll: float = 10.0, api=None, quiet: bool = False) -> Submission:
+def wait_for_score(slug: str, ref: int, timeout: float = 600.0, poll: float = 10.0, api: "KaggleApi | None" = None, quiet: bool = False) -> Submission:
     """Return submission `ref` once Kaggle has scored it (status COMPLETE).
 
     Raises `SubmissionError` when scoring fails (status ERROR) and `KaggleApiError`
@@ -463,7 +464,7 @@ def wait_for_score(slug: str, ref: int, timeout: float = 600.0, poll: float = 10
             status = found.status
             if status == "COMPLETE":
                 if not quiet:
-                    print(f"Submission {ref} scored: public {found.public_score}" + (f", private {found.private_score}" if found.private_score is not None else ""))
+                    logger.info(f"Submission {ref} scored: public {found.public_score}" + (f", private {found.private_score}" if found.private_score is not None else ""))
                 return found
             if status == "ERROR":
                 raise SubmissionError(f"Kaggle could not score submission {ref} ({found.file_name}) to '{slug}': {found.error or 'no reason given'}. Fix: compare the file with sample_submission.csv (header, ids, value format) and submit again.")
@@ -487,13 +488,13 @@ def submit(
     The file is checked first (`check_submission_file`, against `like` or the
     competition's sample_submission.csv when one is found locally), uploaded
     through ``KaggleApi.competition_submit``, and a failed upload raises even
-    though the client itself returns normally. Prints the submissions remaining
-    today; with `wait`, polls until scored (or `timeout` seconds) and prints the
-    public score.
+    though the client itself returns normally. Logs (``kagglekit`` logger, INFO;
+    nothing with `quiet`) the submissions remaining today; with `wait`, polls until
+    scored (or `timeout` seconds) and logs the public score.
     """
     file = Path(file)
     if like is None:
-        from .sources import find_sample_submission
+        from .submission import find_sample_submission
 
         like = find_sample_submission(slug)
     check_submission_file(file, like)
@@ -515,7 +516,7 @@ def submit(
         remaining = submission_limits(slug, api)["remaining_today"]
     if not quiet:
         left = f" {remaining} submission(s) remaining today." if remaining is not None else ""
-        print(f"Submitted {file.name} to {slug} (ref {result.ref}).{left}")
+        logger.info(f"Submitted {file.name} to {slug} (ref {result.ref}).{left}")
     if wait:
         scored = wait_for_score(slug, result.ref, timeout, poll, api, quiet)
         scored.remaining_today = remaining

@@ -6,9 +6,10 @@ attaches a handler; :func:`to_stream` attaches a plain one, as the command line 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from typing import IO
+from typing import IO, Callable, Iterator
 
 logger = logging.getLogger("kagglekit")
 logger.addHandler(logging.NullHandler())
@@ -29,3 +30,42 @@ def to_stream(stream: IO[str] | None = None, level: int = logging.INFO) -> loggi
     logger.addHandler(handler)
     logger.setLevel(level)
     return handler
+
+
+class _CallableHandler(logging.Handler):
+    """Hands each message, as plain text, to a callable such as `print`."""
+
+    def __init__(self, fn: Callable[[str], object]) -> None:
+        super().__init__(logging.INFO)
+        self.fn = fn
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.fn(self.format(record))  # an error in `fn` reaches the caller, as a direct call would
+
+
+@contextlib.contextmanager
+def shown(log: Callable[[str], object] | bool | None) -> Iterator[None]:
+    """Yield while kagglekit's messages (INFO and above) also go to `log`: the `log=` argument of `run` and `demo`.
+
+    `log` is a callable that receives each message as one line of text (``print``
+    shows them on stdout), True (the same as ``print``), or None / False: nothing
+    added, so messages go only where the application's logging sends them (the
+    command line's `to_stream` handler; nowhere by default).
+    """
+    if log is None or log is False:
+        yield
+        return
+    fn = print if log is True else log
+    if not callable(fn):
+        raise TypeError(f"log= takes a callable such as print, or None/False for no output, not {log!r}.")
+    handler = _CallableHandler(fn)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,7 +1,9 @@
 """Competition metrics and the post-processing tuned on validation.
 
 * `accuracy`, `log_loss` (with clipping, as Kaggle scores it), `fbeta` (samples
-  average, as iMaterialist's F2), looked up by name in `METRICS` / `get_metric`.
+  average, as iMaterialist's F2), looked up by name in `METRICS` / `get_metric`;
+  the point metrics are scikit-learn's (`sklearn.metrics`): kagglekit adds the
+  input checks, the clipping and the decisions from thresholds.
 * `choose_clip` picks the probability clip that minimises validation log loss
   (Dogs vs. Cats Redux rewards not being confidently wrong).
 * `search_threshold` / `search_thresholds` pick a global or per-class decision
@@ -16,11 +18,14 @@ probabilities (n, k), or (n,) P(positive) for a binary problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 DEFAULT_CLIPS: tuple[float, ...] = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 0.02, 0.03, 0.05, 0.075, 0.1)
 DEFAULT_THRESHOLDS: np.ndarray = np.round(np.arange(0.02, 0.99, 0.01), 2)
@@ -62,18 +67,21 @@ def accuracy(y: object, p: object, threshold: float = 0.5) -> float:
     """Return the accuracy of the most probable class (single-label) or of each label at `threshold` (multi-label).
 
     Single-label: `y` is class indices or one-hot rows, `p` (n, k) probabilities,
-    or (n,) P(positive) with 0/1 targets. Multi-label (`y` rows that are not
-    one-hot): the fraction of (image, class) decisions that are right.
+    or (n,) P(positive) with 0/1 targets (`sklearn.metrics.accuracy_score`).
+    Multi-label (`y` rows that are not one-hot): the fraction of (image, class)
+    decisions that are right (1 - `sklearn.metrics.hamming_loss`).
     """
+    from sklearn.metrics import accuracy_score, hamming_loss
+
     p = _as_probs(p)
     y = np.asarray(y)
     _check_lengths(y, p)
     if p.ndim == 1:
-        return float(np.mean((p >= threshold) == (y.astype(float) >= 0.5)))
+        return float(accuracy_score(y.astype(float) >= 0.5, p >= threshold))
     if y.ndim == 2 and not np.all(y.sum(axis=1) == 1):
-        return float(np.mean((p >= threshold) == (y >= 0.5)))
+        return float(1.0 - hamming_loss((y >= 0.5).astype(int), (p >= threshold).astype(int)))
     truth = y.argmax(axis=1) if y.ndim == 2 else y.astype(int)
-    return float(np.mean(p.argmax(axis=1) == truth))
+    return float(accuracy_score(truth, p.argmax(axis=1)))
 
 
 def clip_probs(p: object, clip: float) -> np.ndarray:
@@ -91,31 +99,22 @@ def log_loss(y: object, p: object, clip: float = 0.0, eps: float = 1e-15) -> flo
 
     `clip` bounds the probabilities to [clip, 1 - clip] first (a categorical row
     is renormalised afterwards, as Kaggle does); `eps` guards against log(0).
+    The loss itself is `sklearn.metrics.log_loss`.
     """
+    from sklearn.metrics import log_loss as sk_log_loss
+
     p = _as_probs(p)
     y = np.asarray(y)
     _check_lengths(y, p)
     p = clip_probs(p, clip) if clip else p
     if p.ndim == 1:
-        t = y.astype("float64")
-        q = np.clip(p, eps, 1 - eps)
-        return float(-np.mean(t * np.log(q) + (1 - t) * np.log(1 - q)))
+        return float(sk_log_loss(y.astype("float64"), np.clip(p, eps, 1 - eps), labels=[0, 1]))
     t = _as_multihot(y, p.shape[1])
     if np.all(t.sum(axis=1) == 1):  # categorical
         q = np.clip(p, eps, 1)
         q = q / q.sum(axis=1, keepdims=True)
-        return float(-np.mean(np.log(q[t == 1])))
-    q = np.clip(p, eps, 1 - eps)
-    return float(-np.mean(t * np.log(q) + (1 - t) * np.log(1 - q)))
-
-
-def _fbeta_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float, zero_division: float) -> np.ndarray:
-    b2 = beta * beta
-    num = (1 + b2) * tp
-    den = num + b2 * fn + fp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.where(den > 0, num / np.where(den > 0, den, 1), zero_division)
-    return f
+        return float(sk_log_loss(t.argmax(axis=1), q, labels=list(range(p.shape[1]))))
+    return float(sk_log_loss(t.ravel(), np.clip(p, eps, 1 - eps).ravel(), labels=[0, 1]))  # per (image, label)
 
 
 def fbeta(
@@ -130,20 +129,21 @@ def fbeta(
 
     `p` is either 0/1 decisions or probabilities, turned into decisions with
     `threshold` (one value or one per class; a label is predicted when p >= it)
-    and, with `fallback`, the most probable label for rows left with none.
-    Equals `sklearn.metrics.fbeta_score(y, decisions, beta=beta, average="samples")`
-    (an image with no true and no predicted label scores `zero_division`).
+    and, with `fallback`, the most probable label for rows left with none; the
+    score is `sklearn.metrics.fbeta_score(y, decisions, beta=beta, average="samples")`
+    (an image with no true and no predicted label scores `zero_division`: 0 or 1).
     """
+    from sklearn.metrics import fbeta_score
+
     p = _as_probs(p)
     if p.ndim == 1:
         p = p[:, None]
     t = _as_multihot(y, p.shape[1])
     _check_lengths(t, p)
     pred = apply_thresholds(p, threshold, fallback=fallback)
-    tp = (pred * t).sum(axis=1)
-    fp = (pred * (1 - t)).sum(axis=1)
-    fn = ((1 - pred) * t).sum(axis=1)
-    return float(np.mean(_fbeta_counts(tp, fp, fn, beta, zero_division)))
+    if t.shape[1] == 1:  # one label: an all-zero second column changes no count and keeps scikit-learn multi-label
+        t, pred = np.pad(t, ((0, 0), (0, 1))), np.pad(pred, ((0, 0), (0, 1)))
+    return float(fbeta_score(t.astype(int), pred.astype(int), beta=beta, average="samples", zero_division=zero_division))
 
 
 def f1(y: object, p: object, **kwargs) -> float:
@@ -390,7 +390,7 @@ def tune(
     return settings
 
 
-def postprocess(probs, settings: Mapping | None = None):
+def postprocess(probs: "np.ndarray | pd.DataFrame", settings: Mapping | None = None) -> "np.ndarray | pd.DataFrame":
     """Return the probabilities with `settings` applied (currently the "clip"), same type as given.
 
     Accepts an array or a predictions DataFrame (`id` + one column per class);

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from .errors import ArchiveError, CredentialsError, KaggleKitError, list_offenders
-from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root  # noqa: F401 (re-exported)
+from .errors import ArchiveError, CredentialsError, KaggleApiError, SourceError, SourceNotFoundError, list_offenders
+from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root, is_slug, notebook_input  # noqa: F401 (re-exported)
+from .submission import SAMPLE_NAMES, find_sample_submission  # noqa: F401 (re-exported)
 
 MANIFEST = ".kagglekit-manifest.json"
 MAX_NESTING = 3  # archives inside archives are unpacked this many levels deep
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 @dataclass
@@ -55,31 +54,6 @@ class Competition:
 
 
 # --------------------------------------------------------------------------- locations
-def notebook_input(slug: str) -> Path | None:
-    """Return the notebook input folder of `slug`, when mounted."""
-    for candidate in (input_root() / slug, input_root() / "competitions" / slug):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def find_sample_submission(where: str | os.PathLike) -> Path | None:
-    """Return the sample submission CSV in folder `where` (or of competition slug `where`), if any."""
-    folders = []
-    if Path(where).is_dir():
-        folders.append(Path(where))
-    elif _SLUG.match(str(where)):
-        nb = notebook_input(str(where))
-        folders += [f for f in (nb, data_root() / str(where)) if f is not None and f.is_dir()]
-    for folder in folders:
-        for depth in ("*", "*/*"):
-            for path in sorted(folder.glob(depth)):
-                low = path.name.lower()
-                if path.is_file() and low.endswith(".csv") and (low in SAMPLE_NAMES or low.startswith(("sample_submission", "samplesubmission"))):
-                    return path
-    return None
-
-
 def _listing(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".kaggle-partial"))
 
@@ -112,14 +86,25 @@ class Manifest:
         local = self.folder / entry["file"]
         return local.is_file() and local.stat().st_size == entry["size"]
 
+    def unpacked(self, key: str) -> bool:
+        """Return whether `key` is recorded and everything unpacked from it is still there."""
+        entry = self.entries.get(key)
+        return bool(entry) and all((self.folder / u).exists() for u in entry.get("unpacked", []))
+
     def complete(self, key: str) -> bool:
         """Return whether `key` was downloaded and everything unpacked from it is still there."""
-        return self.downloaded(key) and all((self.folder / u).exists() for u in self.entries[key].get("unpacked", []))
+        return self.downloaded(key) and self.unpacked(key)
 
-    def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[str] = ()) -> None:
-        """Record `key` as complete and save the manifest."""
-        self.entries[key] = {"file": file.relative_to(self.folder).as_posix(), "size": size, "md5": md5, "unpacked": list(unpacked)}
+    def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[Path] = ()) -> dict:
+        """Return the entry recorded for `key`, now marked complete and saved (the one place the manifest is written).
+
+        `file` and `unpacked` are stored relative to the folder when inside it (a source
+        outside it, such as a local zip or a notebook input, is stored as its full path).
+        """
+        inside = lambda p: Path(p).relative_to(self.folder).as_posix() if self.folder in Path(p).parents else str(p)  # noqa: E731
+        self.entries[key] = {"file": inside(file), "size": size, "md5": md5, "unpacked": [inside(u) for u in unpacked]}
         atomic_write_text(self.path, json.dumps({"version": 1, "files": self.entries}, indent=1))
+        return self.entries[key]
 
 
 # --------------------------------------------------------------------------- archives
@@ -246,17 +231,15 @@ def _from_local(source: Path, path: str | os.PathLike | None) -> Competition:
     if source.is_dir():
         return describe(source, source.name, "local")
     if not is_archive(source) and not zipfile.is_zipfile(source):
-        raise KaggleKitError(f"{source} is neither a folder nor an archive (.zip, .tar.gz, ...). Fix: pass a competition slug, a folder or a zip.")
+        raise SourceError(f"{source} is neither a folder nor an archive (.zip, .tar.gz, ...). Fix: pass a competition slug, a folder or a zip.")
     dest = Path(path) if path else source.parent / _stem(source)
     manifest = Manifest(dest)
     key = f"local:{source.resolve()}"
-    entry = manifest.entries.get(key)
     size = source.stat().st_size
-    if not (entry and entry["size"] == size and all((dest / u).exists() for u in entry.get("unpacked", []))):
+    if not (manifest.unpacked(key) and manifest.entries[key]["size"] == size):
         dest.mkdir(parents=True, exist_ok=True)
         files = unpack(source, dest)
-        manifest.entries[key] = {"file": str(source.resolve()), "size": size, "md5": file_digest(source), "unpacked": [f.relative_to(dest).as_posix() for f in files]}
-        atomic_write_text(manifest.path, json.dumps({"version": 1, "files": manifest.entries}, indent=1))
+        manifest.mark(key, source.resolve(), size, file_digest(source), files)
     return describe(dest, _stem(source), "local")
 
 
@@ -271,14 +254,12 @@ def _from_notebook(slug: str, folder: Path, path: str | os.PathLike | None) -> C
     for item in sorted(folder.iterdir()):
         if item in archives:
             key = f"notebook:{item.name}"
-            entry = manifest.entries.get(key)
-            if entry and all((work / u).exists() for u in entry.get("unpacked", [])):
+            if manifest.unpacked(key):
                 continue
             members = _members(item)
             target = work if all(m[0].parts and m[0].parts[0] == _stem(item) for m in members) else work / _stem(item)
             files = unpack(item, target)
-            manifest.entries[key] = {"file": str(item), "size": item.stat().st_size, "md5": "", "unpacked": [f.relative_to(work).as_posix() for f in files]}
-            atomic_write_text(manifest.path, json.dumps({"version": 1, "files": manifest.entries}, indent=1))
+            manifest.mark(key, item, item.stat().st_size, "", files)
         elif not (work / item.name).exists():
             (work / item.name).symlink_to(item, target_is_directory=item.is_dir())
     return describe(work, slug, "notebook")
@@ -307,18 +288,18 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
     text = str(slug)
     source = Path(text).expanduser()
     looks_like_path = "/" in text or os.sep in text or text.startswith(("~", ".")) or is_archive(text)
-    if looks_like_path or (source.exists() and not _SLUG.match(text)):
+    if looks_like_path or (source.exists() and not is_slug(text)):
         if not source.exists():
-            raise KaggleKitError(f"{source} does not exist. Fix: pass an existing folder or archive, or a competition slug such as 'dogs-vs-cats'.")
+            raise SourceNotFoundError(f"{source} does not exist. Fix: pass an existing folder or archive, or a competition slug such as 'dogs-vs-cats'.")
         return _from_local(source, path)
-    if not _SLUG.match(str(slug)):
-        raise KaggleKitError(f"{slug!r} is neither a competition slug nor an existing folder or archive. Fix: pass the last part of the competition URL (e.g. 'dogs-vs-cats'), or a path that exists.")
+    if not is_slug(slug):
+        raise SourceError(f"{slug!r} is neither a competition slug nor an existing folder or archive. Fix: pass the last part of the competition URL (e.g. 'dogs-vs-cats'), or a path that exists.")
     mounted = notebook_input(slug)
     if mounted is not None:
         if files:
             absent = [f for f in files if not (mounted / f).exists()]
             if absent:
-                raise KaggleKitError(f"{mounted} has no {list_offenders(absent)}. Fix: pick from {list_offenders(sorted(p.name for p in mounted.iterdir()), 12)}.")
+                raise SourceNotFoundError(f"{mounted} has no {list_offenders(absent)}. Fix: pick from {list_offenders(sorted(p.name for p in mounted.iterdir()), 12)}.")
         return _from_notebook(slug, mounted, path)
 
     dest = Path(path) if path else data_root() / slug
@@ -345,9 +326,9 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
             folder = dest / PurePosixPath(key).parent if key != "*" else dest
             got = kaggle.download(slug, folder, None if key == "*" else key, progress=progress, retries=retries, api=api)
         if key != "*" and key in sizes and sizes[key] and got.size != sizes[key]:
-            raise kaggle.KaggleApiError(f"{got.path} has {got.size} bytes but Kaggle lists {sizes[key]}; it was not marked complete. Fix: run the same fetch again.")
+            raise KaggleApiError(f"{got.path} has {got.size} bytes but Kaggle lists {sizes[key]}; it was not marked complete. Fix: run the same fetch again.")
         unpacked: list[Path] = []
         if is_archive(got.path):
             unpacked = unpack(got.path, dest if key == "*" else None, progress=progress)
-        manifest.mark(key, got.path, got.size, got.md5, [p.relative_to(dest).as_posix() for p in unpacked if dest in p.parents])
+        manifest.mark(key, got.path, got.size, got.md5, [p for p in unpacked if dest in p.parents])
     return describe(dest, slug, "kaggle")

@@ -33,12 +33,34 @@ import numpy as np
 import pandas as pd
 
 from .errors import SubmissionError, list_offenders
-from .io import atomic_open
+from .io import atomic_open, data_root, is_slug, notebook_input
 
 KINDS = ("label", "label_id", "probability", "per_class", "labels")
 ZIP_OVER_BYTES = 50 * 1024 * 1024
 _POSITIVE_NAMES = ("dog", "dogs", "1", "true", "yes", "positive", "pos", "malignant", "fake", "ship", "iceberg")
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|tiff?|bmp|gif|webp)$", re.IGNORECASE)
+SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
+
+
+def find_sample_submission(where: str | os.PathLike) -> Path | None:
+    """Return the sample submission CSV in folder `where` (or of competition slug `where`), if any.
+
+    A slug is looked up in its notebook input folder, then in its download folder
+    (``kagglekit.io.data_root() / slug``); the CSV may sit one folder down.
+    """
+    folders = []
+    if Path(where).is_dir():
+        folders.append(Path(where))
+    elif is_slug(where):
+        nb = notebook_input(str(where))
+        folders += [f for f in (nb, data_root() / str(where)) if f is not None and f.is_dir()]
+    for folder in folders:
+        for depth in ("*", "*/*"):
+            for path in sorted(folder.glob(depth)):
+                low = path.name.lower()
+                if path.is_file() and low.endswith(".csv") and (low in SAMPLE_NAMES or low.startswith(("sample_submission", "samplesubmission"))):
+                    return path
+    return None
 
 
 @dataclass

@@ -22,6 +22,9 @@ def test_demo_runs_the_whole_job_offline(tmp_path):
     out = kagglekit("demo", "--dir", str(tmp_path / "demo"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "validation accuracy:" in out.stdout
+    assert "building the demo competition" in out.stdout  # the library's messages, shown by the CLI
+    for noise in BACKEND_NOISE:  # the backend started quietly
+        assert noise not in out.stdout + out.stderr, noise
     score = float(out.stdout.split("validation accuracy:")[-1].split()[0])
     assert score > 0.8, out.stdout
     submission = tmp_path / "demo" / "run" / "submission.csv"
@@ -75,3 +78,62 @@ def test_organise_writes_class_folders_and_a_multihot_csv(tmp_path, dogs_vs_cats
     assert out.returncode == 0, out.stderr[-2000:]
     frame = pd.read_csv(tmp_path / "labels.csv", dtype=str)
     assert list(frame.columns) == ["image", "labels"] and len(frame) == 120
+
+
+# What a Keras backend prints while it loads: absl's pre-init line, oneDNN, the CUDA stub, the CPU feature guard.
+BACKEND_NOISE = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuda drivers", "cpu_feature_guard")
+PROBE = (  # runs the command, then says which backends got imported
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.__stdout__.write('\\nIMPORTED ' + ' '.join(\n"
+    "    m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules) + '\\n'))\n"
+    "from kagglekit.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_commands_without_a_model_import_no_backend_and_print_no_noise(dogs_vs_cats_dir):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it: no level set
+    for args in (["--help"], ["doctor", str(dogs_vs_cats_dir)]):
+        out = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.rsplit("IMPORTED", 1)[1].split() == [], (args, out.stdout[-500:])
+        for noise in BACKEND_NOISE:
+            assert noise not in out.stdout + out.stderr, (args, noise)
+    assert "usage: kagglekit" in subprocess.run([sys.executable, "-c", PROBE, "--help"], env=env, capture_output=True,
+                                                text=True, timeout=300).stdout
+
+
+def test_fetch_help_names_the_download_folder_the_code_uses():
+    from kagglekit.cli import build_parser
+
+    fetch = build_parser()._subparsers._group_actions[0].choices["fetch"]
+    assert "./data/<slug>" in fetch.format_help()
+
+
+def test_backend_start_up_noise_is_filtered_and_the_rest_kept():
+    from kagglekit.cli import _is_startup_noise
+
+    pre_init = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    info = "I0000 00:00:1795898967.681347   10254 port.cc:153] oneDNN custom operations are on."
+    error = "E0000 00:00:1795898967.681347   10254 cuda_dnn.cc:8310] Unable to register cuDNN factory"
+    assert _is_startup_noise(pre_init, 2) and _is_startup_noise(info, 2) and not _is_startup_noise(error, 2)
+    assert _is_startup_noise(error, 3) and not _is_startup_noise(info, 0) and not _is_startup_noise(pre_init, 0)
+    assert not _is_startup_noise("Traceback (most recent call last):", 3)
+
+
+def test_demo_is_callable_as_kk_demo_also_once_its_module_is_imported():
+    import kagglekit as kk
+    import kagglekit.demo
+    from kagglekit.testing import competitions
+
+    assert callable(kk.demo) and kk.demo is kagglekit.demo and kk.demo.DEMO_SETTINGS["backbone"] == "resnet_small"
+    assert competitions.build_digits is kagglekit.demo.build_digits and competitions.digits is kagglekit.demo.digits
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is not None, reason="torch is installed here")
+def test_a_missing_backend_is_one_line_naming_the_extra_to_install(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    out = subprocess.run([sys.executable, "-m", "kagglekit", "demo", "--dir", str(tmp_path / "demo")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "pip install 'kagglekit[torch]'" in out.stderr and "KERAS_BACKEND" in out.stderr

@@ -41,3 +41,22 @@ def test_run_with_a_recipe_layout_and_logloss_clip(dogs_vs_cats_dir, tmp_path):
 def test_recipe_errors_name_the_setting(dogs_vs_cats_dir, tmp_path, recipe, message):
     with pytest.raises(ConfigError, match=message):
         kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", recipe=recipe, **QUICK)
+
+
+def test_log_argument_decides_where_messages_go(capsys):
+    from kagglekit.logs import logger, shown
+
+    got: list[str] = []
+    with shown(got.append):
+        logger.info("step one")
+    logger.info("after the block")
+    assert got == ["step one"]
+    with shown(None), shown(False):
+        logger.info("quiet")
+    with shown(print):
+        logger.warning("on stdout")
+    out = capsys.readouterr()
+    assert out.out == "on stdout\n" and "quiet" not in out.out + out.err
+    with pytest.raises(TypeError, match="callable"):
+        with shown("stdout"):
+            pass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -212,12 +213,13 @@ def _perfect_submission(comps, tmp_path) -> Path:
     return path
 
 
-def test_submission_is_scored_and_listed(emu, comps, tmp_path, capsys):
+def test_submission_is_scored_and_listed(emu, comps, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kagglekit")  # submit logs; the CLI (or run's log=) shows the messages
     sub_file = _perfect_submission(comps, tmp_path)
     result = kk_kaggle.submit("digits", sub_file, "perfect", wait=True, poll=0.05, timeout=30, like=comps["digits"] / "sample_submission.csv")
     assert result.status == "COMPLETE" and result.public_score == pytest.approx(1.0)
     assert result.remaining_today == emu.daily_limit - 1
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "submission(s) remaining today" in out and "public 1.0" in out
 
     zero = tmp_path / "zeros.csv"

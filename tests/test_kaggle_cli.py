@@ -89,12 +89,37 @@ def test_cli_reports_401_403_404(emu, env):
     assert missing.returncode != 0 and "not found" in missing.stdout + missing.stderr
 
 
-def test_cli_failed_upload_exits_zero_which_is_why_kagglekit_raises(emu, env, comps):
+def test_failed_upload_raises_whatever_the_client_exit_status(emu, env, comps, tmp_path):
+    """kagglekit's own behaviour: a failed upload is a named error (exit code 2, one line), not a success.
+
+    The official client's answer to the same failure changed between releases (2.2.4 exits 0
+    and only prints "Could not submit to competition"; 2.2.5 exits 1), so it is not asserted.
+    """
     emu.fail_uploads = True
-    sub = kaggle(env, "competitions", "submit", "digits", "-f", str(comps["digits"] / "sample_submission.csv"), "-m", "x")
-    # The official client swallows the failed upload: message on stdout, exit status 0.
-    assert sub.returncode == 0 and "Could not submit to competition" in sub.stdout
-    assert emu.calls("CreateSubmission") == 0
+    before = len(emu.submissions.get("digits", []))
+    solution = comps["digits"].parent / "digits.solution.csv"
+    like = comps["digits"] / "sample_submission.csv"
+    code = (
+        "import sys\n"
+        "from kagglekit.errors import KaggleApiError\n"
+        "from kagglekit.kaggle import submit\n"
+        "try:\n"
+        f"    submit('digits', {str(solution)!r}, 'x', like={str(like)!r}, quiet=True)\n"
+        "except KaggleApiError as e:\n"
+        "    print('raised', type(e).__name__, e)\n"
+        "    sys.exit(0)\n"
+        "sys.exit('no error raised')\n"
+    )
+    run_env = {**env, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert "raised KaggleApiError" in out.stdout and "failed, so nothing was submitted" in out.stdout
+    cli = subprocess.run([sys.executable, "-m", "kagglekit.cli", "submit", "digits", str(solution), "-m", "x"],
+                         env=run_env, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr, cli.stderr
+    assert "kagglekit submit:" in cli.stderr and "failed, so nothing was submitted" in cli.stderr
+    assert emu.calls("CreateSubmission") == 0 and len(emu.submissions.get("digits", [])) == before
+    assert emu.key not in out.stdout + out.stderr + cli.stdout + cli.stderr
 
 
 def test_emulator_runs_as_a_module(comps, tmp_path):

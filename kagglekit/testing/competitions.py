@@ -7,7 +7,8 @@ emulator, the examples run in CI and the tests.
 Layouts:
 
 * ``digits``: ``train/<id>.png``, ``train.csv`` (``id,label``), ``test/<id>.png``,
-  ``sample_submission.csv`` (``id,label``); the `kagglekit demo` competition.
+  ``sample_submission.csv`` (``id,label``); the `kagglekit demo` competition, built by
+  `kagglekit.demo.build_digits` (which also holds `digits` and `to_rgb`).
 * ``dogs-vs-cats``: ``train/cat.<n>.jpg`` / ``train/dog.<n>.jpg`` (digits 3 and 5
   are the cats, 8 and 9 the dogs: `DOGS_VS_CATS_DIGITS`), ``test/<n>.jpg``,
   ``sample_submission.csv`` (``id,label`` with P(dog)), zipped as Kaggle ships it.
@@ -32,29 +33,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..demo import build_digits, digits, to_rgb  # noqa: F401 (the demo's competition, and its images, are the digits layout here)
+
 LAYOUTS = ("digits", "dogs-vs-cats", "imaterialist-fashion", "fashion-mnist")
 DOGS_VS_CATS_DIGITS = {"cat": (3, 5), "dog": (8, 9)}  # hard enough to need training
-
-
-def digits(n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images uint8 N×8×8 in 0..255, labels int) from scikit-learn's digits, shuffled."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    images = np.clip(data.images * (255.0 / 16.0), 0, 255).astype("uint8")
-    order = np.random.default_rng(seed).permutation(len(images))
-    if n is not None:
-        order = order[:n]
-    return images[order], data.target[order]
-
-
-def to_rgb(image: np.ndarray, size: int, tint: int = 0) -> Image.Image:
-    """Return an 8×8 digit as a `size`×`size` RGB picture (ink dark on light, slightly tinted)."""
-    ink = 255 - image
-    pic = Image.fromarray(ink, mode="L").resize((size, size), Image.BILINEAR)
-    rgb = np.stack([np.asarray(pic)] * 3, axis=-1).astype("int16")
-    rgb[..., tint % 3] = np.clip(rgb[..., tint % 3] - 25, 0, 255)
-    return Image.fromarray(rgb.astype("uint8"), mode="RGB")
 
 
 def mosaic(tiles: list[np.ndarray], size: int) -> Image.Image:
@@ -72,28 +54,6 @@ def _zip_dir(folder: Path, archive: Path) -> None:
             if file.is_file():
                 zf.write(file, file.relative_to(folder.parent).as_posix())
     shutil.rmtree(folder)
-
-
-def build_digits(root: Path, n_train: int = 1500, n_test: int = 297, size: int = 32, seed: int = 0) -> Path:
-    """Return `root` holding the digits competition (the demo)."""
-    images, labels = digits(n_train + n_test, seed)
-    (root / "train").mkdir(parents=True, exist_ok=True)
-    (root / "test").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n_train):
-        image_id = f"{i:05d}"
-        to_rgb(images[i], size, tint=i).save(root / "train" / f"{image_id}.png")
-        rows.append((image_id, int(labels[i])))
-    pd.DataFrame(rows, columns=["id", "label"]).to_csv(root / "train.csv", index=False)
-    test_ids = []
-    for j in range(n_test):
-        image_id = f"{n_train + j:05d}"
-        to_rgb(images[n_train + j], size, tint=j).save(root / "test" / f"{image_id}.png")
-        test_ids.append(image_id)
-    pd.DataFrame({"id": test_ids, "label": 0}).to_csv(root / "sample_submission.csv", index=False)
-    # Kept out of the competition folder: the answers, for scoring in tests and the emulator.
-    pd.DataFrame({"id": test_ids, "label": labels[n_train:].astype(int)}).to_csv(root.parent / f"{root.name}.solution.csv", index=False)
-    return root
 
 
 def build_dogs_vs_cats(root: Path, n_train: int = 400, n_test: int = 100, size: int = 64, seed: int = 0, zipped: bool = True) -> Path:

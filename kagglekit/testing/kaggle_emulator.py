@@ -108,11 +108,7 @@ def score_submission(solution_csv: str | os.PathLike, data: bytes, name: str = "
             ts, ps = set(t.split()), set(p.split())
             if not ts and not ps:
                 return 1.0
-            tp = len(ts & ps)
-            if tp == 0:
-                return 0.0
-            precision, recall = tp / len(ps), tp / len(ts)
-            return 5 * precision * recall / (4 * precision + recall)
+            return 5 * len(ts & ps) / (4 * len(ts) + len(ps))  # F2 = 5 tp / (5 tp + 4 fn + fp)
 
         per_row = np.array([f2(t, p) for t, p in zip(truth, pred)])
     else:
@@ -691,11 +687,9 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in env.items():
             print(f"  export {k}={v!s}" if v else f"  export {k}=")
         sys.stdout.flush()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

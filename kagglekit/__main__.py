@@ -1,0 +1,6 @@
+"""`python -m kagglekit`: the `kagglekit` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -50,8 +50,10 @@ class Deadline(keras.callbacks.Callback):
         self.stopped: str | None = None  # why it stopped training, None while it has not
         self.seconds_per_image: float | None = None  # measured training seconds per image (needs batch_size)
         self._steps: list[float] = []
-        self._t_batch = self._t_epoch = self._t_test = 0.0
+        self._t_batch = self._t_epoch = self._t_test = self._t_test_batch = 0.0
+        self._test_steps: list[float] = []
         self._in_fit = False
+        self._resumed_epoch_s: float | None = None
         self._epoch = 0
         self._first_epoch = True
 
@@ -79,7 +81,8 @@ class Deadline(keras.callbacks.Callback):
     def to_state(self) -> dict:
         """Return the dict to keep in the run state, so a resumed run spends only what is left."""
         return {"budget_s": self.budget_s, "spent_s": round(self.spent_s, 3), "reserve_s": self.reserve_s,
-                "seconds_per_image": self.seconds_per_image, "size": self.size, "stopped": self.stopped}
+                "seconds_per_image": self.seconds_per_image, "epoch_s": self.epoch_s, "size": self.size,
+                "stopped": self.stopped}
 
     @classmethod
     def from_state(cls, state: dict, budget_s: float | str | None = None, **kwargs: Any) -> "Deadline":
@@ -87,7 +90,9 @@ class Deadline(keras.callbacks.Callback):
         budget = state["budget_s"] if budget_s is None else budget_s
         kwargs.setdefault("reserve_s", state.get("reserve_s", 0.0))
         kwargs.setdefault("size", state.get("size"))
-        return cls(budget, spent_s=float(state.get("spent_s", 0.0)), **kwargs)
+        deadline = cls(budget, spent_s=float(state.get("spent_s", 0.0)), **kwargs)
+        deadline._resumed_epoch_s = state.get("epoch_s")  # the epoch length measured before the interruption
+        return deadline
 
     def _stop(self, why: str) -> None:
         if self.model is not None:
@@ -100,9 +105,13 @@ class Deadline(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._in_fit, self._steps, self.step_s, self._first_epoch = True, [], None, True
         self.planned_epochs = (self.params or {}).get("epochs")
+        resumed_epoch_s, self._resumed_epoch_s = self._resumed_epoch_s, None  # only for the first fit after resuming
         if self.exhausted:
             self._stop(f"the budget is spent ({format_duration(self.spent_s)} of {format_duration(self.budget_s)}, "
                        f"{format_duration(self.reserve_s)} kept for prediction)")
+        elif resumed_epoch_s and resumed_epoch_s > self.remaining_s:
+            self._stop(f"resumed with {format_duration(self.remaining_s)} left, less than an epoch "
+                       f"(~{format_duration(resumed_epoch_s)} before the interruption)")
 
     def on_train_end(self, logs=None):
         self._in_fit = False
@@ -128,11 +137,22 @@ class Deadline(keras.callbacks.Callback):
                        f"({format_duration(self.limit_s)}) inside epoch {self._epoch + 1}")
 
     def on_test_begin(self, logs=None):
-        self._t_test = time.monotonic()
+        self._t_test, self._test_steps = time.monotonic(), []
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._t_test_batch = time.monotonic()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._test_steps.append(time.monotonic() - self._t_test_batch)
 
     def on_test_end(self, logs=None):
-        if self._in_fit:
-            self.valid_s = time.monotonic() - self._t_test
+        if not self._in_fit:
+            return
+        took, steps = time.monotonic() - self._t_test, self._test_steps
+        if len(steps) > 1:  # the first batch of the first validation traces the model: count it as a median one
+            typical = sorted(steps[1:])[len(steps[1:]) // 2]
+            took -= max(0.0, steps[0] - typical)
+        self.valid_s = took
 
     def on_epoch_end(self, epoch, logs=None):
         took = time.monotonic() - self._t_epoch

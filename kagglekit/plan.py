@@ -118,7 +118,7 @@ def parse_duration(value: str | float | int) -> float:
                 m = _PART.match(text, pos)
                 if not m or m.end() == pos or (m.group(2) and m.group(2) not in _UNIT_S):
                     raise PlanError(f"time budget {value!r} is not a duration; {fix}.")
-                if not m.group(2) and m.end() < len(text):  # a bare number must be the whole text
+                if not m.group(2) and (pos > 0 or m.end() < len(text)):  # a bare number must be the whole text
                     raise PlanError(f"time budget {value!r} is not a duration; {fix}.")
                 seconds += float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
                 pos = m.end()
@@ -132,6 +132,8 @@ def parse_duration(value: str | float | int) -> float:
 def format_duration(seconds: float) -> str:
     """Return `seconds` as a short text: "45 s", "12 min", "1 h 30 min"."""
     seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

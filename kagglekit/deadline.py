@@ -31,10 +31,19 @@ class Deadline(keras.callbacks.Callback):
     The learner keeps the best checkpoint, so stopping early loses nothing already learnt.
     `to_state()` / `from_state()` carry the spent time and the measured speed across sessions.
     Works for several ``fit`` calls in a row (fine_tune's stages): the clock goes on.
+
+    Args:
+        budget_s: the whole run's budget (seconds or a duration text such as "10m").
+        spent_s: seconds of it already spent before this callback was made.
+        reserve_s: seconds kept back for what follows training (prediction, TTA, writing).
+        batch_size, size: let it report `seconds_per_image` at `size` (for a later `make_plan`).
+        calibrate_steps: training steps measured (after the first) before it re-plans.
+        valid_s: an estimate of the first validation pass until one is measured (``Plan.valid_s``).
     """
 
     def __init__(self, budget_s: float | str, spent_s: float = 0.0, reserve_s: float = 0.0,
-                 batch_size: int | None = None, size: int | None = None, calibrate_steps: int = 5) -> None:
+                 batch_size: int | None = None, size: int | None = None, calibrate_steps: int = 5,
+                 valid_s: float = 0.0) -> None:
         super().__init__()
         self.budget_s = parse_duration(budget_s)
         self.reserve_s = float(reserve_s)
@@ -44,7 +53,7 @@ class Deadline(keras.callbacks.Callback):
         self._t0 = time.monotonic()
         self.step_s: float | None = None  # median seconds per training step (this fit)
         self.epoch_s: float | None = None  # seconds per epoch: steps, validation, checkpoint
-        self.valid_s: float = 0.0  # seconds of the last validation pass
+        self.valid_s: float = float(valid_s)  # seconds of the last validation pass (an estimate until measured)
         self.expected_epochs: int | None = None  # the epochs of this fit it expects to complete
         self.planned_epochs: int | None = None
         self.stopped: str | None = None  # why it stopped training, None while it has not
@@ -54,6 +63,7 @@ class Deadline(keras.callbacks.Callback):
         self._test_steps: list[float] = []
         self._in_fit = False
         self._resumed_epoch_s: float | None = None
+        self._tail_s = 0.0  # seconds an epoch spends after validation (checkpoints), as last measured
         self._epoch = 0
         self._first_epoch = True
 
@@ -132,7 +142,7 @@ class Deadline(keras.callbacks.Callback):
             self.step_s = sorted(measured)[len(measured) // 2]
         if len(self._steps) == self.calibrate_steps + 1:
             self._replan()
-        if self.step_s is not None and self.spent_s + self.step_s + self.valid_s > self.limit_s:
+        if self.step_s is not None and self.spent_s + self.step_s + self.valid_s + self._tail_s > self.limit_s:
             self._stop(f"one more step and validation would pass the limit "
                        f"({format_duration(self.limit_s)}) inside epoch {self._epoch + 1}")
 
@@ -162,6 +172,8 @@ class Deadline(keras.callbacks.Callback):
             self.epoch_s = min(took, estimate * 1.1) if took > estimate else took
         else:
             self.epoch_s = took
+        if not self._first_epoch and steps and self.step_s is not None:
+            self._tail_s = max(0.0, took - steps * self.step_s - self.valid_s)
         self._first_epoch = False
         self._replan(done=epoch + 1)
         if self.spent_s + self.epoch_s > self.limit_s and not (self.planned_epochs and epoch + 1 >= self.planned_epochs):

@@ -82,9 +82,10 @@ _SMALL_RESNETS = {  # name: (widths, blocks, strides) as registered in kagglekit
 # Per-image overhead in seconds (framework, copies), on CPU and on accelerators.
 CPU_OVERHEAD_S = 0.0008
 GPU_OVERHEAD_S = 0.0002
-# Fixed costs: start (imports, data scan, model build) and each stage (compile/trace, first batches).
+# Fixed costs: start (imports, data scan, model build; what `spent_s` already covers is not counted twice)
+# and each stage (compile/trace, caching the images at a new size). CPU: 12 s measured for a stage on 2 cores.
 STARTUP_S = {"cpu": 20.0, "gpu": 45.0, "tpu": 60.0}
-STAGE_S = {"cpu": 6.0, "gpu": 15.0, "tpu": 30.0}
+STAGE_S = {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
 WRITE_S = 10.0  # writing and validating the submission, saving the model
 DECODE_S_PER_MEGAPIXEL = 0.018  # per core, JPEG through kagglekit.images (reduce-on-decode)
 DECODE_S_MIN = 0.0004
@@ -288,6 +289,9 @@ class Plan:
     seconds_per_image: float  # training, at the last size
     hardware: str
     tta: int = 4  # the most TTA views prediction should use (job: choose_tta among 0..tta)
+    spent_s: float = 0.0  # already spent of the budget when planned
+    startup_s: float = 0.0  # estimated seconds before training starts (not yet spent)
+    valid_s: float = 0.0  # estimated seconds of the first validation pass (tracing included)
     budget_given: bool = False
     reasons: list[str] = field(default_factory=list)
 
@@ -298,8 +302,8 @@ class Plan:
 
     @property
     def estimated_s(self) -> float:
-        """Return the estimated seconds of the whole run: start, training, prediction and writing."""
-        return STARTUP_S.get(self.hardware.split(":")[0].lower(), STARTUP_S["cpu"]) + self.train_s + self.reserve_s
+        """Return the estimated seconds of the whole run: already spent, start, training, prediction and writing."""
+        return self.spent_s + self.startup_s + self.train_s + self.reserve_s
 
     def fine_tune_kwargs(self) -> dict:
         """Return the arguments of ``fine_tune`` this plan sets (backbone, weights, sizes, epochs, ...)."""
@@ -319,6 +323,7 @@ class Plan:
         """Return a `Deadline` callback for this plan's budget and reserve (imports Keras)."""
         from .deadline import Deadline
 
+        kwargs.setdefault("valid_s", self.valid_s)
         return Deadline(self.budget_s, spent_s=spent_s, reserve_s=self.reserve_s, batch_size=self.batch_size,
                         size=self.sizes[-1], **kwargs)
 
@@ -408,6 +413,7 @@ def make_plan(
     n_train = max(1, int(n_train))
     n_valid = int(round(n_train / 4)) if n_valid is None else int(n_valid)
     views = max(1, int(tta))
+    startup = max(0.0, STARTUP_S[hw.kind] - float(spent_s))  # time before training this session has not yet spent
     explicit_sizes = None
     if sizes is not None:
         explicit_sizes = [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
@@ -480,7 +486,7 @@ def make_plan(
         chosen = None
         for sz in ladder:  # the largest size that affords the epochs wanted, else the smallest
             fixed, per_epoch, reserve = costs(sz)
-            left = (budget - spent_s - STARTUP_S[kind] - reserve) * FILL - fixed if budget else math.inf
+            left = (budget - spent_s - startup - reserve) * FILL - fixed if budget else math.inf
             chosen = (sz, fixed, per_epoch, reserve, left / per_epoch)
             if chosen[-1] >= need:
                 break
@@ -488,7 +494,7 @@ def make_plan(
         if not explicit_sizes and sz[0] >= 96 and budget:  # progressive resizing when time allows it
             half = [_round_size(sz[0] / 2, mult, max(min_size, 32 if pretrained else 8), sz[0]), sz[0]]
             f2, p2, r2 = costs(half)
-            a2 = ((budget - spent_s - STARTUP_S[kind] - r2) * FILL - f2) / p2
+            a2 = ((budget - spent_s - startup - r2) * FILL - f2) / p2
             if half[0] < half[1] and a2 >= need and epochs is None:
                 why.append(f"progressive sizes {half[0]} -> {half[1]}: time allows {TARGET_EPOCHS[pretrained]}+ "
                            f"epochs at each (cheap epochs at half size first)")
@@ -511,7 +517,7 @@ def make_plan(
     candidates = [backbone] if backbone else list(CANDIDATES[(pretrained, kind)])
     if budget is None:  # explicit epochs and no budget: the budget is what they take, with room to spare
         probe = option(candidates[0], math.inf)
-        budget = max(DEFAULT_BUDGET_S[kind], 1.25 * (STARTUP_S[kind] + probe.train_s + probe.reserve_s))
+        budget = max(DEFAULT_BUDGET_S[kind], 1.25 * (startup + probe.train_s + probe.reserve_s))
         reasons.append(f"budget {format_duration(budget)}: no --time given, so {epochs} epochs (asked) set it")
     options = []
     for name in candidates:
@@ -522,11 +528,11 @@ def make_plan(
     if best is None:  # none affords the target: the first, unless another affords clearly more
         most = max(options, key=lambda o: o.afford)
         best = most if most.afford >= 1.5 * options[0].afford else options[0]
-    left = budget - spent_s - STARTUP_S[kind] - best.reserve_s
+    left = budget - spent_s - startup - best.reserve_s
     if given and spent_s == 0 and left <= 0:
-        need = STARTUP_S[kind] + best.reserve_s + best.train_s / max(best.epochs, 1)
+        need = startup + best.reserve_s + best.train_s / max(best.epochs, 1)
         raise PlanError(f"time budget {format_duration(budget)} is too short: starting and predicting {n_test} test "
-                        f"images alone take ~{format_duration(STARTUP_S[kind] + best.reserve_s)}; give at least "
+                        f"images alone take ~{format_duration(startup + best.reserve_s)}; give at least "
                         f"--time {math.ceil(need / 60)}m.")
     if backbone:
         reasons.append(f"backbone {best.backbone}: asked")
@@ -547,7 +553,7 @@ def make_plan(
                        "the deadline stops inside it; give a longer --time for a full epoch")
     elif best.epochs >= MAX_EPOCHS[pretrained] and best.afford > best.epochs:
         reasons.append(f"epochs {best.epochs}: the most worth running {'fine-tuning' if pretrained else 'from scratch'}"
-                       f"; the data is small, so the run ends early (~{format_duration(STARTUP_S[kind] + best.train_s + best.reserve_s)})")
+                       f"; the data is small, so the run ends early (~{format_duration(startup + best.train_s + best.reserve_s)})")
     else:
         reasons.append(f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
                        f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
@@ -557,7 +563,8 @@ def make_plan(
                    + (f" ({views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < views else ""))
     return Plan(best.backbone, weights if weights is None else str(weights), [int(s) for s in best.sizes],
                 int(best.epochs), 1 if pretrained else 0, int(best.batch), float(budget), float(best.reserve_s),
-                float(best.train_s), float(best.spi), hw.describe(), best.tta, given, reasons)
+                float(best.train_s), float(best.spi), hw.describe(), best.tta, float(spent_s), startup,
+                n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2, given, reasons)
 
 
 def __getattr__(name: str) -> Any:

@@ -263,3 +263,17 @@ def test_plan_makes_its_deadline():
     deadline = plan.deadline(spent_s=30)
     assert deadline.budget_s == plan.budget_s and deadline.reserve_s == plan.reserve_s
     assert 29 <= deadline.spent_s < 31 and deadline.batch_size == plan.batch_size
+
+
+def test_cost_tables_agree_with_the_registry():
+    from kagglekit import backbones
+
+    for name in P.CANDIDATES[(True, "gpu")] + P.CANDIDATES[(False, "gpu")] + P.CANDIDATES[(False, "cpu")]:
+        backbones.get(name)  # every candidate is registered
+    for name, (ref, *_rest) in P._KERAS_APPS.items():
+        assert backbones.get(name).default_size == ref, name
+    for name in P._SMALL_RESNETS:  # the widths the cost model counts are the model's: params grow alike
+        assert P.forward_gflops(name, 32) > 0 and backbones.get(name).weights_file is None
+    small = backbones.get("resnet_small").constructor((32, 32, 3), None)
+    assert small.output_shape[-1] == P._SMALL_RESNETS["resnet_small"][0][-1]
+    assert P.forward_gflops("resnet_compact", 32) < P.forward_gflops("resnet_small", 32) / 3

@@ -63,6 +63,7 @@ class Deadline(keras.callbacks.Callback):
         self._test_steps: list[float] = []
         self._in_fit = False
         self._resumed_epoch_s: float | None = None
+        self._logged: int | None = None
         self._tail_s = 0.0  # seconds an epoch spends after validation (checkpoints), as last measured
         self._epoch = 0
         self._first_epoch = True
@@ -113,7 +114,7 @@ class Deadline(keras.callbacks.Callback):
 
     # ---------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
-        self._in_fit, self._steps, self.step_s, self._first_epoch = True, [], None, True
+        self._in_fit, self._steps, self.step_s, self._first_epoch, self._logged = True, [], None, True, None
         self.planned_epochs = (self.params or {}).get("epochs")
         resumed_epoch_s, self._resumed_epoch_s = self._resumed_epoch_s, None  # only for the first fit after resuming
         if self.exhausted:
@@ -197,8 +198,9 @@ class Deadline(keras.callbacks.Callback):
             reach = done + int(max(0.0, self.remaining_s) // epoch_s)
         reach = min(self.planned_epochs, reach)
         if self.expected_epochs != reach:
-            if reach < self.planned_epochs:
+            self.expected_epochs = reach
+            if reach < self.planned_epochs and (self._logged is None or reach < self._logged):  # each new low, once
+                self._logged = reach
                 logger.info(f"deadline: {self.step_s or 0:.3f} s a step, ~{format_duration(epoch_s)} an epoch: "
                             f"expects to reach epoch {reach} of {self.planned_epochs} in the "
                             f"{format_duration(self.remaining_s)} left")
-            self.expected_epochs = reach

@@ -417,6 +417,10 @@ def make_plan(
     explicit_sizes = None
     if sizes is not None:
         explicit_sizes = [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
+        if not explicit_sizes or min(explicit_sizes) < 1:
+            raise PlanError(f"sizes={sizes!r} must be one or more positive input sizes, e.g. 64 or [64, 128].")
+    if epochs is not None and int(epochs) < 1:
+        raise PlanError(f"epochs={epochs!r} must be 1 or more; leave it out to plan the epochs from the budget.")
     reasons = [f"hardware: {hw.describe()}", f"images: {image_stats.describe()}"]
     if budget_s is None and epochs is not None:
         budget, given = None, False

@@ -86,8 +86,8 @@ class Hardware:
     def probe(cls, backend: str | None = None) -> "Hardware":
         """Return the hardware found here, without importing a backend that is not imported or named.
 
-        Order: TPU environment variables (``TPU_NAME``, ``COLAB_TPU_ADDR``, ``TPU_ACCELERATOR_TYPE``),
-        ``nvidia-smi``, then the backend named by `backend` or already imported (jax, tensorflow, torch).
+        Order: TPU environment variables (``TPU_NAME``, ``COLAB_TPU_ADDR``, ``TPU_ACCELERATOR_TYPE``) or
+        ``/dev/accel0``, ``nvidia-smi``, then the backend named by `backend` or already imported (jax, tensorflow, torch).
         """
         n_cores = cores()
         memory = _ram_gb()
@@ -95,6 +95,8 @@ class Hardware:
             if os.environ.get(var):
                 name = os.environ.get("TPU_ACCELERATOR_TYPE") or "TPU"
                 return cls(n_cores, memory, (Device("tpu", name, None),), f"environment variable {var}")
+        if os.path.exists("/dev/accel0"):  # a TPU VM (v4 and later; Kaggle's and Colab's TPU VMs)
+            return cls(n_cores, memory, (Device("tpu", "TPU", None),), "/dev/accel0")
         gpus = _nvidia_smi()
         if gpus:
             return cls(n_cores, memory, gpus, "nvidia-smi")

@@ -7,9 +7,10 @@ the epochs it will reach, stops before an epoch that would not finish in time (t
 checkpoint is kept by the learner) and records the time spent, so a resumed run spends only
 what is left.
 
-Importing this module imports neither Keras nor a backend: the hardware probe asks
-``nvidia-smi`` and the environment, and looks at a backend only when it is already imported
-or asked for. ``Deadline`` imports Keras on first use.
+Importing this module imports neither Keras nor a backend: the hardware probe
+(`kagglekit.hardware`, re-exported here) asks ``nvidia-smi`` and the environment, and looks at a
+backend only when it is already imported or asked for. ``Deadline`` lives in `kagglekit.deadline`
+and is imported (with Keras) on first access of ``kagglekit.plan.Deadline``.
 
 Cost model (seconds per training image per epoch, see ``estimate_seconds_per_image``)::
 
@@ -34,6 +35,9 @@ from typing import Any, Iterable, Sequence
 
 from .errors import PlanError
 from .hardware import Device, Hardware, cores
+
+__all__ = ["DEFAULT_BUDGET_S", "Device", "Hardware", "ImageStats", "Plan", "PlanError", "batch_size_for",
+           "estimate_seconds_per_image", "format_duration", "forward_gflops", "make_plan", "parse_duration"]
 
 # ------------------------------------------------------------------ defaults (documented in the README)
 #: Budget of a run without ``--time``: a first baseline on this kind of hardware (seconds).
@@ -66,7 +70,7 @@ PREDICT_SHARE = 0.4
 
 # Forward GFLOPs per image at the reference size, and slowness per FLOP (depthwise convolutions
 # run far below peak). Sources: the Keras applications papers (MACs x 2); kagglekit's small
-# ResNets counted layer by layer by `_small_resnet_gflops` from their widths in backbones.py.
+# ResNets counted layer by layer by `forward_gflops` from their widths in backbones.py.
 _KERAS_APPS = {  # name: (reference size, forward GFLOPs, slowness, GPU MB per image at the reference size)
     "vgg16": (224, 31.0, 1.0, 110), "vgg19": (224, 39.2, 1.0, 120),
     "resnet50": (224, 8.2, 1.0, 90), "resnet101": (224, 15.6, 1.0, 130), "resnet152": (224, 23.0, 1.0, 180),
@@ -319,7 +323,7 @@ class Plan:
         """Return the plan saved by `to_dict`."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
-    def deadline(self, spent_s: float = 0.0, **kwargs: Any):
+    def deadline(self, spent_s: float = 0.0, **kwargs: Any) -> "Deadline":
         """Return a `Deadline` callback for this plan's budget and reserve (imports Keras)."""
         from .deadline import Deadline
 

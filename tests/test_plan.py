@@ -49,6 +49,22 @@ def test_hardware_probe_and_tpu_env(monkeypatch):
     assert tpu.kind == "tpu" and "TPU_NAME" in tpu.describe()
 
 
+def test_hardware_probe_reads_nvidia_smi(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"  # prints what the real one prints for --query-gpu=name,memory.total
+    fake.write_text("#!/bin/sh\necho 'Tesla T4, 15360'\necho 'Tesla T4, 15360'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    for var in ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(var, raising=False)
+    hw = P.Hardware.probe()
+    assert hw.kind == "gpu" and len(hw.devices) == 2 and hw.device_memory_gb == 15.0
+    assert "2 x Tesla T4 15 GiB" in hw.describe() and "nvidia-smi" in hw.describe()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert len(P.Hardware.probe().devices) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert P.Hardware.probe().kind == "cpu"
+
+
 def test_hardware_describe_gpu():
     hw = P.Hardware.gpu("Tesla T4", 15.0, count=2)
     assert hw.kind == "gpu" and hw.device_memory_gb == 15.0

@@ -4,11 +4,15 @@ Made by ``kagglekit.plan.Plan.deadline()`` (or directly) and passed to ``fine_tu
 """
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import keras
 
+from .io import atomic_write_text
 from .logs import logger
 from .plan import format_duration, parse_duration
 
@@ -39,16 +43,19 @@ class Deadline(keras.callbacks.Callback):
         batch_size, size: let it report `seconds_per_image` at `size` (for a later `make_plan`).
         calibrate_steps: training steps measured (after the first) before it re-plans.
         valid_s: an estimate of the first validation pass until one is measured (``Plan.valid_s``).
+        state_path: a JSON file `to_state()` is written to (atomically) after every epoch and at the
+            end of each ``fit``, so even a killed run knows the time it spent (read it with `load`).
     """
 
     def __init__(self, budget_s: float | str, spent_s: float = 0.0, reserve_s: float = 0.0,
                  batch_size: int | None = None, size: int | None = None, calibrate_steps: int = 5,
-                 valid_s: float = 0.0) -> None:
+                 valid_s: float = 0.0, state_path: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.budget_s = parse_duration(budget_s)
         self.reserve_s = float(reserve_s)
         self.batch_size, self.size = batch_size, size
         self.calibrate_steps = int(calibrate_steps)
+        self.state_path = Path(state_path) if state_path is not None else None
         self._spent0 = float(spent_s)
         self._t0 = time.monotonic()
         self.step_s: float | None = None  # median seconds per training step (this fit)
@@ -95,6 +102,28 @@ class Deadline(keras.callbacks.Callback):
                 "seconds_per_image": self.seconds_per_image, "epoch_s": self.epoch_s, "size": self.size,
                 "stopped": self.stopped}
 
+    def save(self) -> Path | None:
+        """Return `state_path` after writing `to_state()` to it (None when there is no state path)."""
+        if self.state_path is None:
+            return None
+        return atomic_write_text(self.state_path, json.dumps(self.to_state(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, budget_s: float | str | None = None, extra_s: float = 0.0,
+             **kwargs: Any) -> "Deadline":
+        """Return a Deadline that goes on from the state saved at `path` (plus `extra_s` seconds spent since).
+
+        Without a saved state it starts afresh with `budget_s` (which is then required).
+        """
+        path = Path(path)
+        if path.is_file():
+            state = json.loads(path.read_text(encoding="utf-8"))
+            state["spent_s"] = float(state.get("spent_s", 0.0)) + float(extra_s)
+            return cls.from_state(state, budget_s=budget_s, state_path=path, **kwargs)
+        if budget_s is None:
+            raise ValueError(f"No deadline state at {path}; pass budget_s to start one.")
+        return cls(budget_s, spent_s=extra_s, state_path=path, **kwargs)
+
     @classmethod
     def from_state(cls, state: dict, budget_s: float | str | None = None, **kwargs: Any) -> "Deadline":
         """Return a Deadline that goes on from `to_state()`'s dict (a new `budget_s` may replace the saved one)."""
@@ -126,6 +155,7 @@ class Deadline(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._in_fit = False
+        self.save()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._t_epoch = epoch, time.monotonic()
@@ -180,6 +210,7 @@ class Deadline(keras.callbacks.Callback):
         if self.spent_s + self.epoch_s > self.limit_s and not (self.planned_epochs and epoch + 1 >= self.planned_epochs):
             self._stop(f"epoch {epoch + 2} (~{format_duration(self.epoch_s)}) would not finish by "
                        f"{format_duration(self.limit_s)}; {format_duration(self.spent_s)} spent")
+        self.save()
 
     # ---------------------------------------------------------- re-planning
     def _replan(self, done: int | None = None) -> None:

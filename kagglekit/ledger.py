@@ -119,6 +119,9 @@ def append(row: dict, path: str | os.PathLike = LEDGER_PATH) -> dict[str, str]:
     path = Path(path)
     cells = normalise(row)
     with _locked(path):
+        for stale in path.parent.glob(f".{path.name}.*.part"):  # left by a writer killed mid-write (we hold the lock)
+            with contextlib.suppress(OSError):
+                stale.unlink()
         old = _read_raw(path)
         frame = pd.concat([old, pd.DataFrame([cells])], ignore_index=True) if len(old) else pd.DataFrame([cells])
         frame = frame.reindex(columns=list(COLUMNS), fill_value="").astype(object).fillna("")

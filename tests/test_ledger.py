@@ -86,13 +86,19 @@ def test_killed_writer_never_leaves_half_a_row(tmp_path):
     path = tmp_path / "ledger.csv"
     code = (f"import sys; sys.path.insert(0, {os.getcwd()!r}); from kagglekit import ledger\n"
             f"while True: ledger.append({{'competition': 'x' * 20000, 'valid_score': 0.5}}, {str(path)!r})")
-    for _ in range(3):
+    for delay in (0.05, 0.2, 0.35):
+        rows_before = len(ledger.read(path))
         proc = subprocess.Popen([sys.executable, "-c", code])
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while len(ledger.read(path)) == rows_before and time.monotonic() < deadline:  # it is writing now
+            time.sleep(0.05)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)  # somewhere in the middle of an append
         proc.wait()
     df = ledger.read(path)
-    assert len(df) >= 1 and (df["competition"].str.len() == 20000).all() and (df["valid_score"] == 0.5).all()
+    assert len(df) >= 3 and (df["competition"].str.len() == 20000).all() and (df["valid_score"] == 0.5).all()
+    ledger.append(_row(), path)  # the next append tidies what a killed writer left
+    assert not list(tmp_path.glob(".ledger.csv.*.part")) and len(ledger.read(path)) == len(df) + 1
 
 
 def test_join_submissions(tmp_path):

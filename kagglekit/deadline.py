@@ -16,6 +16,8 @@ from .io import atomic_write_text
 from .logs import logger
 from .plan import format_duration, parse_duration
 
+_WINDOW = 64  # steps the median step time is taken over
+
 
 class Deadline(keras.callbacks.Callback):
     """Keep training inside a time budget: measure, re-plan, stop before an epoch that would not finish.
@@ -65,7 +67,8 @@ class Deadline(keras.callbacks.Callback):
         self.planned_epochs: int | None = None
         self.stopped: str | None = None  # why it stopped training, None while it has not
         self.seconds_per_image: float | None = None  # measured training seconds per image (needs batch_size)
-        self._steps: list[float] = []
+        self._steps: list[float] = []  # the first step of this fit, then the latest _WINDOW ones
+        self._n_steps = 0
         self._t_batch = self._t_epoch = self._t_test = self._t_test_batch = 0.0
         self._test_steps: list[float] = []
         self._in_fit = False
@@ -144,9 +147,12 @@ class Deadline(keras.callbacks.Callback):
     # ---------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
         self._in_fit, self._steps, self.step_s, self._first_epoch, self._logged = True, [], None, True, None
+        self._n_steps = 0
         self.planned_epochs = (self.params or {}).get("epochs")
         resumed_epoch_s, self._resumed_epoch_s = self._resumed_epoch_s, None  # only for the first fit after resuming
-        if self.exhausted:
+        if self.stopped:  # a later stage (fine_tune's next size): no time for it either
+            self._stop(self.stopped)
+        elif self.exhausted:
             self._stop(f"the budget is spent ({format_duration(self.spent_s)} of {format_duration(self.budget_s)}, "
                        f"{format_duration(self.reserve_s)} kept for prediction)")
         elif resumed_epoch_s and resumed_epoch_s > self.remaining_s:
@@ -168,10 +174,13 @@ class Deadline(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now = time.monotonic()
         self._steps.append(now - self._t_batch)
-        measured = self._steps[1:] if len(self._steps) > 1 else self._steps
-        if len(self._steps) > 1:
-            self.step_s = sorted(measured)[len(measured) // 2]
-        if len(self._steps) == self.calibrate_steps + 1:
+        self._n_steps += 1
+        if len(self._steps) > _WINDOW:
+            del self._steps[1:len(self._steps) - _WINDOW + 1]  # keep the first (tracing) and the latest ones
+        if self._n_steps > 1:
+            measured = sorted(self._steps[1:])
+            self.step_s = measured[len(measured) // 2]
+        if self._n_steps == self.calibrate_steps + 1:
             self._replan()
         if self.step_s is not None and self.spent_s + self.step_s + self.valid_s + self._tail_s > self.limit_s:
             self._stop(f"one more step and validation would pass the limit "
@@ -198,6 +207,9 @@ class Deadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         took = time.monotonic() - self._t_epoch
         steps = (self.params or {}).get("steps")
+        if self.stopped and self.epoch_s is not None:  # cut short: its length says nothing about an epoch
+            self.save()
+            return
         if self._first_epoch and self.step_s is not None and steps:  # the first epoch also traced the model
             estimate = steps * self.step_s + self.valid_s
             self.epoch_s = min(took, estimate * 1.1) if took > estimate else took

@@ -276,6 +276,9 @@ def test_deadline_replans_expected_epochs():
     model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[_Slow.make(0.03, steps), deadline])
     assert deadline.planned_epochs == 50 and deadline.expected_epochs is not None
     assert deadline.expected_epochs < 50 and deadline.stopped
+    steps.clear()  # fine_tune's next stage (another fit, same callback): no time for it either
+    history = model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[_Slow.make(0.03, steps), deadline])
+    assert len(history.history["loss"]) == 1 and len(steps) <= 2
 
 
 def test_plan_makes_its_deadline():

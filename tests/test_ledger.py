@@ -1,12 +1,11 @@
 """kagglekit.ledger: atomic appends under a lock, reading, the runs table, joining Kaggle's public scores."""
 from __future__ import annotations
 
-import multiprocessing
-import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +13,8 @@ import pytest
 from kagglekit import ledger
 from kagglekit.errors import ConfigError
 from kagglekit.kaggle import Submission
+
+ROOT = str(Path(ledger.__file__).resolve().parents[1])  # the kagglekit under test, also in subprocesses
 
 
 def _row(**kw):
@@ -65,26 +66,19 @@ def test_old_columns_are_kept_and_bad_file_named(tmp_path):
         ledger.read(tmp_path / "bad.csv")
 
 
-def _writer(path, n):
-    for i in range(n):
-        ledger.append(_row(epochs=i), path)
-
-
 def test_concurrent_appends_keep_every_row(tmp_path):
     path = tmp_path / "ledger.csv"
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_writer, args=(path, 10)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
+    code = (f"import sys; sys.path.insert(0, {ROOT!r}); from kagglekit import ledger\n"
+            f"for i in range(10): ledger.append({{'competition': 'digits', 'epochs': i}}, {str(path)!r})")
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]  # separate processes, as runs are
+    assert [p.wait(120) for p in procs] == [0, 0, 0]
     df = ledger.read(path)
     assert len(df) == 30 and df["run_id"].is_unique
 
 
 def test_killed_writer_never_leaves_half_a_row(tmp_path):
     path = tmp_path / "ledger.csv"
-    code = (f"import sys; sys.path.insert(0, {os.getcwd()!r}); from kagglekit import ledger\n"
+    code = (f"import sys; sys.path.insert(0, {ROOT!r}); from kagglekit import ledger\n"
             f"while True: ledger.append({{'competition': 'x' * 20000, 'valid_score': 0.5}}, {str(path)!r})")
     for delay in (0.05, 0.2, 0.35):
         rows_before = len(ledger.read(path))

@@ -374,6 +374,7 @@ class _Option:
     batch: int
     reasons: list[str]
     tta: int
+    need_s: float
 
 
 def make_plan(
@@ -519,7 +520,8 @@ def make_plan(
         why.append(f"speed: ~{spi * 1e3:.2f} ms per training image at {sz[-1]} px ({src}; "
                    f"{n_train} train + {n_valid} valid images: ~{format_duration(per_epoch)} an epoch)")
         costs(sz)  # sets fit_views for the size chosen
-        return _Option(name, sz, n_ep, afford, fixed + n_ep * per_epoch, reserve, spi, batch, why, fit_views[0])
+        need_s = spent_s + startup + reserve + (fixed + per_epoch) / FILL  # the budget one epoch needs
+        return _Option(name, sz, n_ep, afford, fixed + n_ep * per_epoch, reserve, spi, batch, why, fit_views[0], need_s)
 
 
     candidates = [backbone] if backbone else list(CANDIDATES[(pretrained, kind)])
@@ -536,12 +538,21 @@ def make_plan(
     if best is None:  # none affords the target: the first, unless another affords clearly more
         most = max(options, key=lambda o: o.afford)
         best = most if most.afford >= 1.5 * options[0].afford else options[0]
+    if epochs is None and best.afford < 1 and not given:  # the default budget must afford one epoch
+        default = budget
+        budget = float(math.ceil(best.need_s / 60) * 60)
+        best = option(best.backbone, budget)
+        reasons[-1] = (f"budget {format_duration(budget)}: the default {format_duration(default)} on {kind.upper()} "
+                       f"does not afford one epoch of {best.backbone} at {best.sizes[-1]} px on {n_train} images "
+                       f"(give --time to set it)")
     left = budget - spent_s - startup - best.reserve_s
-    if given and spent_s == 0 and left <= 0:
-        need = startup + best.reserve_s + best.train_s / max(best.epochs, 1)
-        raise PlanError(f"time budget {format_duration(budget)} is too short: starting and predicting {n_test} test "
-                        f"images alone take ~{format_duration(startup + best.reserve_s)}; give at least "
-                        f"--time {math.ceil(need / 60)}m.")
+    if given and spent_s == 0 and (left <= 0 or best.afford < 0):
+        what = (f"starting and predicting {n_test} test images alone take ~{format_duration(startup + best.reserve_s)}"
+                if left <= 0 else f"{best.backbone} at {best.sizes[-1]} px cannot even start training on {n_train} "
+                f"images (caching, {'frozen stage, ' if pretrained else ''}compiling) in what is left")
+        raise PlanError(f"time budget {format_duration(budget)} is too short: {what}; give at least "
+                        f"--time {math.ceil(best.need_s / 60)}m" + (" (or weights none: a from-scratch model is "
+                                                                     "cheaper)" if pretrained else "") + ".")
     if backbone:
         reasons.append(f"backbone {best.backbone}: asked")
     elif pretrained:

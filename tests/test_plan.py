@@ -142,7 +142,7 @@ def test_explicit_epochs_and_sizes_win():
 def test_longer_budget_never_fewer_epochs():
     big = P.ImageStats.from_sizes([(28, 28)] * 20, count=60000)
     for weights in (None, "imagenet"):
-        for budget in (300, 600, 1200, 3600):
+        for budget in ((300, 600, 1200, 3600) if weights is None else (900, 1800, 3600)):
             short = P.make_plan(48000, big, CPU, budget, weights=weights, n_test=10000)
             long = P.make_plan(48000, big, CPU, 2 * budget, weights=weights, n_test=10000)
             assert long.total_epochs * long.sizes[-1] ** 2 >= short.total_epochs * short.sizes[-1] ** 2
@@ -306,3 +306,12 @@ def test_cost_tables_agree_with_the_registry():
 def test_bad_explicit_settings(kwargs):
     with pytest.raises(PlanError, match="must be"):
         P.make_plan(100, DIGITS, CPU, "10m", weights=None, **kwargs)
+
+
+def test_default_budget_grows_to_one_epoch_but_a_given_one_is_honoured_or_refused():
+    cats = P.ImageStats.from_sizes([(375, 500)], count=25000)
+    plan = P.make_plan(20000, cats, CPU, None, weights="imagenet", n_test=12500)
+    assert plan.budget_s > P.DEFAULT_BUDGET_S["cpu"] and plan.estimated_s <= plan.budget_s
+    assert "does not afford one epoch" in plan.describe()
+    with pytest.raises(PlanError, match=r"too short.*--time \d+m.*weights none"):
+        P.make_plan(20000, cats, CPU, "10m", weights="imagenet", n_test=12500)

@@ -63,3 +63,7 @@ def list_offenders(items: Sequence[object] | Iterable[object], limit: int = 5) -
     if len(items) > limit:
         shown += f" (and {len(items) - limit} more; {len(items)} in all)"
     return shown
+
+
+class PlanError(KaggleKitError, ValueError):
+    """A time budget or a run plan cannot be honoured (bad duration, budget too short)."""

@@ -1,0 +1,595 @@
+"""What a run will do: the time budget, the hardware and the images -> backbone, size, batch, epochs.
+
+``make_plan`` turns a budget ("10m") into settings ``fine_tune`` takes, with one reason per
+decision, printed before any time is spent. ``Deadline`` (a Keras callback) then keeps the
+training inside that budget: it measures the real time per step in the first steps, re-plans
+the epochs it will reach, stops before an epoch that would not finish in time (the best
+checkpoint is kept by the learner) and records the time spent, so a resumed run spends only
+what is left.
+
+Importing this module imports neither Keras nor a backend: the hardware probe
+(`kagglekit.hardware`, re-exported here) asks ``nvidia-smi`` and the environment, and looks at a
+backend only when it is already imported or asked for. ``Deadline`` lives in `kagglekit.deadline`
+and is imported (with Keras) on first access of ``kagglekit.plan.Deadline``.
+
+Cost model (seconds per training image per epoch, see ``estimate_seconds_per_image``)::
+
+    compute = 3 * forward_gflops(backbone, size) * 1e9 * slowness(backbone) / flops(hardware)
+    seconds = compute + overhead(hardware)
+
+``forward_gflops`` is the backbone's forward cost at its reference size (scaled by the square
+of the size), ``flops`` the training throughput the hardware reaches (CPU: per core, measured
+on a 2-core x86 machine with kagglekit's own models; GPU: by model name, else by memory),
+``overhead`` the per-image cost that does not shrink with the model (framework, copies).
+Prediction costs ``PREDICT_SHARE`` of a training image. Measured values replace the model:
+pass ``seconds_per_image`` (e.g. ``Deadline.seconds_per_image`` of an earlier run).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+from .errors import PlanError
+from .hardware import Device, Hardware, cores
+
+__all__ = ["DEFAULT_BUDGET_S", "Device", "Hardware", "ImageStats", "Plan", "PlanError", "batch_size_for",
+           "estimate_seconds_per_image", "format_duration", "forward_gflops", "make_plan", "parse_duration"]
+
+# ------------------------------------------------------------------ defaults (documented in the README)
+#: Budget of a run without ``--time``: a first baseline on this kind of hardware (seconds).
+DEFAULT_BUDGET_S: dict[str, float] = {"cpu": 600.0, "gpu": 1200.0, "tpu": 1200.0}
+#: Backbones tried in order when none is named: (pretrained?, hardware kind) -> candidates.
+CANDIDATES: dict[tuple[bool, str], tuple[str, ...]] = {
+    (False, "cpu"): ("resnet_compact", "resnet_tiny"),
+    (False, "gpu"): ("wide_resnet", "resnet_small"),
+    (False, "tpu"): ("wide_resnet", "resnet_small"),
+    (True, "cpu"): ("mobilenetv2",),
+    (True, "gpu"): ("resnet50", "efficientnetb0", "mobilenetv2"),
+    (True, "tpu"): ("resnet50", "efficientnetb0"),
+}
+#: Epochs per size a plan aims for (it lowers the size before going below) and never exceeds.
+TARGET_EPOCHS = {False: 12, True: 3}
+MAX_EPOCHS = {False: 30, True: 8}
+#: Largest input size per (pretrained?, hardware kind); the images' own size and the backbone's default cap it too.
+SIZE_CAP = {(False, "cpu"): 128, (False, "gpu"): 192, (False, "tpu"): 192,
+            (True, "cpu"): 224, (True, "gpu"): 384, (True, "tpu"): 384}
+#: Pretrained features need some resolution: small images may be upscaled up to this factor (never from scratch).
+PRETRAINED_UPSCALE = 2.0
+#: Photos are never planned below this size (unless they are smaller themselves).
+MIN_PHOTO_SIZE = 64
+#: Share of the training time the plan fills; the rest absorbs estimate errors (Deadline trims the plan).
+FILL = 0.9
+#: TTA views are cut down until predicting takes at most this share of the budget.
+RESERVE_SHARE = 0.25
+#: A prediction costs this share of a training step per image (forward only, no optimizer).
+PREDICT_SHARE = 0.4
+
+# Forward GFLOPs per image at the reference size, and slowness per FLOP (depthwise convolutions
+# run far below peak). Sources: the Keras applications papers (MACs x 2); kagglekit's small
+# ResNets counted layer by layer by `forward_gflops` from their widths in backbones.py.
+_KERAS_APPS = {  # name: (reference size, forward GFLOPs, slowness, GPU MB per image at the reference size)
+    "vgg16": (224, 31.0, 1.0, 110), "vgg19": (224, 39.2, 1.0, 120),
+    "resnet50": (224, 8.2, 1.0, 90), "resnet101": (224, 15.6, 1.0, 130), "resnet152": (224, 23.0, 1.0, 180),
+    "resnet50v2": (224, 8.2, 1.0, 90), "convnext_tiny": (224, 9.0, 1.3, 110),
+    "mobilenetv2": (224, 0.6, 4.0, 60), "efficientnetb0": (224, 0.8, 5.0, 80),
+    "efficientnetb1": (240, 1.4, 5.0, 110), "efficientnetb2": (260, 2.0, 5.0, 140),
+    "efficientnetb3": (300, 3.6, 5.0, 220),
+}
+_SMALL_RESNETS = {  # name: (widths, blocks, strides) as registered in kagglekit.backbones
+    "resnet_small": ((32, 64, 128), 1, (1, 2, 2)), "resnet_tiny": ((16, 32, 64), 1, (1, 2, 2)),
+    "resnet_compact": ((32, 64, 128), 1, (2, 2, 2)), "wide_resnet": ((96, 192, 384), 2, (1, 2, 2)),
+}
+# Per-image overhead in seconds (framework, copies), on CPU and on accelerators.
+CPU_OVERHEAD_S = 0.0008
+GPU_OVERHEAD_S = 0.0002
+# Fixed costs: start (imports, data scan, model build; what `spent_s` already covers is not counted twice)
+# and each stage (compile/trace, caching the images at a new size). CPU: 12 s measured for a stage on 2 cores.
+STARTUP_S = {"cpu": 20.0, "gpu": 45.0, "tpu": 60.0}
+STAGE_S = {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
+WRITE_S = 10.0  # writing and validating the submission, saving the model
+DECODE_S_PER_MEGAPIXEL = 0.018  # per core, JPEG through kagglekit.images (reduce-on-decode)
+DECODE_S_MIN = 0.0004
+
+
+# ------------------------------------------------------------------ durations
+_UNIT_S = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60,
+           "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
+           "days": 86400}
+_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*")
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Return the seconds in `value`: a number of seconds, "90s", "10m", "1h", "1h30m", "1.5h" or "HH:MM:SS".
+
+    Raises PlanError for anything else, or for a duration that is not positive.
+    """
+    fix = "write it as e.g. '90s', '10m', '1h30m', '1:30:00' or a number of seconds"
+    if isinstance(value, bool) or value is None:
+        raise PlanError(f"time budget {value!r} is not a duration; {fix}.")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"\d+(?::\d{1,2}){1,2}", text):  # M:SS or H:MM:SS
+            parts = [int(p) for p in text.split(":")]
+            seconds = float(sum(p * 60 ** i for i, p in enumerate(reversed(parts))))
+        else:
+            seconds, pos = 0.0, 0
+            while pos < len(text):
+                m = _PART.match(text, pos)
+                if not m or m.end() == pos or (m.group(2) and m.group(2) not in _UNIT_S):
+                    raise PlanError(f"time budget {value!r} is not a duration; {fix}.")
+                if not m.group(2) and (pos > 0 or m.end() < len(text)):  # a bare number must be the whole text
+                    raise PlanError(f"time budget {value!r} is not a duration; {fix}.")
+                seconds += float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
+                pos = m.end()
+            if not text:
+                raise PlanError(f"time budget {value!r} is empty; {fix}.")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise PlanError(f"time budget {value!r} must be a positive duration; {fix}.")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Return `seconds` as a short text: "45 s", "12 min", "1 h 30 min"."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min".replace(".0 min", " min")
+    hours, rest = divmod(int(round(seconds / 60)), 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+# ------------------------------------------------------------------ images
+@dataclass(frozen=True)
+class ImageStats:
+    """Sizes of a table's images, from a sample of their headers: count, median and percentile sides."""
+
+    count: int
+    sampled: int
+    median_height: float
+    median_width: float
+    median_side: float  # the shorter side
+    p10_side: float
+    p90_side: float
+
+    @classmethod
+    def from_sizes(cls, sizes: Iterable[tuple[int, int]], count: int | None = None) -> "ImageStats":
+        """Return the statistics of (height, width) pairs; `count` is the number of images they stand for."""
+        import numpy as np
+
+        hw = np.asarray([tuple(s) for s in sizes], dtype=float).reshape(-1, 2)
+        if not len(hw):
+            raise PlanError("No readable image sizes to plan from; check the table's paths (kagglekit.images.scan_images).")
+        short = hw.min(axis=1)
+        return cls(int(count if count is not None else len(hw)), len(hw), float(np.median(hw[:, 0])),
+                   float(np.median(hw[:, 1])), float(np.median(short)), float(np.percentile(short, 10)),
+                   float(np.percentile(short, 90)))
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike], sample: int = 300, seed: int = 0) -> "ImageStats":
+        """Return the statistics of up to `sample` of `paths`, read from image headers only (PIL, no decode)."""
+        import numpy as np
+        from PIL import Image
+
+        paths = list(paths)
+        rng = np.random.default_rng(seed)
+        chosen = [paths[i] for i in rng.permutation(len(paths))[:sample]] if len(paths) > sample else paths
+
+        def size(path) -> tuple[int, int] | None:
+            try:
+                with Image.open(path) as im:
+                    return im.size[1], im.size[0]
+            except Exception:  # noqa: BLE001 - unreadable files are the scan's business, not the plan's
+                return None
+
+        with ThreadPoolExecutor(min(8, cores() * 2)) as pool:
+            sizes = [s for s in pool.map(size, chosen) if s is not None]
+        return cls.from_sizes(sizes, count=len(paths))
+
+    @classmethod
+    def from_table(cls, table: Any, sample: int = 300, seed: int = 0) -> "ImageStats":
+        """Return the statistics of a `LabelTable`'s images (a sample of `sample` headers)."""
+        return cls.from_paths(table.paths, sample=sample, seed=seed)
+
+    @property
+    def megapixels(self) -> float:
+        """Return the median picture's size in megapixels."""
+        return self.median_height * self.median_width / 1e6
+
+    def describe(self) -> str:
+        """Return one line: the images' typical size."""
+        return (f"{self.count} images, median {self.median_height:.0f}x{self.median_width:.0f} "
+                f"(shorter side {self.p10_side:.0f}-{self.p90_side:.0f} for 80%; {self.sampled} headers read)")
+
+
+# ------------------------------------------------------------------ cost model
+def forward_gflops(backbone: str, size: int) -> float:
+    """Return the forward GFLOPs of one `size` x `size` image through `backbone` (an estimate for unknown ones)."""
+    name = backbone.lower()
+    if name in _SMALL_RESNETS:
+        widths, blocks, strides = _SMALL_RESNETS[name]
+        res, c_in, macs = float(size), 3, size * size * 9 * 3 * widths[0]
+        c_in = widths[0]
+        for width, stride in zip(widths, strides):
+            res /= stride
+            area = res * res
+            macs += area * 9 * c_in * width + area * 9 * width * width  # first block's two convolutions
+            if stride != 1 or c_in != width:
+                macs += area * c_in * width  # its 1x1 projection
+            macs += (blocks - 1) * 2 * area * 9 * width * width
+            c_in = width
+        return 2 * macs / 1e9
+    ref, gflops, _slow, _mb = _KERAS_APPS.get(name, (224, 8.2, 1.0, 90))  # unknown: as resnet50
+    return gflops * (size / ref) ** 2
+
+
+def _slowness(backbone: str, hardware: Hardware) -> float:
+    slow = _KERAS_APPS.get(backbone.lower(), (0, 0, 1.0, 0))[2]
+    return slow if hardware.kind == "cpu" else 1.0 + (slow - 1.0) / 2  # accelerators suffer less from depthwise
+
+
+def estimate_seconds_per_image(backbone: str, size: int, hardware: Hardware) -> float:
+    """Return the estimated seconds one training image costs per epoch (forward, backward, update)."""
+    compute = 3 * forward_gflops(backbone, size) * 1e9 * _slowness(backbone, hardware) / hardware.train_flops
+    return compute + (CPU_OVERHEAD_S if hardware.kind == "cpu" else GPU_OVERHEAD_S)
+
+
+def decode_seconds(stats: "ImageStats", n_images: int, hardware: Hardware) -> float:
+    """Return the estimated seconds to decode and cache `n_images` once at one size (all cores)."""
+    per_image = max(DECODE_S_MIN, DECODE_S_PER_MEGAPIXEL * stats.megapixels)
+    return n_images * per_image / hardware.cores
+
+
+def batch_size_for(backbone: str, size: int, hardware: Hardware, n_train: int | None = None) -> tuple[int, str]:
+    """Return (batch size, reason): CPU a constant, accelerators from their memory; at least 8 steps an epoch."""
+    if hardware.kind == "cpu" or not hardware.device_memory_gb:
+        batch = 64 if size <= 64 else 32
+        why = (f"batch {batch}: CPU, {'small' if size <= 64 else 'large'} inputs" if hardware.kind == "cpu"
+               else f"batch {batch}: accelerator memory unknown")
+    else:
+        name = backbone.lower()
+        if name in _SMALL_RESNETS:  # activations kept for backward: ~12 float16 tensors a block per stage
+            widths, blocks, strides = _SMALL_RESNETS[name]
+            res, elements = float(size), 0.0
+            for width, stride in zip(widths, strides):
+                res /= stride
+                elements += width * res * res * blocks
+            mb = elements * 12 * 2 / 2 ** 20 + 0.5
+        else:
+            ref, _g, _s, mb_ref = _KERAS_APPS.get(name, (224, 8.2, 1.0, 90))
+            mb = mb_ref * (size / ref) ** 2
+        usable = 0.5 * hardware.device_memory_gb * 1024  # half the memory: weights, optimizer, workspace
+        fits = max(8, int(usable / max(mb, 1e-3)))
+        batch = min(256, 2 ** int(math.log2(fits)))
+        why = f"batch {batch}: ~{mb:.0f} MB per image at {size} px fits {fits} in half of {hardware.device_memory_gb:.0f} GiB"
+    if n_train and batch > max(8, n_train // 8):
+        batch = max(8, 2 ** int(math.log2(max(8, n_train // 8))))
+        why += f"; lowered to {batch} so {n_train} images make at least 8 steps an epoch"
+    return batch * max(1, len(hardware.devices)), why
+
+
+# ------------------------------------------------------------------ the plan
+@dataclass
+class Plan:
+    """What a run will do and why: fine_tune's settings, the time they should take, one reason per decision."""
+
+    backbone: str
+    weights: str | None
+    sizes: list[int]
+    epochs: int  # per size, as fine_tune takes it
+    freeze_epochs: int
+    batch_size: int
+    budget_s: float
+    reserve_s: float  # kept back for prediction, TTA and writing the submission
+    train_s: float  # estimated training seconds
+    seconds_per_image: float  # training, at the last size
+    hardware: str
+    tta: int = 4  # the most TTA views prediction should use (job: choose_tta among 0..tta)
+    spent_s: float = 0.0  # already spent of the budget when planned
+    startup_s: float = 0.0  # estimated seconds before training starts (not yet spent)
+    valid_s: float = 0.0  # estimated seconds of the first validation pass (tracing included)
+    budget_given: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def total_epochs(self) -> int:
+        """Return the training epochs over all sizes (frozen ones included)."""
+        return (self.epochs + (self.freeze_epochs if self.weights else 0)) * len(self.sizes)
+
+    @property
+    def estimated_s(self) -> float:
+        """Return the estimated seconds of the whole run: already spent, start, training, prediction and writing."""
+        return self.spent_s + self.startup_s + self.train_s + self.reserve_s
+
+    def fine_tune_kwargs(self) -> dict:
+        """Return the arguments of ``fine_tune`` this plan sets (backbone, weights, sizes, epochs, ...)."""
+        return {"backbone": self.backbone, "weights": self.weights, "sizes": list(self.sizes), "epochs": self.epochs,
+                "freeze_epochs": self.freeze_epochs, "batch_size": self.batch_size}
+
+    def to_dict(self) -> dict:
+        """Return the plan as a JSON-ready dict (for the run state)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        """Return the plan saved by `to_dict`."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def deadline(self, spent_s: float = 0.0, **kwargs: Any) -> "Deadline":
+        """Return a `Deadline` callback for this plan's budget and reserve (imports Keras)."""
+        from .deadline import Deadline
+
+        kwargs.setdefault("valid_s", self.valid_s)
+        return Deadline(self.budget_s, spent_s=spent_s, reserve_s=self.reserve_s, batch_size=self.batch_size,
+                        size=self.sizes[-1], **kwargs)
+
+    def describe(self) -> str:
+        """Return the plan as text: one summary line, then the reasons, one per line."""
+        sizes = " -> ".join(str(s) for s in self.sizes)
+        head = (f"plan: {self.backbone} ({'weights ' + str(self.weights) if self.weights else 'from scratch'}), "
+                f"size {sizes}, {self.epochs} epoch{'s' if self.epochs != 1 else ''}{' per size' if len(self.sizes) > 1 else ''}, "
+                f"batch {self.batch_size}; ~{format_duration(self.estimated_s)} of a "
+                f"{format_duration(self.budget_s)} budget")
+        return "\n".join([head] + [f"  - {r}" for r in self.reasons])
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def _entry(name: str) -> tuple[int, int, bool]:
+    """Return (default size, min size, has ImageNet weights) of a backbone; the registry only for unknown names."""
+    key = name.lower()
+    if key in _SMALL_RESNETS:
+        return 32, 8, False
+    if key in _KERAS_APPS:
+        return _KERAS_APPS[key][0], 32, True
+    from . import backbones  # a user-registered backbone: ask the registry (imports Keras)
+
+    entry = backbones.get(name)
+    return entry.default_size, entry.min_size, entry.weights_file is not None
+
+
+def _round_size(x: float, mult: int, lower: int, upper: int) -> int:
+    """Return `x` rounded up to a multiple of `mult`, kept within [lower, upper]."""
+    return int(min(upper, max(lower, mult * math.ceil(x / mult - 1e-9))))
+
+
+@dataclass
+class _Option:
+    backbone: str
+    sizes: list[int]
+    epochs: int
+    afford: float  # epochs per size the time allows
+    train_s: float
+    reserve_s: float
+    spi: float
+    batch: int
+    reasons: list[str]
+    tta: int
+    need_s: float
+
+
+def make_plan(
+    n_train: int,
+    image_stats: ImageStats,
+    hardware: Hardware | None = None,
+    budget_s: str | float | None = None,
+    *,
+    weights: str | None = "imagenet",
+    backbone: str | None = None,
+    epochs: int | None = None,
+    sizes: Sequence[int] | int | None = None,
+    batch_size: int | None = None,
+    n_valid: int | None = None,
+    n_test: int = 0,
+    tta: int = 4,
+    seconds_per_image: float | None = None,
+    measured_at: int | None = None,
+    spent_s: float = 0.0,
+) -> Plan:
+    """Return the `Plan` (backbone, sizes, epochs, batch, reserve, reasons) for a budget on this hardware.
+
+    Args:
+        n_train, n_valid, n_test: images trained on, validated on (default n_train / 4) and predicted.
+        image_stats: the images' sizes (`ImageStats.from_table`).
+        hardware: default `Hardware.probe()`.
+        budget_s: seconds or a duration text ("10m"); None: `DEFAULT_BUDGET_S` for the hardware
+            (or, with explicit `epochs`, enough for them).
+        weights: "imagenet", a file, or None / "none" (from scratch: a small ResNet sized to the hardware).
+        backbone, epochs, sizes, batch_size: explicit choices; they always win, the rest is planned around them.
+        tta: the most test-time views prediction may use (time is kept back for them).
+        seconds_per_image: a measured training cost per image (e.g. ``Deadline.seconds_per_image``),
+            at size `measured_at` (default: the size planned); it replaces the cost model's estimate.
+        spent_s: seconds already spent of the budget.
+    """
+    hw = hardware or Hardware.probe()
+    measured = float(seconds_per_image) if seconds_per_image else None
+    kind = hw.kind
+    pretrained = weights is not None and str(weights).lower() not in ("none", "")
+    weights = weights if pretrained else None
+    n_train = max(1, int(n_train))
+    n_valid = int(round(n_train / 4)) if n_valid is None else int(n_valid)
+    views = max(1, int(tta))
+    startup = max(0.0, STARTUP_S[hw.kind] - float(spent_s))  # time before training this session has not yet spent
+    explicit_sizes = None
+    if sizes is not None:
+        explicit_sizes = [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
+        if not explicit_sizes or min(explicit_sizes) < 1:
+            raise PlanError(f"sizes={sizes!r} must be one or more positive input sizes, e.g. 64 or [64, 128].")
+    if epochs is not None and int(epochs) < 1:
+        raise PlanError(f"epochs={epochs!r} must be 1 or more; leave it out to plan the epochs from the budget.")
+    reasons = [f"hardware: {hw.describe()}", f"images: {image_stats.describe()}"]
+    if budget_s is None and epochs is not None:
+        budget, given = None, False
+    elif budget_s is None:
+        budget, given = DEFAULT_BUDGET_S[kind], False
+        reasons.append(f"budget {format_duration(budget)}: the default first baseline on {kind.upper()} "
+                       f"(give --time / time_budget to change it)")
+    else:
+        budget, given = parse_duration(budget_s), True
+        reasons.append(f"budget {format_duration(budget)}: asked" + (f", {format_duration(spent_s)} already spent"
+                                                                   if spent_s else ""))
+
+    def option(name: str, budget: float) -> _Option:
+        default_size, min_size, _has_weights = _entry(name)
+        scratch_family = name.lower() in _SMALL_RESNETS
+        mult = 8 if scratch_family else 32
+        why: list[str] = []
+        if explicit_sizes:
+            ladder = [explicit_sizes]
+            why.append(f"size {' -> '.join(map(str, explicit_sizes))}: asked")
+        else:
+            cap = SIZE_CAP[(pretrained, kind)] if scratch_family or not pretrained else min(
+                SIZE_CAP[(True, kind)], default_size)
+            cap = max(mult, cap // mult * mult)
+            side = image_stats.median_side
+            want = side * (PRETRAINED_UPSCALE if pretrained and side * PRETRAINED_UPSCALE < default_size else 1.0)
+            lower = max(min_size, 32 if pretrained else 8)
+            natural = _round_size(min(want, default_size if pretrained else want), mult, lower, cap)
+            floor = _round_size(min(side, MIN_PHOTO_SIZE), mult, lower, natural)
+            ladder = [[s] for s in range(natural, floor - 1, -mult)] or [[natural]]
+            shape = f"{image_stats.median_height:.0f}x{image_stats.median_width:.0f} (median)"
+            if want > side + 1:
+                why.append(f"size {{size}}: images are {shape}; pretrained features need some resolution, "
+                           f"upscaled {PRETRAINED_UPSCALE:g}x at most")
+            elif side <= natural:
+                why.append(f"size {{size}}: images are {shape}; not upscaled beyond {natural} "
+                           f"(the next multiple of {mult})")
+            else:
+                why.append(f"size {{size}}: images are {shape}; at most {cap} for {name} on {kind.upper()}"
+                           f", never below {floor}")
+        factor = 1.0
+        if measured is not None:
+            at = measured_at or (explicit_sizes or ladder[0])[-1]
+            factor = measured / estimate_seconds_per_image(name, at, hw)
+
+        def costs(sz: list[int]) -> tuple[float, float, float]:
+            """(fixed training seconds, seconds per epoch over all sizes, reserve) with `fit_views` TTA views."""
+            fixed, per_epoch = 0.0, 0.0
+            for s in sz:
+                spi = estimate_seconds_per_image(name, s, hw) * factor
+                fixed += STAGE_S[kind] + decode_seconds(image_stats, n_train + n_valid, hw)
+                if pretrained:  # the frozen stage: features once, then the head
+                    fixed += STAGE_S[kind] + (n_train + n_valid) * spi * PREDICT_SHARE
+                per_epoch += n_train * spi + n_valid * spi * PREDICT_SHARE
+            last = estimate_seconds_per_image(name, sz[-1], hw) * factor * PREDICT_SHARE
+            for v in range(views, 0, -1):  # fewer TTA views when they would eat over RESERVE_SHARE of the budget
+                reserve = (WRITE_S + decode_seconds(image_stats, n_test, hw)
+                           + last * (n_valid * 2 * v + n_test * v))
+                if reserve <= RESERVE_SHARE * (budget - spent_s):
+                    break
+            fit_views[0] = v
+            return fixed, per_epoch, reserve
+
+        fit_views = [views]
+
+        need = epochs or TARGET_EPOCHS[pretrained]
+        chosen = None
+        for sz in ladder:  # the largest size that affords the epochs wanted, else the smallest
+            fixed, per_epoch, reserve = costs(sz)
+            left = (budget - spent_s - startup - reserve) * FILL - fixed if budget else math.inf
+            chosen = (sz, fixed, per_epoch, reserve, left / per_epoch)
+            if chosen[-1] >= need:
+                break
+        sz, fixed, per_epoch, reserve, afford = chosen
+        if not explicit_sizes and sz[0] >= 96 and budget:  # progressive resizing when time allows it
+            half = [_round_size(sz[0] / 2, mult, max(min_size, 32 if pretrained else 8), sz[0]), sz[0]]
+            f2, p2, r2 = costs(half)
+            a2 = ((budget - spent_s - startup - r2) * FILL - f2) / p2
+            if half[0] < half[1] and a2 >= need and epochs is None:
+                why.append(f"progressive sizes {half[0]} -> {half[1]}: time allows {TARGET_EPOCHS[pretrained]}+ "
+                           f"epochs at each (cheap epochs at half size first)")
+                sz, fixed, per_epoch, reserve, afford = half, f2, p2, r2, a2
+        why = [w.replace("{size}", str(sz[-1])) for w in why]
+        if not explicit_sizes and sz[-1] < ladder[0][-1]:
+            why.append(f"size lowered from {ladder[0][-1]} to {sz[-1]}: the larger size would not afford {need} epochs")
+        n_ep = int(epochs) if epochs is not None else int(min(MAX_EPOCHS[pretrained], max(1, math.floor(afford))))
+        spi = estimate_seconds_per_image(name, sz[-1], hw) * factor
+        batch, batch_why = (int(batch_size), f"batch {batch_size}: asked") if batch_size else \
+            batch_size_for(name, sz[-1], hw, n_train)
+        src = "measured" if measured is not None else "cost model"
+        why.append(batch_why)
+        why.append(f"speed: ~{spi * 1e3:.2f} ms per training image at {sz[-1]} px ({src}; "
+                   f"{n_train} train + {n_valid} valid images: ~{format_duration(per_epoch)} an epoch)")
+        costs(sz)  # sets fit_views for the size chosen
+        need_s = spent_s + startup + reserve + (fixed + per_epoch) / FILL  # the budget one epoch needs
+        return _Option(name, sz, n_ep, afford, fixed + n_ep * per_epoch, reserve, spi, batch, why, fit_views[0], need_s)
+
+
+    candidates = [backbone] if backbone else list(CANDIDATES[(pretrained, kind)])
+    if budget is None:  # explicit epochs and no budget: the budget is what they take, with room to spare
+        probe = option(candidates[0], math.inf)
+        budget = max(DEFAULT_BUDGET_S[kind], 1.25 * (startup + probe.train_s + probe.reserve_s))
+        reasons.append(f"budget {format_duration(budget)}: no --time given, so {epochs} epochs (asked) set it")
+    options = []
+    for name in candidates:
+        options.append(option(name, budget))
+        if options[-1].afford >= (epochs or TARGET_EPOCHS[pretrained]):
+            break
+    best = next((o for o in options if o.afford >= (epochs or TARGET_EPOCHS[pretrained])), None)
+    if best is None:  # none affords the target: the first, unless another affords clearly more
+        most = max(options, key=lambda o: o.afford)
+        best = most if most.afford >= 1.5 * options[0].afford else options[0]
+    if epochs is None and best.afford < 1 and not given:  # the default budget must afford one epoch
+        default = budget
+        budget = float(math.ceil(best.need_s / 60) * 60)
+        best = option(best.backbone, budget)
+        reasons[-1] = (f"budget {format_duration(budget)}: the default {format_duration(default)} on {kind.upper()} "
+                       f"does not afford one epoch of {best.backbone} at {best.sizes[-1]} px on {n_train} images "
+                       f"(give --time to set it)")
+    left = budget - spent_s - startup - best.reserve_s
+    if given and spent_s == 0 and (left <= 0 or best.afford < 0):
+        what = (f"starting and predicting {n_test} test images alone take ~{format_duration(startup + best.reserve_s)}"
+                if left <= 0 else f"{best.backbone} at {best.sizes[-1]} px cannot even start training on {n_train} "
+                f"images (caching, {'frozen stage, ' if pretrained else ''}compiling) in what is left")
+        raise PlanError(f"time budget {format_duration(budget)} is too short: {what}; give at least "
+                        f"--time {math.ceil(best.need_s / 60)}m" + (" (or weights none: a from-scratch model is "
+                                                                     "cheaper)" if pretrained else "") + ".")
+    if backbone:
+        reasons.append(f"backbone {best.backbone}: asked")
+    elif pretrained:
+        reasons.append(f"backbone {best.backbone}: pretrained ({weights}); "
+                       + ("the cheapest with ImageNet weights on CPU" if kind == "cpu" else
+                          f"first of {', '.join(candidates)} that affords {TARGET_EPOCHS[True]}+ epochs"))
+    else:
+        reasons.append(f"backbone {best.backbone}: no pretrained weights, so a from-scratch ResNet sized to "
+                       f"{kind.upper()} (tried {', '.join(o.backbone for o in options)})")
+    reasons += best.reasons
+    if epochs is not None:
+        reasons.append(f"epochs {best.epochs}: asked" + (
+            f"; they need ~{format_duration(best.train_s)}, more than the budget leaves "
+            f"(~{format_duration(max(0.0, left))}): the deadline will stop early" if best.afford < best.epochs else ""))
+    elif best.afford < 1:
+        reasons.append(f"epochs 1: one epoch needs more than the budget leaves (~{format_duration(max(0.0, left))}); "
+                       "the deadline stops inside it; give a longer --time for a full epoch")
+    elif best.epochs >= MAX_EPOCHS[pretrained] and best.afford > best.epochs:
+        reasons.append(f"epochs {best.epochs}: the most worth running {'fine-tuning' if pretrained else 'from scratch'}"
+                       f"; the data is small, so the run ends early (~{format_duration(startup + best.train_s + best.reserve_s)})")
+    else:
+        reasons.append(f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
+                       f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
+                       f"(the rest absorbs estimate errors)")
+    reasons.append(f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
+                   f"view{'s' if best.tta != 1 else ''} of {n_test} test and {n_valid} validation images"
+                   + (f" ({views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < views else ""))
+    return Plan(best.backbone, weights if weights is None else str(weights), [int(s) for s in best.sizes],
+                int(best.epochs), 1 if pretrained else 0, int(best.batch), float(budget), float(best.reserve_s),
+                float(best.train_s), float(best.spi), hw.describe(), best.tta, float(spent_s), startup,
+                n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2, given, reasons)
+
+
+def __getattr__(name: str) -> Any:
+    """Return `Deadline` (from kagglekit.deadline, a Keras callback) on first access: ``import kagglekit.plan`` stays Keras-free."""
+    if name == "Deadline":
+        from .deadline import Deadline
+
+        return Deadline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import keras
 
 from .io import atomic_write_text
 from .logs import logger
-from .plan import format_duration, parse_duration
+from .durations import format_duration, parse_duration
 
 _WINDOW = 64  # steps the median step time is taken over
 

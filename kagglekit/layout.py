@@ -1129,3 +1129,12 @@ def sample(table: LabelTable, n: int | None = None, frac: float | None = None, s
         k += 1
     picked = [rng.choice(groups[c], size=quota[c], replace=False) for c in groups if quota[c]]
     return table.take(np.sort(np.concatenate(picked)))
+
+
+def split_arrays(x: np.ndarray, y: np.ndarray, valid: float, seed: int = 0) -> tuple[tuple, tuple]:
+    """Return ((x_train, y_train), (x_valid, y_valid)): `valid` of the rows held out, stratified by y when single-label."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = np.asarray(x), np.asarray(y)
+    xt, xv, yt, yv = train_test_split(x, y, test_size=valid, random_state=seed, stratify=y if y.ndim == 1 else None)
+    return (xt, yt), (xv, yv)

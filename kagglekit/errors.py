@@ -44,6 +44,10 @@ class ConfigError(KaggleKitError, ValueError):
     """An argument has a value that is not supported."""
 
 
+class StateError(KaggleKitError, ValueError):
+    """A saved learner or an interrupted run's state cannot be used as it is."""
+
+
 def list_offenders(items: Sequence[object] | Iterable[object], limit: int = 5) -> str:
     """Return 'a, b, c (and N more; 7 in all)' for the first `limit` offenders."""
     items = list(items)

@@ -1,16 +1,91 @@
-"""Learning-rate schedules for the recipe: one-cycle and SGDR (cosine with warm restarts).
+"""Optimizers with a learning rate per layer group, and the schedules they follow.
 
-Both are ``keras.optimizers.schedules.LearningRateSchedule`` objects driven by
-the optimizer's step counter, so a resumed run (same step) gets the same rate.
+* :class:`GroupAdamW` and :class:`GroupSGD` multiply the rate of each variable by
+  its group's factor (early, late, head: discriminative learning rates);
+  :func:`group_multipliers` gives the factors, :func:`make_optimizer` builds one.
+* :class:`OneCycle` and :func:`sgdr` (cosine with warm restarts) are
+  ``keras.optimizers.schedules.LearningRateSchedule`` objects driven by the
+  optimizer's step counter, so a resumed run (same step) gets the same rate;
+  :func:`make_schedule` picks one by name.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import keras
 from keras import ops
 
-from .errors import ConfigError
+from .. import backbones as bb
+from ..errors import ConfigError
+
+GROUPS = ("early", "late", "head")
+
+
+# ---------------------------------------------------------------- optimizers with per-group LRs
+class _GroupLR:
+    """Mixin: multiply the learning rate of each variable by ``lr_multipliers[variable.path]``.
+
+    Works on every backend because it only changes the rate handed to
+    ``update_step`` (the per-variable update all Keras optimizers share).
+    """
+
+    def __init__(self, *args, lr_multipliers: dict[str, float] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lr_multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
+        self._multiplier_list: list[float] = []
+
+    def build(self, variables):
+        super().build(variables)
+        self._multiplier_list = [self.lr_multipliers.get(v.path, 1.0) for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        mult = self._multiplier_list[self._get_variable_index(variable)] if self._multiplier_list else 1.0
+        if mult != 1.0:
+            learning_rate = ops.multiply(ops.cast(learning_rate, variable.dtype), ops.cast(mult, variable.dtype))
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "lr_multipliers": dict(self.lr_multipliers)}
+
+
+@keras.saving.register_keras_serializable(package="kagglekit")
+class GroupAdamW(_GroupLR, keras.optimizers.AdamW):
+    """AdamW with a learning-rate multiplier per variable (``lr_multipliers``: path -> factor)."""
+
+
+@keras.saving.register_keras_serializable(package="kagglekit")
+class GroupSGD(_GroupLR, keras.optimizers.SGD):
+    """SGD with a learning-rate multiplier per variable (``lr_multipliers``: path -> factor)."""
+
+
+def group_multipliers(model: keras.Model, mults: Sequence[float], backbone: str | None = None) -> dict[str, float]:
+    """Return ``{variable.path: factor}`` giving the groups early, late, head the factors `mults`."""
+    out: dict[str, float] = {}
+    groups = bb.layer_groups(model, backbone)
+    for name, mult in zip(GROUPS, mults):
+        for layer in groups[name]:
+            for v in layer.trainable_weights:
+                out[v.path] = float(mult)
+    return out
+
+
+def make_optimizer(name: str, schedule, mults: dict[str, float], weight_decay: float) -> keras.optimizers.Optimizer:
+    """Return the optimizer `name` ("adamw" or "sgd" with Nesterov momentum) following `schedule`, rates scaled by `mults`."""
+    if name == "adamw":
+        return GroupAdamW(learning_rate=schedule, weight_decay=weight_decay, lr_multipliers=mults)
+    if name == "sgd":
+        return GroupSGD(learning_rate=schedule, momentum=0.9, nesterov=True, lr_multipliers=mults)
+    raise ConfigError(f"optimizer={name!r}: use 'adamw' or 'sgd'.")
+
+
+def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
+    """Return the learning rate `optimizer` uses now (its schedule at the current step), through a loss-scale wrapper."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(ops.convert_to_numpy(inner.learning_rate))
+
+
+# ---------------------------------------------------------------- schedules
 
 
 @keras.saving.register_keras_serializable(package="kagglekit")

@@ -24,7 +24,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -539,7 +539,7 @@ def scan_images(
     workers: int | None = None,
     full: bool = False,
     verbose: bool = True,
-    known_good=None,
+    known_good: Sequence[bool] | Callable[[int, tuple[int, int]], bool] | None = None,
 ) -> ScanReport:
     """Return a ScanReport saying which images are readable; bad files are skipped, never fatal.
 

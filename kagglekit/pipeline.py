@@ -21,15 +21,18 @@ import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, ImageError, list_offenders
+from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image, scan_images
 from .io import CACHE_ENV, default_cache_dir
 from .logs import logger
-from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image, scan_images
 from .table import LabelTable
+
+if TYPE_CHECKING:
+    import keras
 
 try:  # a PyDataset when Keras is importable (it always is for training)
     from keras.callbacks import Callback as _Callback
@@ -451,7 +454,7 @@ def augmentation(
     zoom: float = 0.1,
     contrast: float = 0.1,
     seed: int | None = None,
-):
+) -> keras.Sequential:
     """Return a keras.Sequential of preprocessing layers (flip, rotation, zoom, contrast).
 
     Put it first in the model: the layers run on the accelerator, only in training
@@ -477,7 +480,7 @@ def augmentation(
     return keras.Sequential(layers, name="augmentation")
 
 
-def keras_input(batches):
+def keras_input(batches: keras.utils.PyDataset) -> Any:
     """Return what to hand Keras' ``fit``/``evaluate`` for a PyDataset of batches.
 
     With the jax and torch backends that is `batches` itself. With TensorFlow it is

@@ -52,7 +52,7 @@ class Preprocess(layers.Layer):
 
 
 def small_resnet(
-    input_shape=(None, None, 3),
+    input_shape: tuple = (None, None, 3),
     weights: str | None = None,
     widths: Sequence[int] = (32, 64, 128),
     blocks: int = 1,

@@ -70,7 +70,7 @@ def group_multipliers(model: keras.Model, mults: Sequence[float], backbone: str 
     return out
 
 
-def make_optimizer(name: str, schedule, mults: dict[str, float], weight_decay: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, schedule: "keras.optimizers.schedules.LearningRateSchedule | float", mults: dict[str, float], weight_decay: float) -> keras.optimizers.Optimizer:
     """Return the optimizer `name` ("adamw" or "sgd" with Nesterov momentum) following `schedule`, rates scaled by `mults`."""
     if name == "adamw":
         return GroupAdamW(learning_rate=schedule, weight_decay=weight_decay, lr_multipliers=mults)
@@ -174,7 +174,7 @@ def make_schedule(
     epochs: int,
     cycle_len: float = 1,
     cycle_mult: float = 1,
-):
+) -> keras.optimizers.schedules.LearningRateSchedule | float:
     """Return the learning-rate schedule `name` ("one_cycle", "sgdr" or "constant") for one stage."""
     if name == "one_cycle":
         return OneCycle(lr, max(1, steps_per_epoch * epochs))

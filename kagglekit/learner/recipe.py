@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -156,6 +157,22 @@ class _Stages:
                            metrics=[m.__class__.from_config(m.get_config()) for m in self.metrics])
 
 
+def _announce(message: str) -> None:
+    """Log a stage's header; where no application shows kagglekit's log, show it as Keras shows its progress.
+
+    The header belongs to the training display that `verbose` turns on, so without a
+    handler on the kagglekit logger (``kagglekit.logs.to_stream``, as the command line
+    attaches) it goes through Keras' own channel for progress messages
+    (``keras.utils.io_utils.print_msg``: stdout, or absl logging when interactive
+    logging is off), never twice.
+    """
+    logger.info(message)
+    if not any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+        from keras.src.utils.io_utils import print_msg
+
+        print_msg(message)
+
+
 def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
     """Run stage `index` of the plan from `initial_epoch` (> 0: resumed, optimizer state restored), then draw the curves."""
     stage = s.run.plan[index]
@@ -180,8 +197,8 @@ def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
     if s.verbose:
-        logger.info(f"kagglekit: stage {index + 1}/{len(s.run.plan)} {stage['stage']} at size {stage['size']}, "
-                    f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
+        _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} {stage['stage']} at size {stage['size']}, "
+                  f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
     if train.feed is not None:  # already shuffled per epoch by its seed
         s.model.fit(train.feed, shuffle=False, **fit_kwargs)
     else:
@@ -200,9 +217,9 @@ def _run_head_stage(s: _Stages, index: int, train: _Data, val: _Data | None) -> 
                                               s.weight_decay, s.seed + index)
     if s.verbose:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
-        logger.info(f"kagglekit: stage {index + 1}/{len(s.run.plan)} frozen at size {stage['size']}: head trained "
-                    f"on the backbone's cached features, {head_epochs} epochs, lr {stage['lr']:g} "
-                    f"({time.perf_counter() - t0:.0f} s): {shown}")
+        _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} frozen at size {stage['size']}: head trained "
+                  f"on the backbone's cached features, {head_epochs} epochs, lr {stage['lr']:g} "
+                  f"({time.perf_counter() - t0:.0f} s): {shown}")
     hooks.on_epoch_end(last, logs)
     hooks.on_train_end(logs)
 

@@ -30,7 +30,7 @@ def main() -> None:
     import keras
     from kagglekit import backbones as bb
     from kagglekit import learner as L
-    from kagglekit.schedules import OneCycle
+    from kagglekit.learner import OneCycle
 
     x, y = fashion_mnist("train", args.data)
     xt, yt = x[: args.n], y[: args.n]

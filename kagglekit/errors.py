@@ -56,6 +56,14 @@ class SourceNotFoundError(SourceError, FileNotFoundError):
     """A folder, archive or file named as (part of) a competition source does not exist."""
 
 
+class StateError(KaggleKitError, ValueError):
+    """A saved learner or an interrupted run's state cannot be used as it is."""
+
+
+class PlanError(KaggleKitError, ValueError):
+    """A time budget or a run plan cannot be honoured (bad duration, budget too short)."""
+
+
 def list_offenders(items: Sequence[object] | Iterable[object], limit: int = 5) -> str:
     """Return 'a, b, c (and N more; 7 in all)' for the first `limit` offenders."""
     items = list(items)
@@ -63,7 +71,3 @@ def list_offenders(items: Sequence[object] | Iterable[object], limit: int = 5) -
     if len(items) > limit:
         shown += f" (and {len(items) - limit} more; {len(items)} in all)"
     return shown
-
-
-class PlanError(KaggleKitError, ValueError):
-    """A time budget or a run plan cannot be honoured (bad duration, budget too short)."""

@@ -17,19 +17,22 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, ImageError, list_offenders
-from .io import CACHE_ENV, default_cache_dir
 from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image, scan_images
+from .io import CACHE_ENV, default_cache_dir
+from .logs import logger
 from .table import LabelTable
+
+if TYPE_CHECKING:
+    import keras
 
 try:  # a PyDataset when Keras is importable (it always is for training)
     from keras.callbacks import Callback as _Callback
@@ -273,14 +276,14 @@ class ImageBatches(_Base):
             free = shutil.disk_usage(root).free
         except OSError as exc:
             if auto:
-                print(f"kagglekit: no image cache ({root} is not writable: {exc})", file=sys.stderr)
+                logger.warning("kagglekit: no image cache (%s is not writable: %s)", root, exc)
                 return None
             raise ConfigError(f"cache={str(cache)!r} cannot be used ({exc}); give a writable folder or None.") from None
         if auto and need > 0.5 * free:
-            print(
+            logger.warning(
                 f"kagglekit: no image cache: {n} images at {self.size[0]}x{self.size[1]} need "
                 f"{need / 2**30:.1f} GiB and {root} has {free / 2**30:.1f} GiB free; pass cache=<folder> "
-                f"or set {CACHE_ENV} to a bigger disk.", file=sys.stderr,
+                f"or set {CACHE_ENV} to a bigger disk."
             )
             return None
         return ImageCache(root, paths, self.size, self.fit)
@@ -347,7 +350,7 @@ class ImageBatches(_Base):
                 out[j] = 0
                 with self._lock:
                     self.failures.append((path, str(exc)))
-                print(f"kagglekit: {exc} (served as a black image)", file=sys.stderr)
+                logger.warning("kagglekit: %s (served as a black image)", exc)
                 if cache is not None:
                     cache.write(slot, None, fp)
                 continue
@@ -355,7 +358,7 @@ class ImageBatches(_Base):
                 try:
                     cache.write(slot, out[j], fp)
                 except OSError as exc:  # a full disk must not stop training
-                    print(f"kagglekit: image cache write failed ({exc}); continuing without it", file=sys.stderr)
+                    logger.warning("kagglekit: image cache write failed (%s); continuing without it", exc)
                     self._cache = cache = None
 
     def _submit(self, index: int) -> tuple[np.ndarray, list[Future], np.ndarray]:
@@ -451,7 +454,7 @@ def augmentation(
     zoom: float = 0.1,
     contrast: float = 0.1,
     seed: int | None = None,
-):
+) -> keras.Sequential:
     """Return a keras.Sequential of preprocessing layers (flip, rotation, zoom, contrast).
 
     Put it first in the model: the layers run on the accelerator, only in training
@@ -477,7 +480,7 @@ def augmentation(
     return keras.Sequential(layers, name="augmentation")
 
 
-def keras_input(batches):
+def keras_input(batches: keras.utils.PyDataset) -> Any:
     """Return what to hand Keras' ``fit``/``evaluate`` for a PyDataset of batches.
 
     With the jax and torch backends that is `batches` itself. With TensorFlow it is

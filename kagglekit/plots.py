@@ -1,9 +1,9 @@
-"""PNG plots of predictions: confusion matrix, top losses, threshold against F-beta.
+"""PNG plots: training curves, the learning-rate finder, and predictions (confusion matrix, top losses, threshold against F-beta).
 
 Each function draws with matplotlib's Agg renderer (no display, no pyplot
 state), writes the PNG atomically and returns its path. Inputs are either
 `predict()`'s frame and the labelled table (matched by id) or arrays.
-Training curves are drawn by the learner.
+The learner draws its curves and its learning-rate sweep through the functions here.
 """
 from __future__ import annotations
 
@@ -30,6 +30,45 @@ def _save(fig, path: str | os.PathLike) -> Path:
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png")
     return path
+
+
+def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Return `path` after drawing loss, metric and learning rate per epoch (one row per epoch) to a PNG.
+
+    `history` has the learner's columns: ``epoch``, ``stage_index``, ``lr``, ``loss``
+    and ``accuracy`` or ``binary_accuracy`` (with their ``val_*``). Stage starts are
+    marked by grey lines.
+    """
+    fig = _figure(12, 3.5)
+    axes = fig.subplots(1, 3)
+    x = history["epoch"] + 1
+    for ax, key in zip(axes[:2], ("loss", "accuracy" if "accuracy" in history else "binary_accuracy")):
+        for col in (key, f"val_{key}"):
+            if col in history:
+                ax.plot(x, history[col], marker="o", label=col)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    axes[2].plot(x, history["lr"], marker="o")
+    axes[2].set_yscale("log")
+    axes[2].set_title("learning rate (end of epoch)")
+    for _, row in history.drop_duplicates("stage_index").iterrows():
+        for ax in axes:
+            ax.axvline(row["epoch"] + 0.5, color="grey", lw=0.5)
+    return _save(fig, path)
+
+
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float, path: str | os.PathLike) -> Path:
+    """Return `path` after drawing smoothed loss against learning rate (log scale) with `suggestion` marked."""
+    fig = _figure(6, 4)
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses)
+    ax.axvline(suggestion, color="red", ls="--", label=f"suggestion {suggestion:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    ax.legend()
+    return _save(fig, path)
 
 
 def _targets_probs(y, p, classes):

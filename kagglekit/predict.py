@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, TableError, list_offenders
+from .images import as_size, resize_images
 from .table import LabelTable
 
 _CROPS = ("centre", "top-left", "top-right", "bottom-left", "bottom-right")
@@ -48,24 +49,6 @@ def tta_views(n: int, flip: bool = True) -> list[str]:
     return order[: max(1, n)]
 
 
-def _size_hw(size: object) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    h, w = size  # type: ignore[misc]
-    return int(h), int(w)
-
-
-def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    import keras
-
-    if tuple(x.shape[1:3]) == tuple(hw):
-        return x.astype("float32", copy=False)
-    # antialias only matters when shrinking (crops are enlarged back; inputs may be shrunk)
-    shrink = x.shape[1] > hw[0] or x.shape[2] > hw[1]
-    out = keras.ops.image.resize(x.astype("float32"), hw, interpolation="bilinear", antialias=shrink)
-    return np.asarray(keras.ops.convert_to_numpy(out), dtype="float32")
-
-
 def augment_view(x: np.ndarray, view: str, crop: float = DEFAULT_CROP) -> np.ndarray:
     """Return the batch `x` (n, h, w, 3) seen through one TTA `view`, float32 0..255, same h and w."""
     x = np.asarray(x)
@@ -79,7 +62,7 @@ def augment_view(x: np.ndarray, view: str, crop: float = DEFAULT_CROP) -> np.nda
         ch, cw = max(1, int(round(h * crop))), max(1, int(round(w * crop)))
         top = {"centre": (h - ch) // 2, "top-left": 0, "top-right": 0, "bottom-left": h - ch, "bottom-right": h - ch}[base]
         left = {"centre": (w - cw) // 2, "top-left": 0, "top-right": w - cw, "bottom-left": 0, "bottom-right": w - cw}[base]
-        x = _resize(x[:, top : top + ch, left : left + cw], (h, w))
+        x = resize_images(x[:, top : top + ch, left : left + cw], (h, w), dtype="float32")
     if flip:
         x = x[:, :, ::-1]
     return np.ascontiguousarray(x, dtype="float32")
@@ -129,7 +112,7 @@ def _learner_size(learner: Any, data: object) -> tuple[int, int]:
         if isinstance(data, np.ndarray) and data.ndim == 4:
             return int(data.shape[1]), int(data.shape[2])
         raise ConfigError("The learner has no input size (learner.size is None); set learner.size = (height, width).")
-    return _size_hw(size)
+    return as_size(size)
 
 
 def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] | None, fit: str, cache: object):
@@ -145,7 +128,7 @@ def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] 
         row_ids = [str(i) for i in (ids if ids is not None else range(len(data)))]
         if len(row_ids) != len(data):
             raise ConfigError(f"Got {len(row_ids)} ids for {len(data)} images; give one id per image.")
-        chunks = [(row_ids[i : i + batch_size], _resize(data[i : i + batch_size], size)) for i in range(0, len(data), batch_size)]
+        chunks = [(row_ids[i : i + batch_size], resize_images(data[i : i + batch_size], size, dtype="float32")) for i in range(0, len(data), batch_size)]
         return row_ids, len(chunks), iter(chunks)
     table = getattr(data, "table", None)
     if table is None or not hasattr(data, "__getitem__"):
@@ -162,7 +145,7 @@ def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] 
         for b in range(len(data)):
             item = data[b]
             x = item[0] if isinstance(item, tuple) else item
-            x = _resize(np.asarray(x), size)  # no-op at the served size
+            x = resize_images(x, size, dtype="float32")  # only cast at the served size
             yield row_ids[start : start + len(x)], x
             start += len(x)
         if start != len(row_ids):

@@ -144,3 +144,18 @@ def test_small_resnet_strides_set_each_stages_resolution():
     assert compact.output.shape[1:] == (4, 4, 128) and tiny.output.shape[1:] == (7, 7, 64)
     with pytest.raises(ConfigError, match="one stride per stage"):
         bb.small_resnet((28, 28, 3), widths=(8, 16), strides=(2,))
+
+
+def test_the_registry_lists_backbones_without_importing_keras():
+    """`kagglekit backbones` lists the registry fast: keras is imported only when a model is built."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter(); import kagglekit.backbones as b; text = b.describe(); "
+            "print(len(b.names()), 'keras' in sys.modules, round(time.perf_counter() - t, 2)); "
+            "assert 'resnet50' in text and b.get('vgg16').default_size == 224")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    count, keras_imported, seconds = out.stdout.split()
+    assert int(count) >= len(REQUIRED) and keras_imported == "False", out.stdout
+    assert float(seconds) < 5, out.stdout  # ~1 s; keras alone takes several

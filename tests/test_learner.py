@@ -16,7 +16,7 @@ import pytest
 from kagglekit import LabelTable
 from kagglekit import backbones as bb
 from kagglekit import learner as L
-from kagglekit.schedules import OneCycle, make_schedule, sgdr
+from kagglekit.learner import OneCycle, make_schedule, sgdr
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,13 @@ layer in front (so models take raw 0..255 pixels, uint8 or float, on any
 backend) and a classification head behind (pooling, dropout, a float32 Dense
 with softmax or sigmoid).
 
-Weights are ``"imagenet"`` (the Keras cache, then ``/kaggle/input/**``, then a
-download when online), a local file (``*_notop.h5`` as ``keras.applications``
+Weights are ``"imagenet"`` (the Keras cache, then the notebook input root
+``kagglekit.io.input_root()``, ``/kaggle/input/**``, then a download when online), a local file (``*_notop.h5`` as ``keras.applications``
 ships them, ``*.weights.h5``, ``*.keras``) or ``None``.
+
+The registry (names, sizes, preprocessing modes, weight file names: :func:`names`,
+:func:`get`, :func:`describe`) imports no keras; keras is imported only when a model
+is built or weights are loaded (the Keras half lives in ``kagglekit.backbones.layers``).
 """
 from __future__ import annotations
 
@@ -16,62 +20,28 @@ import dataclasses
 import os
 import socket
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import keras
-from keras import layers, ops
+from ..errors import ConfigError, WeightsError
+from ..io import input_root
+from .preprocessing import PREPROCESS_MODES
 
-from .errors import ConfigError, WeightsError
+if TYPE_CHECKING:  # keras is imported only where a model is built or weights are loaded
+    import keras
 
-#: Where Kaggle mounts attached datasets; searched for standard weight files.
-#: Override with the ``KAGGLEKIT_INPUT`` environment variable or by assigning this.
-INPUT_ROOT: str = os.environ.get("KAGGLEKIT_INPUT", "/kaggle/input")
 #: Seconds a weights download may wait on the network (connect or read) before giving up.
 DOWNLOAD_TIMEOUT: float = 15.0
 
-_MEANS = {
-    "caffe": (103.939, 116.779, 123.68),  # BGR
-    "torch": (0.485 * 255, 0.456 * 255, 0.406 * 255),
-}
-_STDS = {"torch": (0.229 * 255, 0.224 * 255, 0.225 * 255)}
-PREPROCESS_MODES = ("none", "caffe", "tf", "torch", "unit")
+#: Names this package serves lazily from its Keras half (``layers``): importing them imports keras.
+_KERAS_NAMES = ("Preprocess", "small_resnet")
 
 
-@keras.saving.register_keras_serializable(package="kagglekit")
-class Preprocess(layers.Layer):
-    """Turn raw 0..255 pixels (uint8 or float) into what a backbone expects.
+def __getattr__(name: str) -> Any:
+    if name in _KERAS_NAMES:
+        from . import layers
 
-    Modes follow ``keras.applications.imagenet_utils.preprocess_input``:
-    ``caffe`` (RGB->BGR, subtract the ImageNet mean), ``tf`` (scale to -1..1),
-    ``torch`` (0..1 then ImageNet mean/std), ``unit`` (0..1) and ``none``
-    (cast only; EfficientNet and ConvNeXt normalise inside themselves).
-    """
-
-    def __init__(self, mode: str = "none", **kwargs) -> None:
-        super().__init__(**kwargs)
-        if mode not in PREPROCESS_MODES:
-            raise ConfigError(f"Unknown preprocessing mode {mode!r}; use one of {PREPROCESS_MODES}.")
-        self.mode = mode
-
-    def call(self, x):
-        x = ops.cast(x, self.compute_dtype)
-        if self.mode == "caffe":
-            x = ops.flip(x, axis=-1) - ops.convert_to_tensor(_MEANS["caffe"], dtype=self.compute_dtype)
-        elif self.mode == "tf":
-            x = x / 127.5 - 1.0
-        elif self.mode == "torch":
-            mean = ops.convert_to_tensor(_MEANS["torch"], dtype=self.compute_dtype)
-            std = ops.convert_to_tensor(_STDS["torch"], dtype=self.compute_dtype)
-            x = (x - mean) / std
-        elif self.mode == "unit":
-            x = x / 255.0
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "mode": self.mode}
+        return getattr(layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +129,8 @@ def get(name: str | Backbone) -> Backbone:
 # ------------------------------------------------------------------ keras.applications
 def _app(fn_name: str) -> Callable[..., keras.Model]:
     def construct(input_shape, weights=None):
+        import keras
+
         fn = getattr(keras.applications, fn_name)
         return fn(include_top=False, weights=weights, input_shape=input_shape)
 
@@ -186,68 +158,26 @@ register(
 
 
 # ------------------------------------------------------------------ small ResNets from scratch
-def small_resnet(
-    input_shape=(None, None, 3),
-    weights: str | None = None,
-    widths: Sequence[int] = (32, 64, 128),
-    blocks: int = 1,
-    name: str = "resnet_small",
-    strides: Sequence[int] | None = None,
-) -> keras.Model:
-    """Return a pre-activation ResNet for 28-64 px inputs (one stage per width).
+def _small(**options: Any) -> Callable[..., "keras.Model"]:
+    """Return a constructor of :func:`~kagglekit.backbones.layers.small_resnet` with `options` (keras imported when called)."""
+    def construct(input_shape=(None, None, 3), weights=None):
+        from .layers import small_resnet
 
-    `strides` gives each stage's stride (default 1 for the first, 2 for the others).
-    """
-    strides = list(strides) if strides is not None else [1] + [2] * (len(widths) - 1)
-    if len(strides) != len(widths):
-        raise ConfigError(f"strides={strides} needs one stride per stage ({len(widths)} widths).")
-    inputs = keras.Input(input_shape)
-    x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    for s, width in enumerate(widths):
-        for b in range(blocks):
-            pre = f"stage{s + 1}_block{b + 1}_"
-            stride = int(strides[s]) if b == 0 else 1
-            h = layers.BatchNormalization(momentum=0.9, name=pre + "bn1")(x)
-            h = layers.Activation("relu", name=pre + "relu1")(h)
-            if stride != 1 or x.shape[-1] != width:
-                shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False, name=pre + "proj")(h)
-            else:
-                shortcut = x
-            h = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=pre + "conv1")(h)
-            h = layers.BatchNormalization(momentum=0.9, name=pre + "bn2")(h)
-            h = layers.Activation("relu", name=pre + "relu2")(h)
-            h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=pre + "conv2")(h)
-            x = layers.Add(name=pre + "add")([shortcut, h])
-    x = layers.BatchNormalization(momentum=0.9, name="final_bn")(x)
-    x = layers.Activation("relu", name="final_relu")(x)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+        return small_resnet(input_shape, weights, **options)
+
+    construct.__name__ = f"small_resnet({options.get('name', 'resnet_small')})"
+    return construct
 
 
-register("resnet_small", small_resnet, "unit", 32, "stage2_", None, min_size=8)
-register(
-    "resnet_tiny",
-    lambda input_shape=(None, None, 3), weights=None: small_resnet(
-        input_shape, weights, widths=(16, 32, 64), blocks=1, name="resnet_tiny"
-    ),
+register("resnet_small", _small(name="resnet_small"), "unit", 32, "stage2_", None, min_size=8)
+register("resnet_tiny", _small(widths=(16, 32, 64), blocks=1, name="resnet_tiny"), "unit", 32, "stage2_", None,
+         min_size=8)
+register(  # resnet_small's widths at resnet_tiny's cost: the first stage already works at half size
+    "resnet_compact", _small(widths=(32, 64, 128), blocks=1, name="resnet_compact", strides=(2, 2, 2)),
     "unit", 32, "stage2_", None, min_size=8,
 )
-register(
-    "resnet_compact",  # resnet_small's widths at resnet_tiny's cost: the first stage already works at half size
-    lambda input_shape=(None, None, 3), weights=None: small_resnet(
-        input_shape, weights, widths=(32, 64, 128), blocks=1, name="resnet_compact", strides=(2, 2, 2)
-    ),
-    "unit", 32, "stage2_", None, min_size=8,
-)
-register(
-    "wide_resnet",
-    lambda input_shape=(None, None, 3), weights=None: small_resnet(
-        input_shape, weights, widths=(96, 192, 384), blocks=2, name="wide_resnet"
-    ),
-    "unit", 32, "stage2_", None, min_size=8,
-)
+register("wide_resnet", _small(widths=(96, 192, 384), blocks=2, name="wide_resnet"), "unit", 32, "stage2_", None,
+         min_size=8)
 
 
 # ------------------------------------------------------------------ weights
@@ -260,7 +190,7 @@ def keras_cache_dir() -> Path:
 def find_weights_file(filename: str, roots: Sequence[str | os.PathLike] | None = None) -> Path | None:
     """Return the first file called `filename` in the Keras cache or under the input root, or None."""
     if roots is None:
-        roots = [keras_cache_dir(), INPUT_ROOT]
+        roots = [keras_cache_dir(), input_root()]
     for root in roots:
         root = Path(root)
         if (root / filename).is_file():
@@ -275,6 +205,8 @@ def find_weights_file(filename: str, roots: Sequence[str | os.PathLike] | None =
 
 def _copy_backbone_weights(source: keras.Model, target: keras.Model, path: Path) -> None:
     """Copy weights from a saved model (a bare backbone or a kagglekit classifier) into `target`."""
+    import keras
+
     candidates = [source] + [layer for layer in source.layers if isinstance(layer, keras.Model)]
     shapes = [tuple(w.shape) for w in target.weights]
     for cand in candidates:
@@ -320,7 +252,7 @@ def load_backbone(
                 f"ImageNet weights for {entry.name!r} are not cached and could not be downloaded "
                 f"(offline? {type(exc).__name__}: {str(exc)[:200]}). Attach the file {entry.weights_file!r} "
                 "(on Kaggle: Add Data -> a dataset holding the keras.applications weights, e.g. search "
-                f"'keras pretrained models'; it is then found under {INPUT_ROOT} automatically), copy it to "
+                f"'keras pretrained models'; it is then found under {input_root()} automatically), copy it to "
                 f"{keras_cache_dir()}, or pass its path: fine_tune(..., weights='/path/to/{entry.weights_file}')."
             ) from exc
         finally:
@@ -337,7 +269,9 @@ def _load_from_file(entry: Backbone, path: Path, input_shape: tuple) -> keras.Mo
     name = path.name
     try:
         if name.endswith(".keras"):
-            from . import learner  # noqa: F401  (registers kagglekit's custom objects)
+            import keras
+
+            from .layers import Preprocess  # noqa: F401  (registers the layer for loading)
 
             source = keras.saving.load_model(path, compile=False, safe_mode=False)
             model = entry.constructor(input_shape, None)
@@ -379,6 +313,11 @@ def build_model(
     ``predictions`` is float32 (softmax, or sigmoid when `multilabel`) even
     under mixed precision. The backbone is a nested model named as in the registry.
     """
+    import keras
+    from keras import layers
+
+    from .layers import Preprocess
+
     entry = get(backbone)
     if pooling not in ("avg", "max"):
         raise ConfigError(f"pooling={pooling!r} is not supported; use 'avg' or 'max'.")
@@ -400,6 +339,8 @@ def build_model(
 
 def backbone_of(model: keras.Model) -> keras.Model:
     """Return the nested backbone model inside a classifier built by :func:`build_model`."""
+    import keras
+
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if not nested:
         raise ConfigError(f"Model {model.name!r} has no nested backbone; build it with kagglekit.backbones.build_model.")

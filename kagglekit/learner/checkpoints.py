@@ -1,0 +1,162 @@
+"""Checkpoints and resume state of one run: weights and optimizer state per epoch, the best epoch, ``state.json``.
+
+Every epoch the weights, the optimizer state and ``state.json`` are written
+atomically into the run's folder, so a run killed at any moment and started again
+with the same arguments continues from its last completed epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from ..errors import StateError
+from ..io import atomic_open, atomic_write_text
+from ..plots import plot_history
+from .optim import current_lr
+
+
+def save_arrays(path: str | os.PathLike, arrays: Sequence[np.ndarray]) -> Path:
+    """Return `path` after writing `arrays` (in order) to an ``.npz`` file atomically."""
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, *arrays)
+    return Path(path)
+
+
+def load_arrays(path: str | os.PathLike) -> list[np.ndarray]:
+    """Return the arrays written by :func:`save_arrays`, in order."""
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def restore_optimizer(model: keras.Model, path: Path) -> None:
+    """Assign the optimizer state saved in `path` to `model`'s optimizer (built first when needed)."""
+    opt = model.optimizer
+    inner = getattr(opt, "inner_optimizer", opt)
+    if not inner.built:
+        opt.build(model.trainable_variables)
+    values = load_arrays(path)
+    if len(values) != len(opt.variables):
+        raise StateError(
+            f"The optimizer state in {path} has {len(values)} arrays, the new optimizer {len(opt.variables)}; "
+            f"delete the run folder {path.parent} (or pass resume=False) to start over."
+        )
+    for var, value in zip(opt.variables, values):
+        var.assign(value)
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Cheap per-epoch bookkeeping: history row, best/last checkpoints, atomic state file."""
+
+    def __init__(self, run: "_Run", stage_index: int) -> None:
+        super().__init__()
+        self.run, self.stage_index = run, stage_index
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        run = self.run
+        stage = run.plan[self.stage_index]
+        row = {"epoch": len(run.rows), "stage_index": self.stage_index, "stage": stage["stage"],
+               "size": stage["size"], "stage_epoch": epoch,
+               "lr": current_lr(self.model.optimizer), "seconds": round(time.perf_counter() - self._t0, 3)}
+        row.update({k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or np.ndim(v) == 0})
+        run.rows.append(row)
+        run.checkpoint(self.model, self.stage_index, epoch + 1, row)
+
+
+class _Run:
+    """Files of one run in `workdir`: state.json, checkpoints, history.csv, curves.png."""
+
+    def __init__(self, workdir: Path, fingerprint: str, plan: list[dict], monitor: str, mode: str) -> None:
+        self.workdir, self.fingerprint, self.plan = workdir, fingerprint, plan
+        self.monitor, self.mode = monitor, mode
+        self.rows: list[dict] = []
+        self.best: dict | None = None
+        self.state: dict | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / "state.json"
+
+    def load_state(self) -> dict | None:
+        if not self.state_path.is_file():
+            return None
+        state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        if state.get("fingerprint") != self.fingerprint:
+            return None
+        self.rows, self.best, self.state = state["rows"], state.get("best"), state
+        return state
+
+    def _better(self, value: float) -> bool:
+        if self.best is None or not np.isfinite(self.best["value"]):
+            return bool(np.isfinite(value))
+        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+
+    def checkpoint(self, model: keras.Model, stage_index: int, stage_epochs_done: int, row: dict) -> None:
+        """Write weights and optimizer state under new names, then commit them in state.json, then tidy."""
+        n = len(self.rows)
+        weights = f"epoch{n:04d}.weights.npz"
+        save_arrays(self.workdir / weights, model.get_weights())
+        opt_file = f"epoch{n:04d}.optimizer.npz"
+        save_arrays(self.workdir / opt_file, [ops.convert_to_numpy(v) for v in model.optimizer.variables])
+        value = row.get(self.monitor, float("nan"))
+        if self._better(value):
+            best_file = f"best{n:04d}.weights.npz"
+            save_arrays(self.workdir / best_file, model.get_weights())
+            old = self.best["file"] if self.best else None
+            self.best = {"value": value, "epoch": n - 1, "size": row["size"], "file": best_file}
+        else:
+            old = None
+        previous = self.state or {}
+        self.state = {"fingerprint": self.fingerprint, "stage_index": stage_index,
+                      "stage_epochs_done": stage_epochs_done, "weights": weights, "optimizer": opt_file,
+                      "best": self.best, "rows": self.rows, "monitor": self.monitor}
+        atomic_write_text(self.state_path, json.dumps(self.state, default=float))
+        with atomic_open(self.workdir / "history.csv") as fh:
+            pd.DataFrame(self.rows).to_csv(fh, index=False)
+        for stale in (previous.get("weights"), previous.get("optimizer"), old):
+            if stale and stale not in (weights, opt_file, self.best["file"] if self.best else None):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.workdir / stale).unlink()
+
+    def plot(self) -> Path | None:
+        """Return the PNG of loss/metric/lr curves per epoch (None without rows)."""
+        if not self.rows:
+            return None
+        return plot_history(pd.DataFrame(self.rows), self.workdir / "curves.png")
+
+    def resume(self, model: keras.Model) -> tuple[int, int]:
+        """Return (stage index, epochs of it done) to continue from, after loading the saved weights into `model`.
+
+        (0, 0) without a saved state; a finished stage continues at the next one.
+        """
+        if not self.state:
+            return 0, 0
+        model.set_weights(load_arrays(self.workdir / self.state["weights"]))
+        stage, done = self.state["stage_index"], self.state["stage_epochs_done"]
+        if done >= self.plan[stage]["epochs"]:
+            stage, done = stage + 1, 0
+        return stage, done
+
+    def restore_optimizer(self, model: keras.Model) -> None:
+        """Load the saved optimizer state into `model`'s (compiled) optimizer."""
+        restore_optimizer(model, self.workdir / self.state["optimizer"])
+
+    def restore_best(self, model: keras.Model) -> dict | None:
+        """Return the best epoch's record after loading its weights into `model` (None when there is none on disk)."""
+        if self.best is None or not (self.workdir / self.best["file"]).is_file():
+            return None
+        model.set_weights(load_arrays(self.workdir / self.best["file"]))
+        return self.best

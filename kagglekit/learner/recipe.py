@@ -1,0 +1,360 @@
+"""The fine-tuning recipe: frozen head, then per-group learning rates, at each size; resume; multi-device.
+
+``fine_tune(table, backbone="resnet50", sizes=[128, 224], weights="imagenet")``
+returns a :class:`~kagglekit.learner.model.Learner`. It plans the stages, then runs
+each. For each size in `sizes` the plan holds
+
+1. stage ``frozen``: the backbone frozen (BatchNorm in inference mode), the
+   head trained for `freeze_epochs` (skipped when `weights` is None: a random
+   backbone is not worth freezing);
+2. stage ``unfrozen``: everything trained for `epochs`, with discriminative
+   learning rates ``lr * lr_mult`` for the groups early, late, head
+   (``(1/9, 1/3, 1)`` by default; all 1 when training from scratch).
+
+Each stage follows a schedule (one-cycle by default, or SGDR). Every epoch the
+weights, the optimizer state and ``state.json`` are written atomically into
+`workdir` (see :mod:`.checkpoints`), so a run killed at any moment and started
+again with the same arguments continues from its last completed epoch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+
+from .. import backbones as bb
+from ..errors import ConfigError
+from ..logs import logger
+from ..table import LabelTable
+from .checkpoints import _Recorder, _Run
+from .data import _Data, default_augmentation, describe_data, validation
+from .devices import _Strategy, precision_policy
+from .head import _can_fit_head_on_features, _fit_head_on_features
+from .model import Learner
+from .optim import group_multipliers, make_optimizer, make_schedule
+
+
+# ---------------------------------------------------------------- planning
+def plan_stages(sizes: Sequence, pretrained: bool, freeze_epochs: int, epochs: int, lr: float,
+                lr_mult: Sequence[float]) -> list[dict]:
+    """Return the stages to run, in order: per size a ``frozen`` (pretrained only) and an ``unfrozen`` stage.
+
+    Each stage is ``{"stage", "size", "epochs", "lr", "mult"}``; `mult` holds the
+    learning-rate factors of the groups early, late, head.
+    """
+    plan = []
+    for size in sizes:
+        if pretrained and freeze_epochs > 0:
+            plan.append({"stage": "frozen", "size": size, "epochs": int(freeze_epochs), "lr": lr,
+                         "mult": [0.0, 0.0, 1.0]})
+        if epochs > 0:
+            plan.append({"stage": "unfrozen", "size": size, "epochs": int(epochs), "lr": lr,
+                         "mult": list(lr_mult) if pretrained else [1.0, 1.0, 1.0]})
+    if not plan:
+        raise ConfigError("Nothing to train: give epochs >= 1 (or freeze_epochs >= 1 with pretrained weights).")
+    return plan
+
+
+def _sizes(sizes: Sequence[int] | int | None, entry: bb.Backbone, data: Any) -> list:
+    """Return the sizes as a list: the backbone's default for a table, the arrays' own size (None) for arrays."""
+    if sizes is None:
+        sizes = [entry.default_size] if isinstance(data, LabelTable) else [None]
+    elif np.isscalar(sizes):
+        sizes = [sizes]
+    return [s if s is None or np.isscalar(s) else tuple(s) for s in sizes]
+
+
+def loss_and_metrics(multilabel: bool, label_smoothing: float) -> tuple[keras.losses.Loss, list, str]:
+    """Return (loss, metrics, target kind for the data: "int", "onehot" or "multihot") for the task."""
+    if multilabel:
+        return (keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
+                [keras.metrics.BinaryAccuracy(name="binary_accuracy")], "multihot")
+    if label_smoothing:
+        return (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                [keras.metrics.CategoricalAccuracy(name="accuracy")], "onehot")
+    return (keras.losses.SparseCategoricalCrossentropy(),
+            [keras.metrics.SparseCategoricalAccuracy(name="accuracy")], "int")
+
+
+def class_weights(class_weight: str | dict | None, classes: Sequence[str], multilabel: bool,
+                  train: Any) -> dict[int, float] | None:
+    """Return Keras' ``{class index: weight}`` for `class_weight` ("balanced", a dict by name or index, or None).
+
+    "balanced" is scikit-learn's ``compute_class_weight``: ``n / (n_classes * count)``
+    over the classes present in `train`; classes absent from it weigh 1.
+    """
+    if class_weight is None:
+        return None
+    if multilabel:
+        raise ConfigError("class_weight is not supported for multi-label tables; leave it None.")
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ConfigError(f"class_weight={class_weight!r}: use 'balanced', a dict or None.")
+        from sklearn.utils.class_weight import compute_class_weight
+
+        y = train.targets("int") if isinstance(train, LabelTable) else np.asarray(train[1])
+        present = np.unique(y)
+        weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=y)))
+        return {i: float(weights.get(i, 1.0)) for i in range(len(classes))}
+    index = {c: i for i, c in enumerate(classes)}
+    return {index.get(str(k), k): float(v) for k, v in class_weight.items()}
+
+
+# ---------------------------------------------------------------- running the stages
+@dataclasses.dataclass
+class _Stages:
+    """What every stage of one :func:`fine_tune` call shares: the model, the run's files, data and settings."""
+
+    model: keras.Model
+    run: _Run
+    backbone: str
+    train: Any
+    valid: Any
+    n_classes: int
+    target_kind: str
+    loss: keras.losses.Loss
+    metrics: list
+    class_weight: dict | None
+    batch: int
+    replicas: int
+    optimizer: str
+    schedule: str
+    cycle_len: float
+    cycle_mult: float
+    weight_decay: float
+    seed: int
+    fit: str
+    verbose: int | str
+    callbacks: Sequence[keras.callbacks.Callback]
+    head_on_features: bool
+
+    def data(self, index: int) -> tuple[_Data, _Data | None]:
+        """Return (training, validation) data at stage `index`'s size."""
+        size = self.run.plan[index]["size"]
+        train = _Data(self.train, size, self.batch, True, self.seed + index, self.target_kind, self.replicas,
+                      self.fit, self.n_classes)
+        val = _Data(self.valid, size, self.batch, False, self.seed, self.target_kind, self.replicas, self.fit,
+                    self.n_classes) if self.valid is not None else None
+        return train, val
+
+    def compile(self, index: int, steps_per_epoch: int) -> None:
+        """Freeze or thaw the backbone for stage `index`, then compile with its per-group rates and schedule."""
+        stage = self.run.plan[index]
+        bb.backbone_of(self.model).trainable = stage["stage"] != "frozen"
+        mults = group_multipliers(self.model, stage["mult"], self.backbone)
+        sched = make_schedule(self.schedule, stage["lr"], steps_per_epoch, stage["epochs"], self.cycle_len,
+                              self.cycle_mult)
+        self.model.compile(optimizer=make_optimizer(self.optimizer, sched, mults, self.weight_decay), loss=self.loss,
+                           metrics=[m.__class__.from_config(m.get_config()) for m in self.metrics])
+
+
+def _announce(message: str) -> None:
+    """Log a stage's header; where no application shows kagglekit's log, show it as Keras shows its progress.
+
+    The header belongs to the training display that `verbose` turns on, so without a
+    handler on the kagglekit logger (``kagglekit.logs.to_stream``, as the command line
+    attaches) it goes through Keras' own channel for progress messages
+    (``keras.utils.io_utils.print_msg``: stdout, or absl logging when interactive
+    logging is off), never twice.
+    """
+    logger.info(message)
+    if not any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+        from keras.src.utils.io_utils import print_msg
+
+        print_msg(message)
+
+
+def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
+    """Run stage `index` of the plan from `initial_epoch` (> 0: resumed, optimizer state restored), then draw the curves."""
+    stage = s.run.plan[index]
+    train, val = s.data(index)
+    s.compile(index, train.steps)
+    if initial_epoch > 0:
+        s.run.restore_optimizer(s.model)
+    if (s.head_on_features and stage["stage"] == "frozen" and initial_epoch == 0
+            and _can_fit_head_on_features(s.model, train.steps * s.batch, s.replicas)):
+        _run_head_stage(s, index, train, val)
+    else:
+        _fit_stage(s, index, train, val, initial_epoch)
+    s.run.plot()
+
+
+def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_epoch: int) -> None:
+    """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoint per epoch)."""
+    stage = s.run.plan[index]
+    fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
+                      class_weight=s.class_weight,
+                      callbacks=[*train.callbacks, _Recorder(s.run, index), *s.callbacks])
+    if val is not None:
+        fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
+    if s.verbose:
+        _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} {stage['stage']} at size {stage['size']}, "
+                  f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
+    if train.feed is not None:  # already shuffled per epoch by its seed
+        s.model.fit(train.feed, shuffle=False, **fit_kwargs)
+    else:
+        s.model.fit(train.x, train.y, batch_size=s.batch, shuffle=True, **fit_kwargs)
+
+
+def _run_head_stage(s: _Stages, index: int, train: _Data, val: _Data | None) -> None:
+    """Train the head on the frozen backbone's cached features; the stage counts as its epochs: one row, one checkpoint."""
+    stage = s.run.plan[index]
+    t0 = time.perf_counter()
+    hooks = keras.callbacks.CallbackList([_Recorder(s.run, index), *s.callbacks], model=s.model)
+    last = stage["epochs"] - 1
+    hooks.on_train_begin()
+    hooks.on_epoch_begin(last)
+    logs, head_epochs = _fit_head_on_features(s.model, train, val, stage, s.loss, s.metrics, s.class_weight,
+                                              s.weight_decay, s.seed + index)
+    if s.verbose:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
+        _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} frozen at size {stage['size']}: head trained "
+                  f"on the backbone's cached features, {head_epochs} epochs, lr {stage['lr']:g} "
+                  f"({time.perf_counter() - t0:.0f} s): {shown}")
+    hooks.on_epoch_end(last, logs)
+    hooks.on_train_end(logs)
+
+
+def _build(entry: bb.Backbone, n_classes: int, multilabel: bool, weights: Any, dropout: float,
+           augment: keras.layers.Layer | None, policy: str | None) -> keras.Model:
+    """Return the classifier built under the dtype `policy` (the global policy is put back afterwards)."""
+    previous_policy = keras.config.dtype_policy()
+    try:
+        if policy:
+            keras.config.set_dtype_policy(policy)
+        return bb.build_model(entry, n_classes, multilabel, weights, dropout=dropout, augment=augment)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+# ---------------------------------------------------------------- the recipe
+def fine_tune(
+    data: LabelTable | tuple,
+    backbone: str = "resnet50",
+    sizes: Sequence[int] | int | None = None,
+    weights: str | os.PathLike | None = "imagenet",
+    valid: float | LabelTable | tuple | None = 0.2,
+    epochs: int = 3,
+    freeze_epochs: int = 1,
+    lr: float = 1e-3,
+    lr_mult: Sequence[float] = (1 / 9, 1 / 3, 1.0),
+    batch_size: int = 32,
+    schedule: str = "one_cycle",
+    cycle_len: float = 1,
+    cycle_mult: float = 1,
+    optimizer: str = "adamw",
+    weight_decay: float = 1e-4,
+    label_smoothing: float = 0.0,
+    class_weight: str | dict | None = None,
+    dropout: float = 0.25,
+    augment: bool | keras.layers.Layer = True,
+    mixed_precision: str | bool = "auto",
+    distribute: bool | str = "auto",
+    workdir: str | os.PathLike | None = None,
+    resume: bool = True,
+    restore_best: bool = True,
+    monitor: str | None = None,
+    seed: int = 0,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    fit: str = "squash",
+    head_on_features: bool = True,
+) -> Learner:
+    """Return a :class:`Learner` fine-tuned on `data` with the frozen/unfrozen recipe at each size.
+
+    Args:
+        data: a ``LabelTable`` (normal case) or in-memory ``(x, y)``: x uint8/float
+            (n, h, w, 3) pixels 0..255, y int labels (n,) or multi-hot (n, k).
+        backbone: a registry name (``kagglekit.backbones.names()``).
+        sizes: input sizes, one pass of the stages per size (progressive
+            resizing, weights carried over); default the backbone's size
+            (or the arrays' own size).
+        weights: "imagenet", a weights file (``*_notop.h5``, ``*.weights.h5``,
+            ``*.keras``) or None (from scratch: no frozen stage, equal LRs).
+        valid: a fraction held out (by ``kagglekit.layout.split`` / ``split_arrays``:
+            stratified), a table / (x, y), or None.
+        epochs, freeze_epochs: epochs of the unfrozen and frozen stage per size.
+        lr, lr_mult: peak learning rate and the factors for early, late, head.
+        schedule: "one_cycle", "sgdr" (with `cycle_len`, `cycle_mult` in epochs) or "constant".
+        class_weight: "balanced" (scikit-learn's rule), ``{class: weight}`` or None.
+        mixed_precision: "auto" (on when a GPU is present), True, False, or a policy name.
+        distribute: "auto" (data-parallel over 2+ GPUs), True (all devices, CPU included), False.
+        workdir: where checkpoints, state.json, history.csv and curves.png go;
+            default ``kagglekit-runs/<backbone>-<fingerprint of the arguments>``.
+        resume: continue an interrupted run found in `workdir` with the same arguments.
+        restore_best: end with the weights of the best epoch by `monitor`
+            (default ``val_accuracy``, or ``val_loss`` when multi-label or no ``val_*``).
+        callbacks: extra Keras callbacks, run after kagglekit's own.
+        head_on_features: in a frozen stage, compute the frozen backbone's features
+            once and train the head on them for at least HEAD_STEPS steps (fast, and
+            the head is trained before the backbone thaws, also on small data); the
+            frozen stage then sees unaugmented images. False: fit the whole model
+            for `freeze_epochs` epochs (also used with several devices, or when the
+            features would not fit in HEAD_FEATURE_BYTES).
+    """
+    # 1. plan: the data, the stages, the run's identity
+    classes, multilabel, n_rows, data_digest = describe_data(data)
+    entry = bb.get(backbone)
+    sizes = _sizes(sizes, entry, data)
+    plan = plan_stages(sizes, weights is not None, freeze_epochs, epochs, lr, lr_mult)
+    train_src, valid_src = validation(data, valid, classes, seed)
+    if monitor is None:
+        monitor = ("val_loss" if multilabel else "val_accuracy") if valid_src is not None else "loss"
+    loss, metrics, target_kind = loss_and_metrics(multilabel, label_smoothing)
+    cw = class_weights(class_weight, classes, multilabel, train_src)
+    args = {"backbone": entry.name, "sizes": [list(s) if isinstance(s, tuple) else s for s in sizes],
+            "weights": str(weights), "valid": valid if isinstance(valid, float) else type(valid).__name__,
+            "epochs": epochs, "freeze_epochs": freeze_epochs, "lr": lr, "lr_mult": list(lr_mult),
+            "batch_size": batch_size, "schedule": schedule, "cycle_len": cycle_len, "cycle_mult": cycle_mult,
+            "optimizer": optimizer, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
+            "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "seed": seed,
+            "head_on_features": bool(head_on_features),
+            "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
+    fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    workdir = Path(workdir) if workdir is not None else Path("kagglekit-runs") / f"{entry.name}-{fingerprint}"
+    run = _Run(workdir, fingerprint, plan, monitor, "min" if "loss" in monitor else "max")
+    if resume:
+        run.load_state()
+
+    # 2. devices, precision, the model (weights from the checkpoint when resuming)
+    strategy = _Strategy(distribute)
+    policy = precision_policy(mixed_precision)
+    keras.utils.set_random_seed(seed)
+    augment_layer = default_augmentation() if augment is True else (augment or None)
+    settings = {"backbone": entry.name, "weights": str(weights), "sizes": args["sizes"],
+                "preprocess": entry.preprocess, "policy": policy, "workdir": str(workdir),
+                "recipe": args, "fingerprint": fingerprint, "distribution": strategy.kind}
+    batch = batch_size
+    if strategy.replicas > 1 and batch % strategy.replicas:
+        batch = (batch // strategy.replicas + 1) * strategy.replicas
+    with strategy.scope():
+        # On resume the checkpoint overwrites all weights: skip fetching pretrained ones.
+        model = _build(entry, len(classes), multilabel, None if run.state else weights, dropout, augment_layer, policy)
+        start_stage, start_epoch = run.resume(model)
+
+        # 3. run each stage
+        stages = _Stages(model, run, entry.name, train_src, valid_src, len(classes), target_kind, loss, metrics, cw,
+                         batch, strategy.replicas, optimizer, schedule, cycle_len, cycle_mult, weight_decay, seed,
+                         fit, verbose, callbacks, head_on_features)
+        for index in range(start_stage, len(plan)):
+            _run_stage(stages, index, start_epoch if index == start_stage else 0)
+
+        # 4. end on the best epoch
+        final_size = plan[-1]["size"]
+        best = run.restore_best(model) if restore_best else None
+        if best is not None:
+            final_size = best["size"]
+            settings["best"] = best
+    bb.backbone_of(model).trainable = True
+    if final_size is None and not isinstance(data, LabelTable):
+        final_size = tuple(np.asarray(data[0]).shape[1:3])
+    return Learner(model, classes, multilabel, final_size, settings, pd.DataFrame(run.rows))

@@ -394,7 +394,7 @@ def detect(
     layout = Layout(directory, kind, train, test_reader, valid, tuple(notes), tuple(rec.facts), tuple(rec.ambiguities))
     layout._tables.update(train=train_table, test=test_table)
     for line in layout.summary():
-        logger.info(line)
+        logger.debug(line)
     return layout
 
 

@@ -289,7 +289,7 @@ def read_format(
     ids = frame.iloc[:, 0].astype(str).tolist()
     values = frame.iloc[:, 1].fillna("").astype(str).tolist() if len(columns) == 2 else []
     classes = [str(c) for c in classes] if classes is not None else None
-    out = metric_out = None
+    metric_out = None
     if metric is not None:
         from . import metrics
 

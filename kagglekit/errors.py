@@ -71,3 +71,7 @@ def list_offenders(items: Sequence[object] | Iterable[object], limit: int = 5) -
     if len(items) > limit:
         shown += f" (and {len(items) - limit} more; {len(items)} in all)"
     return shown
+
+
+class PositiveClassError(SubmissionError):
+    """A single probability column must hold P(positive class), and which class is positive is not known."""

@@ -260,9 +260,8 @@ def choose_tta(
     for n in range(1, len(views) + 1):
         frame = _frame(learner, ids, probs[:n].mean(axis=0), settings)
         y, p = align(frame, valid)
-        if m.tunes == "clip" and p.shape[1] == 2 and not valid.multilabel:
-            p = p[:, 1]
-        scores[n] = metrics.tune(y, p, m, multilabel=valid.multilabel)["valid_score"]
+        p = _binary_view(p, m, valid.multilabel)
+        scores[n] = metrics.tune(y, p, m, multilabel=valid.multilabel, classes=list(learner.classes))["valid_score"]
     pick = max if m.greater_is_better else min
     best_score = pick(scores.values())
     best = min(n for n, v in scores.items() if v == best_score)
@@ -320,7 +319,7 @@ def align(predictions: pd.DataFrame, table: LabelTable) -> tuple[np.ndarray, np.
 
 
 def score(predictions: pd.DataFrame, table: LabelTable, metric: str = "accuracy", settings: Mapping | None = None) -> float:
-    """Return `metric` ("accuracy", "logloss", "f2", ...) of predictions against a labelled table, matched by id.
+    """Return `metric` ("accuracy", "logloss", "f2", "auc", "qwk", "map@5", ...) of predictions against a labelled table, matched by id.
 
     `settings` (default: the predictions' own) applies the tuned clip or thresholds.
     """
@@ -329,9 +328,18 @@ def score(predictions: pd.DataFrame, table: LabelTable, metric: str = "accuracy"
     y, p = align(predictions, table)
     if settings is None:
         settings = predictions.attrs.get("settings", {})
-    if metrics.get_metric(metric).tunes == "clip" and p.shape[1] == 2 and not table.multilabel:
-        p = p[:, 1]  # binary log loss on P(second class), as Kaggle scores it
-    return metrics.score(y, p, metric, settings)
+    return metrics.score(y, _binary_view(p, metrics.get_metric(metric), table.multilabel), metric, settings)
+
+
+def _binary_view(p: np.ndarray, metric: Any, multilabel: bool) -> np.ndarray:
+    """Return P(second class) (n,) for a two-class single-label problem scored on probabilities (log loss, AUC), else `p`.
+
+    Both metrics are symmetric in the classes, so the validation score does not
+    depend on which class is positive; the submission writes P(positive).
+    """
+    if metric.output == "probability" and p.ndim == 2 and p.shape[1] == 2 and not multilabel:
+        return p[:, 1]
+    return p
 
 
 def tune_settings(
@@ -340,6 +348,7 @@ def tune_settings(
     metric: str,
     table: LabelTable | None = None,
     per_class: bool = True,
+    new_class: str | None = None,
     **predict_kwargs: Any,
 ) -> dict:
     """Return `learner.settings` after tuning post-processing for `metric` on validation (and storing it there).
@@ -347,7 +356,10 @@ def tune_settings(
     `valid` is a labelled validation table (predicted here, with `predict_kwargs`
     such as tta) or validation predictions already made, with their `table`.
     Log loss tunes the clip; F-beta tunes (per-class) thresholds with the
-    at-least-one-label fallback; the TTA used is recorded (`tta`, `tta_flip`,
+    at-least-one-label fallback; quadratic weighted kappa tunes cut-points on the
+    expected grade; MAP@k tunes the threshold that inserts the "new" class
+    (`new_class`, else a class named new_<x>); AUC and accuracy tune nothing
+    (see `kagglekit.metrics.tune`); the TTA used is recorded (`tta`, `tta_flip`,
     `tta_crop`) so test predictions repeat it. `tta="auto"` first picks the
     number of views with `choose_tta` (up to `max_tta`, default 4).
     """
@@ -365,9 +377,9 @@ def tune_settings(
         predict_kwargs.pop("max_tta", None)
         predictions = predict(learner, valid, **predict_kwargs)
     y, p = align(predictions, table)
-    if metrics.get_metric(metric).tunes == "clip" and p.shape[1] == 2 and not table.multilabel:
-        p = p[:, 1]
-    tuned = metrics.tune(y, p, metric, multilabel=table.multilabel, per_class=per_class)
+    p = _binary_view(p, metrics.get_metric(metric), table.multilabel)
+    classes = [c for c in predictions.columns if c != "id"]
+    tuned = metrics.tune(y, p, metric, multilabel=table.multilabel, per_class=per_class, classes=classes, new_class=new_class)
     if learner.settings is None:
         learner.settings = {}
     learner.settings.update(tuned)

@@ -7,12 +7,29 @@ shapes:
 ========== ============================== =====================================
 kind       sample looks like              written
 ========== ============================== =====================================
-label      ``id,label`` / ``3``           the most probable class name
+label      ``id,label`` / ``3``           the most probable class name (QWK: the
+                                          grade cut from the expected grade)
 label_id   ``id,label`` / ``0`` or ``1``  its index in the classes (names not numbers)
 probability``id,label`` / ``0.5``         P(positive class), clipped by settings
-per_class  ``id,cat,dog,...``             one probability column per class
+per_class  ``id,cat,dog,...``             one probability column per class, in
+                                          the sample's column order
 labels     ``image_id,label_id`` / ``1 2``space-separated labels (thresholds, fallback)
+ranked     ``Image,Id`` / ``new_whale w_1 top-k guesses, best first, the "new" class
+           w_2 w_3 w_4`` (one label per   inserted by its tuned threshold (MAP@k)
+           image)
 ========== ============================== =====================================
+
+What the sample cannot settle is inferred, stated with its reason in
+`SubmissionFormat.notes` (and logged), and overridable: a binary sample holding
+one constant in every row (Histopathologic's ``0``, Aerial Cactus's ``0.5``) is a
+placeholder, so a probability column is written unless the metric scores labels
+(``--metric accuracy``); the metric (`infer_metric`, an explicit metric always
+wins) settles the rest: probability metrics (log loss, AUC) never get hard labels.
+A single probability column holds P(positive): the class given as ``positive=``,
+else one the data name (a column named after a class or ``has_<x>``, 0/1 or
+yes/no classes: `kagglekit.layout.infer.positive_class`), else ``dog`` for cat/dog
+classes (Dogs vs. Cats scores P(dog)), else writing refuses (`PositiveClassError`,
+naming ``--positive``).
 
 `write_submission` checks the frame with `validate_submission` and only then
 writes it, atomically (zipped when large); `validate_submission` checks a file
@@ -32,12 +49,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import SubmissionError, list_offenders
+from .errors import ConfigError, PositiveClassError, SubmissionError, list_offenders
 from .io import atomic_open, data_root, is_slug, notebook_input
+from .logs import logger
 
-KINDS = ("label", "label_id", "probability", "per_class", "labels")
+KINDS = ("label", "label_id", "probability", "per_class", "labels", "ranked")
 ZIP_OVER_BYTES = 50 * 1024 * 1024
-_POSITIVE_NAMES = ("dog", "dogs", "1", "true", "yes", "positive", "pos", "malignant", "fake", "ship", "iceberg")
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|tiff?|bmp|gif|webp)$", re.IGNORECASE)
 SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
 
@@ -65,7 +82,7 @@ def find_sample_submission(where: str | os.PathLike) -> Path | None:
 
 @dataclass
 class SubmissionFormat:
-    """What a competition's sample submission says: columns, ids in order, and the kind of values."""
+    """What a competition's sample submission says: columns, ids in order, the kind of values, and what was inferred (with reasons)."""
 
     columns: list[str]
     ids: list[str]
@@ -74,6 +91,9 @@ class SubmissionFormat:
     positive: str | None = None
     source: str = "sample_submission.csv"
     sample_values: list[str] = field(default_factory=list, repr=False)
+    k: int | None = None  # guesses per row ("ranked")
+    positive_reason: str = ""
+    notes: list[str] = field(default_factory=list)  # each inference and its reason, as a user reads it
 
     @property
     def id_column(self) -> str:
@@ -84,15 +104,84 @@ class SubmissionFormat:
         return self.columns[1:]
 
 
-# The metric a submission format usually stands for: probabilities are scored by log
-# loss, one label per row by accuracy, space-separated labels by F2 (iMaterialist).
-METRIC_FOR_KIND = {"probability": "logloss", "per_class": "logloss", "label": "accuracy",
-                   "label_id": "accuracy", "labels": "f2"}
+class MetricChoice(str):
+    """A metric name (it is the str) that also says why: `reason`, and `inferred` (False when given explicitly)."""
+
+    reason: str
+    inferred: bool
+
+    def __new__(cls, name: str, reason: str = "", inferred: bool = True) -> "MetricChoice":
+        obj = super().__new__(cls, name)
+        obj.reason, obj.inferred = reason, inferred
+        return obj
+
+    def describe(self) -> str:
+        """Return one line for a user: the metric, inferred or given, and why."""
+        how = "inferred" if self.inferred else "given"
+        return f"metric: {self} ({how}: {self.reason})"
 
 
-def infer_metric(like: str | os.PathLike | pd.DataFrame, classes: Sequence[str] | None = None) -> str:
-    """Return the metric name ("logloss", "accuracy" or "f2") that the sample submission's shape suggests."""
-    return METRIC_FOR_KIND[read_format(like, classes=classes).kind]
+def _binary_pair(classes: Sequence[str] | None) -> bool:
+    """Return True for two classes that mean no/yes (0/1, false/true, no/yes): a detection question."""
+    if classes is None or len(classes) != 2:
+        return False
+    return {str(c).lower() for c in classes} in ({"0", "1"}, {"false", "true"}, {"no", "yes"}, {"n", "y"}, {"-1", "1"})
+
+
+def _consecutive_ints(classes: Sequence[str] | None) -> bool:
+    try:
+        values = [int(str(c)) for c in classes or []]
+    except ValueError:
+        return False
+    return len(values) >= 3 and values == list(range(values[0], values[0] + len(values)))
+
+
+def infer_metric(
+    like: str | os.PathLike | pd.DataFrame | SubmissionFormat,
+    classes: Sequence[str] | None = None,
+    multilabel: bool | None = None,
+    metric: str | None = None,
+) -> MetricChoice:
+    """Return the metric (a `MetricChoice`: a str with `.reason`) the sample submission's shape suggests; an explicit `metric` always wins.
+
+    Rules (each reason names ``--metric`` as the override): ranked guesses ->
+    map@k; space-separated label sets -> f2 (samples); probability columns per
+    class -> logloss; one probability column -> auc when the classes are a
+    no/yes pair (0/1) and the sample holds one constant (a placeholder:
+    Histopathologic, Aerial Cactus), else logloss (Dogs vs. Cats); one label per
+    row -> accuracy (micro-F1 equals it; ordinal grades need qwk).
+    """
+    from . import metrics
+
+    if metric is not None:
+        m = metrics.get_metric(metric)
+        given = f" (as {metric!r})" if str(metric) != m.name else ""
+        return MetricChoice(m.name, f"set by --metric{given}", inferred=False)
+    fmt = read_format(like, classes=classes, multilabel=multilabel)
+    classes = fmt.classes
+    override = "; another metric: --metric NAME"
+    constant = len(set(fmt.sample_values)) == 1 and fmt.sample_values != [""]
+    if fmt.kind == "ranked":
+        return MetricChoice(f"map@{fmt.k}", f"{fmt.source} lists {fmt.k} space-separated guesses per row for a single-label "
+                                            f"problem: mean average precision at {fmt.k} (Humpback Whale){override}")
+    if fmt.kind == "labels":
+        return MetricChoice("f2", f"{fmt.source} holds space-separated labels: F2 averaged over samples (Planet); "
+                                  "micro-F1 competitions (iMaterialist 2018) need --metric f1_micro")
+    if fmt.kind == "per_class":
+        return MetricChoice("logloss", f"{fmt.source} holds one probability column per class: multi-class log loss "
+                                       "(State Farm); column-wise ROC AUC competitions (Plant Pathology 2020) need --metric auc")
+    if fmt.kind == "probability":
+        question = _binary_pair(classes) or (classes is None and re.match(r"^(has|is)_", fmt.columns[1], re.I) is not None)
+        if question and constant:
+            return MetricChoice("auc", f"the classes are a yes/no question and {fmt.source} holds {fmt.sample_values[0]!r} in "
+                                       "every row, a placeholder: probabilities ranked by ROC AUC (Histopathologic, Aerial "
+                                       "Cactus); log-loss competitions (Statoil Iceberg) need --metric logloss, label ones "
+                                       "--metric accuracy")
+        return MetricChoice("logloss", f"{fmt.source} holds a probability per row: log loss of P({fmt.positive or 'positive'}) "
+                                       "(Dogs vs. Cats); ROC AUC competitions need --metric auc")
+    hint = "; ordered grades (APTOS) need --metric qwk" if _consecutive_ints(classes) else ""
+    return MetricChoice("accuracy", f"{fmt.source} holds one label per row: accuracy (micro-F1 equals it for one label "
+                                    f"per row){hint}{override}")
 
 
 # ------------------------------------------------------------------ reading
@@ -137,18 +226,27 @@ def _is_int(text: str) -> bool:
         return False
 
 
-def _infer_positive(classes: Sequence[str], column: str, positive: str | None) -> str:
+def _infer_positive(classes: Sequence[str], columns: Sequence[str], positive: str | None,
+                    values: Sequence[str] = ()) -> tuple[str | None, str]:
+    """Return (the class a single probability column holds, the reason), or (None, why not) when nothing says which."""
     if positive is not None:
         if positive not in classes:
             raise SubmissionError(f"positive={positive!r} is not a class ({list(classes)}); pass one of them.")
-        return positive
-    if column in classes:
-        return column
-    for name in _POSITIVE_NAMES:
-        for c in classes:
-            if c.lower() == name:
-                return c
-    return classes[-1]
+        return positive, "set by positive= (--positive)"
+    from .layout.infer import positive_class
+
+    guess = positive_class(classes, (), tuple(columns), tuple(values))
+    if guess.value is not None:
+        return str(guess.value), str(guess.reason)
+    lowered = {str(c).lower(): c for c in classes}
+    if set(lowered) == {"cat", "dog"}:  # a documented inference: Dogs vs. Cats (Redux) scores P(dog), its label 1 is dog
+        return lowered["dog"], ("cat/dog classes: Dogs vs. Cats scores the probability that the image is a dog "
+                                "(pass positive='cat' / --positive cat otherwise)")
+    return None, str(guess.reason)
+
+
+def _all(values: Sequence[str], test) -> bool:
+    return bool(values) and all(test(v) for v in values)
 
 
 def read_format(
@@ -157,15 +255,19 @@ def read_format(
     multilabel: bool | None = None,
     positive: str | None = None,
     kind: str | None = None,
+    metric: str | None = None,
 ) -> SubmissionFormat:
-    """Return the `SubmissionFormat` a sample submission describes (kind inferred unless given).
+    """Return the `SubmissionFormat` a sample submission describes (kind inferred unless given; each inference in `.notes`).
 
-    `classes` (the model's vocabulary) settles ambiguous cases: a single column
-    named after one of two classes holds that class's probability; integer
-    samples with non-numeric class names hold class indices. `positive` names the
-    class whose probability a single probability column holds (default: the
-    column's name if it is a class, a usual positive name such as "dog", else the
-    last class).
+    `classes` (the model's vocabulary), `multilabel` and `metric` settle what the
+    sample alone cannot: values that are whole class names ("Sugar beet") are one
+    label; several words per row are label sets (multi-label) or ranked guesses
+    (single-label, or a MAP@k metric); a metric scored on probabilities (log
+    loss, AUC) gets a probability column, one scored on labels gets labels; a
+    binary sample holding one number in every row (``0``, ``0.5``) is a
+    placeholder for a probability unless the metric scores labels. `positive`
+    names the class a single probability column holds (see `_infer_positive`);
+    when nothing names it, `.positive` is None and writing refuses.
     """
     if isinstance(like, SubmissionFormat):
         return like
@@ -187,27 +289,63 @@ def read_format(
     ids = frame.iloc[:, 0].astype(str).tolist()
     values = frame.iloc[:, 1].fillna("").astype(str).tolist() if len(columns) == 2 else []
     classes = [str(c) for c in classes] if classes is not None else None
-    if kind is None:
-        if len(columns) > 2:
-            kind = "per_class"
-        elif any(len(v.split()) > 1 for v in values) or multilabel:
-            kind = "labels"
-        elif values and all(_is_number(v) for v in values) and any(not _is_int(v) for v in values):
-            kind = "probability"
-        elif classes is not None and len(classes) == 2 and columns[1] in classes:
-            kind = "probability"
-        elif (
-            classes is not None
-            and values
-            and all(_is_int(v) for v in values)
-            and not all(_is_number(c) for c in classes)
-            and not set(values) <= set(classes)
-        ):
-            kind = "label_id"
+    metric_out = None
+    if metric is not None:
+        from . import metrics
+
+        m = metrics.get_metric(metric)
+        metric_out = m.output
+    notes: list[str] = []
+    k = None
+    tokens = max((len(v.split()) for v in values), default=0)
+    if kind is not None:
+        notes.append(f"kind {kind!r}: set by kind=")
+    elif len(columns) > 2:
+        kind = "per_class"
+    elif metric_out == "ranked":
+        kind, k = "ranked", m.k
+        notes.append(f"{k} ranked guesses per row: the metric {m.name} scores them")
+    elif metric_out == "probability" and classes is not None and len(classes) == 2 and _all(values, _is_number):
+        kind = "probability"
+        notes.append(f"one probability column: the metric {m.name} scores probabilities, never hard labels")
+    elif classes is not None and len(classes) == 2 and _all(values, _is_number) and len(set(values)) == 1 and (
+            metric_out is None and _binary_pair(classes)):
+        kind = "probability"
+        notes.append(f"{source} holds {values[0]!r} in every row of {columns[1]!r}, a placeholder, for a two-class (no/yes) "
+                     "problem: a probability column is written, ranked by AUC (pass --metric accuracy to write 0/1 labels)")
+    elif _all(values, _is_number) and any(not _is_int(v) for v in values):
+        kind = "probability"
+    elif classes is not None and len(classes) == 2 and columns[1] in classes:
+        kind = "probability"
+    elif classes is not None and _all(values, lambda v: v.strip() in classes) and not multilabel:
+        kind = "label"
+        if tokens > 1:
+            notes.append(f"{source}'s values are whole class names with spaces (e.g. {values[0]!r}): one label per row, written whole")
+    elif tokens > 1 or multilabel:
+        if multilabel is False and metric_out != "probability":
+            kind, k = "ranked", tokens
+            notes.append(f"{source} lists {tokens} space-separated guesses per row and the model has one label per image: "
+                         f"{tokens} guesses, best first (kind='labels' for label sets)")
         else:
-            kind = "label"
+            kind = "labels"
+    elif (
+        classes is not None
+        and values
+        and all(_is_int(v) for v in values)
+        and not all(_is_number(c) for c in classes)
+        and not set(values) <= set(classes)
+    ):
+        kind = "label_id"
+        notes.append(f"{source} holds integers for the named classes {list_offenders(classes, 3)}: class indices are written")
+    else:
+        kind = "label"
     if kind not in KINDS:
         raise SubmissionError(f"Unknown submission kind {kind!r}; choose one of {KINDS}.")
+    if metric_out == "probability" and kind in ("label", "label_id", "labels", "ranked"):
+        raise SubmissionError(f"The metric {m.name} scores probabilities but the sample {source} holds {kind}s "
+                              f"(e.g. {values[0] if values else ''!r}); pass kind='probability' or a label metric (--metric accuracy).")
+    if kind == "ranked" and k is None:
+        k = max(1, tokens)
     if kind == "per_class" and classes is not None:
         missing = [c for c in columns[1:] if c not in classes]
         if missing:
@@ -215,14 +353,22 @@ def read_format(
                 f"The sample has class columns the model does not know: {list_offenders(missing)} "
                 f"(model classes: {list_offenders(classes)}). Train on the competition's classes, with the same names."
             )
-    fmt = SubmissionFormat(columns=columns, ids=ids, kind=kind, classes=classes, source=source, sample_values=values)
+        extra = [c for c in classes if c not in columns[1:]]
+        if extra:
+            raise SubmissionError(
+                f"The model has classes the sample has no column for: {list_offenders(extra)} (sample columns: "
+                f"{list_offenders(columns[1:])}); their probability would be dropped. Train on the competition's classes."
+            )
+    fmt = SubmissionFormat(columns=columns, ids=ids, kind=kind, classes=classes, source=source, sample_values=values, k=k, notes=notes)
     if kind == "probability" and classes is not None:
         if len(classes) != 2:
             raise SubmissionError(
                 f"The sample has one probability column ({columns[1]!r}) but the model has {len(classes)} classes; "
                 "a single probability column needs a two-class model (or pass kind='label')."
             )
-        fmt.positive = _infer_positive(classes, columns[1], positive)
+        fmt.positive, fmt.positive_reason = _infer_positive(classes, columns, positive, values)
+        if fmt.positive is not None and positive is None:
+            notes.append(f"{columns[1]!r} holds P({fmt.positive}): {fmt.positive_reason}")
     return fmt
 
 
@@ -275,8 +421,13 @@ def to_frame(
     settings: Mapping | None = None,
     positive: str | None = None,
     kind: str | None = None,
+    metric: str | None = None,
 ) -> pd.DataFrame:
-    """Return the submission as a DataFrame of strings in the sample's shape and id order (not yet validated or written)."""
+    """Return the submission as a DataFrame of strings in the sample's shape and id order (not yet validated or written).
+
+    The format's inferences (kind, positive class) are logged with their reasons
+    and kept in ``frame.attrs["format"].notes``.
+    """
     from . import metrics
 
     if not isinstance(predictions, pd.DataFrame) or "id" not in predictions.columns:
@@ -290,11 +441,33 @@ def to_frame(
         raise SubmissionError(f"Predictions lack the class columns {list_offenders(absent)}; pass predict()'s frame unchanged.")
     settings = dict(predictions.attrs.get("settings") or {}) if settings is None else dict(settings)
     multilabel = settings.get("multilabel", predictions.attrs.get("multilabel"))
-    fmt = read_format(like, classes=classes, multilabel=multilabel, positive=positive or settings.get("positive"), kind=kind)
+    if metric is None and settings.get("metric") is not None:
+        from .metrics import get_metric
+
+        try:
+            metric = get_metric(settings["metric"]).name
+        except ConfigError:  # tuned for a metric registered elsewhere: the sample alone decides the shape
+            logger.info(f"submission: the settings' metric {settings['metric']!r} is not registered here; the shape follows the sample")
+    try:
+        fmt = read_format(like, classes=classes, multilabel=multilabel, positive=positive or settings.get("positive"),
+                          kind=kind, metric=metric)
+    except ConfigError as exc:  # an unknown metric name
+        raise SubmissionError(str(exc)) from None
     probs = predictions[classes].to_numpy(dtype="float64")
     if np.isnan(probs).any():
         bad = predictions["id"][np.isnan(probs).any(axis=1)].astype(str).tolist()
         raise SubmissionError(f"{len(bad)} predictions are NaN: {list_offenders(bad)}. Check the model and its inputs (NaN weights, empty images).")
+    if fmt.kind == "probability" and fmt.positive is None:
+        raise PositiveClassError(
+            f"The sample's column {fmt.value_columns[0]!r} holds one probability per row, and the classes "
+            f"{', '.join(map(repr, classes))} do not say which one it is the probability of: "
+            f"pass positive=CLASS (--positive CLASS), e.g. positive={classes[-1]!r}."
+        )
+    if fmt.kind in ("labels", "ranked"):
+        spaced = [c for c in classes if len(c.split()) != 1]
+        if spaced:
+            raise SubmissionError(f"Class names {list_offenders(spaced)} hold spaces, so space-separated {fmt.kind} would split "
+                                  "them; rename those classes (the competition's labels have no spaces in this format).")
     rows = _match_ids(predictions["id"].astype(str).tolist(), fmt.ids)
     probs = probs[rows]
     out = pd.DataFrame({fmt.id_column: fmt.ids})
@@ -305,6 +478,10 @@ def to_frame(
     elif fmt.kind == "probability":
         clipped = metrics.postprocess(probs, settings)
         out[fmt.value_columns[0]] = _fmt_float(clipped[:, classes.index(fmt.positive)])
+    elif fmt.kind == "ranked":
+        if not settings.get("new_threshold") and any(c.lower().startswith(("new_", "new-")) for c in classes):
+            fmt.notes.append("no new-class threshold was tuned (tune for map@5 on validation to insert the new class): plain top-k")
+        out[fmt.value_columns[0]] = [" ".join(g) for g in metrics.rank(probs, settings, classes, k=fmt.k)]
     else:
         decisions = metrics.decide(probs, settings, multilabel=(fmt.kind == "labels"))
         if fmt.kind == "labels":
@@ -314,6 +491,10 @@ def to_frame(
         else:
             text = [classes[int(j)] for j in decisions.argmax(axis=1)]
         out[fmt.value_columns[0]] = text
+        if settings.get("cuts"):
+            fmt.notes.append(f"grades cut from the expected grade at {settings['cuts']} (tuned for quadratic weighted kappa)")
+    for note in fmt.notes:
+        logger.info(f"submission: {note}")
     out.attrs.update(format=fmt)
     return out
 
@@ -327,6 +508,7 @@ def write_submission(
     kind: str | None = None,
     zip: bool | None = None,  # noqa: A002 - the natural name for the option
     zip_over: int = ZIP_OVER_BYTES,
+    metric: str | None = None,
 ) -> Path:
     """Return the path written: `predictions` in exactly the shape of the sample submission `like`, validated, written atomically.
 
@@ -337,12 +519,17 @@ def write_submission(
         path: where to write; a path ending in ".zip" is zipped.
         settings: post-processing (clip, thresholds, fallback); default the
             predictions' own (`learner.settings`, carried in `predictions.attrs`).
-        positive: the class a single probability column holds (see `read_format`).
-        kind: force a shape ("label", "label_id", "probability", "per_class", "labels").
+        positive: the class a single probability column holds (the CLI's ``--positive``); when
+            None it is inferred where the data name it (see `read_format`), else writing
+            refuses with `PositiveClassError`.
+        kind: force a shape ("label", "label_id", "probability", "per_class", "labels", "ranked").
         zip: True always zips, False never; None zips when the CSV exceeds
             `zip_over` bytes (then ".zip" is appended to the path).
+        metric: the competition metric (default settings["metric"], which tuning sets):
+            it settles the shape where the sample cannot (probabilities for log loss
+            and AUC, labels for accuracy, ranked guesses for MAP@k).
     """
-    frame = to_frame(predictions, like, settings=settings, positive=positive, kind=kind)
+    frame = to_frame(predictions, like, settings=settings, positive=positive, kind=kind, metric=metric)
     fmt: SubmissionFormat = frame.attrs["format"]
     validate_submission(frame, like=fmt)
     text = frame.to_csv(index=False, lineterminator="\n")

@@ -235,7 +235,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     saved_plan = steps.done("plan")
     if saved_plan:
         plan = Plan.from_dict(saved_plan)
-        logger.info(f"plan (made earlier; {format_duration(spent())} of it spent): {plan.describe().splitlines()[0]}")
+        head = plan.describe().splitlines()[0].removeprefix("plan: ")
+        logger.info(f"plan (made earlier; {format_duration(spent())} of the budget spent): {head}")
     else:
         plan = make_plan(len(train), ImageStats.from_table(train), Hardware.probe(), budget_given,
                          weights=cfg["weights"], backbone=cfg["backbone"], epochs=cfg["epochs"], sizes=cfg["sizes"],

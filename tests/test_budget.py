@@ -107,3 +107,17 @@ def test_bad_time_is_one_line_before_any_work(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nowhere"), "--time", "ten minutes"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("kagglekit run: ") and len(err.strip().splitlines()) == 1 and "ten minutes" in err
+
+
+def test_a_warning_before_submitting_when_none_are_left_today():
+    import types
+
+    from kagglekit.job import _warn_when_no_submissions_left
+    from kagglekit.logs import shown
+
+    got: list[str] = []
+    with shown(got.append):
+        _warn_when_no_submissions_left(types.SimpleNamespace(submission_limits=lambda slug: {"remaining_today": 0}), "x")
+        _warn_when_no_submissions_left(types.SimpleNamespace(submission_limits=lambda slug: {"remaining_today": 3}), "x")
+        _warn_when_no_submissions_left(types.SimpleNamespace(submission_limits=lambda slug: 1 / 0), "x")  # cannot tell
+    assert len(got) == 1 and "0 submissions remaining today for x" in got[0]

@@ -25,6 +25,7 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
 # the CUDA stub, the CPU feature guard and its "To enable the following instructions" line).
 _ABSL_PREINIT = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _ABSL_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+LEDGER_DEFAULT = os.path.join("runs", "ledger.csv")  # kagglekit.ledger.LEDGER_PATH (that module imports pandas)
 _FEATURE_GUARD = re.compile(r"^To enable the following instructions: .* with the appropriate compiler flags\.$")
 
 
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .job import run
 
     result = run(args.source, workdir=args.workdir, recipe=args.recipe, submit=args.submit, message=args.message,
-                 log=None, **_training_kwargs(args))
+                 log=None, time_budget=args.time, ledger=args.ledger, **_training_kwargs(args))
     print(result)
     return 0
 
@@ -156,10 +157,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_submissions(args: argparse.Namespace) -> int:
-    """Return the exit code of `kagglekit submissions`."""
+    """Return the exit code of `kagglekit submissions`: Kaggle's submissions, each with the run that made it."""
     from .kaggle import format_submissions, submissions
+    from .ledger import format_runs, join_submissions, read
 
-    print(format_submissions(submissions(args.slug)))
+    subs = submissions(args.slug)
+    runs = read(args.ledger)
+    if not len(runs):
+        print(format_submissions(subs))
+        print(f"(no runs in {args.ledger} to join them to)")
+        return 0
+    print(format_runs(join_submissions(runs, subs, competition=args.slug)))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit runs`: the run ledger as a table."""
+    from .ledger import format_runs, read
+
+    print(format_runs(read(args.ledger), last=args.last))
     return 0
 
 
@@ -210,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="run folder (default runs/<slug>); re-running continues there")
     p.add_argument("--recipe", help="TOML/JSON recipe: layout reader and training settings")
     p.add_argument("--submit", action="store_true", help="submit through the Kaggle API and wait for the score")
-    p.add_argument("-m", "--message", help="submission message")
+    p.add_argument("-m", "--message", help="submission message (default: backbone, validation score and run id)")
+    p.add_argument("--time", metavar="DURATION",
+                   help="time budget for the whole run, e.g. 90s, 10m, 1h30m (default: 10m on CPU, 20m on a GPU/TPU); "
+                        "the plan (backbone, size, epochs, batch) is made for it")
+    p.add_argument("--ledger", default=None, metavar="PATH",
+                   help="run ledger CSV a row is added to (default: ledger.csv beside the run folder, runs/ledger.csv)")
     _add_training(p)
     p.set_defaults(func=cmd_run)
 
@@ -228,9 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the score")
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("submissions", help="list your submissions and their scores")
+    p = sub.add_parser("submissions", help="list your submissions and their scores, each with the run that made it")
     p.add_argument("slug")
+    p.add_argument("--ledger", default=str(LEDGER_DEFAULT), metavar="PATH", help=f"run ledger (default {LEDGER_DEFAULT})")
     p.set_defaults(func=cmd_submissions)
+
+    p = sub.add_parser("runs", help="list the runs recorded in the ledger (time, settings, budget, scores)")
+    p.add_argument("--ledger", default=str(LEDGER_DEFAULT), metavar="PATH", help=f"run ledger (default {LEDGER_DEFAULT})")
+    p.add_argument("--last", type=int, default=None, metavar="N", help="only the last N runs")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("doctor", help="check a competition folder: layout, balance, bad images, duplicates, sizes")
     p.add_argument("directory")

@@ -137,3 +137,32 @@ def test_a_missing_backend_is_one_line_naming_the_extra_to_install(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "pip install 'kagglekit[torch]'" in out.stderr and "KERAS_BACKEND" in out.stderr
+
+
+def test_submissions_joins_the_emulators_scored_submission_to_its_run(tmp_path, monkeypatch, capsys):
+    import kagglekit as kk
+    from kagglekit import kaggle as kk_kaggle, ledger
+    from kagglekit.cli import main
+    from kaggle_helpers import build_emulated_competitions
+    from kagglekit.testing.kaggle_emulator import KaggleEmulator
+
+    comps = build_emulated_competitions(tmp_path / "emulated")
+    monkeypatch.setattr(kk_kaggle, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setenv("KAGGLEKIT_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    monkeypatch.setenv("KAGGLEKIT_INPUT_ROOT", str(tmp_path / "no-input"))
+    quick = {"backbone": "resnet_tiny", "sizes": [32], "weights": "none", "epochs": 1, "batch_size": 32, "tta": 0}
+    with KaggleEmulator(comps, pending_polls=0) as emu, emu.activate(tmp_path / "home"):
+        result = kk.run(comps["digits"], workdir=tmp_path / "runs" / "digits", submit=True, log=None, **quick)
+        assert result.public_score is not None
+        rows = ledger.read(tmp_path / "runs" / "ledger.csv")
+        assert len(rows) == 1 and rows.loc[0, "run_id"] in rows.loc[0, "message"]
+        assert rows.loc[0, "message"].startswith("kagglekit resnet_tiny accuracy=")
+        assert int(rows.loc[0, "submission_ref"]) > 0 and rows.loc[0, "public_score"] == pytest.approx(result.public_score)
+        capsys.readouterr()
+        assert main(["submissions", "digits", "--ledger", str(tmp_path / "runs" / "ledger.csv")]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["date", "ref", "public", "private", "valid", "metric", "backbone", "sizes", "epochs", "run"]
+    assert len(lines) == 2 and rows.loc[0, "run_id"] in lines[1] and "resnet_tiny" in lines[1], out
+    assert f"{result.valid_score:.4f}" in lines[1] and f"{result.public_score:.5f}" in lines[1]

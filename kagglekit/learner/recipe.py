@@ -173,6 +173,12 @@ def _announce(message: str) -> None:
         print_msg(message)
 
 
+def _out_of_time(callbacks: Sequence[Any]) -> bool:
+    """Return whether a callback says no training time is left (``exhausted``, or a ``Deadline`` that has ``stopped``)."""
+    return any(getattr(cb, "exhausted", False) or getattr(cb, "stopped", None) for cb in callbacks
+               if hasattr(cb, "exhausted"))
+
+
 def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
     """Run stage `index` of the plan from `initial_epoch` (> 0: resumed, optimizer state restored), then draw the curves."""
     stage = s.run.plan[index]
@@ -346,6 +352,10 @@ def fine_tune(
                          batch, strategy.replicas, optimizer, schedule, cycle_len, cycle_mult, weight_decay, seed,
                          fit, verbose, callbacks, head_on_features)
         for index in range(start_stage, len(plan)):
+            if _out_of_time(callbacks):  # e.g. a kagglekit Deadline: the frozen head stage has no per-step hooks
+                logger.info(f"stage {index + 1}/{len(plan)} ({plan[index]['stage']} at size {plan[index]['size']}) "
+                            f"and the rest skipped: no training time left")
+                break
             _run_stage(stages, index, start_epoch if index == start_stage else 0)
 
         # 4. end on the best epoch

@@ -159,9 +159,6 @@ def _layout_settings(recipe: dict, overrides: dict) -> tuple[dict, dict]:
                           f"{', '.join(LAYOUT_KEYS)}.")
     given = {k: spec.pop(k) for k in LAYOUT_KEYS if k in spec}
     given.update({k: overrides[k] for k in LAYOUT_KEYS if overrides.get(k) is not None})
-    if "test" in given:
-        test = Path(str(given["test"])).expanduser()
-        given["test"] = str(test.resolve()) if test.exists() and not test.is_absolute() else str(test)
     return spec, given
 
 
@@ -169,6 +166,10 @@ def _read_tables(comp_path: Path, spec: dict, given: dict) -> tuple[LabelTable, 
     """Return (train, validation or None, test or None, what was inferred) as the recipe's reader or `layout.detect` says."""
     from . import layout
 
+    if given.get("test") is not None:  # relative to the competition folder, else to the current folder
+        test = Path(str(given["test"])).expanduser()
+        given = {**given, "test": str(test if test.is_absolute() or (comp_path / test).exists() or not test.exists()
+                                      else test.resolve())}
     if not spec.get("reader"):
         if spec.get("args"):
             raise ConfigError("The recipe's layout.args need a layout.reader (from_csv, from_folders, ...) to pass them to.")

@@ -114,6 +114,29 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
 
 
+def _add_layout(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("layout (settles what detection infers; see the plan printed before training)")
+    kind = g.add_mutually_exclusive_group()
+    kind.add_argument("--multilabel", dest="multilabel", action="store_const", const=True, default=None,
+                      help="read the labels as multi-label (several per image)")
+    kind.add_argument("--single-label", dest="multilabel", action="store_const", const=False,
+                      help="read the labels as single-label (one class per image)")
+    g.add_argument("--positive", metavar="CLASS", help="the class a single probability column holds (binary problems)")
+    g.add_argument("--group-col", metavar="NAME", help="column of groups (driver, patient) kept whole in validation")
+    g.add_argument("--id-col", metavar="NAME", help="column of the train CSV holding the image ids")
+    g.add_argument("--label-col", metavar="NAME", help="column of the train CSV holding the labels")
+    ext = g.add_mutually_exclusive_group()
+    ext.add_argument("--id-extension", dest="id_extension", action="store_const", const=True, default=None,
+                     help="submission ids keep the image extension (abc.jpg)")
+    ext.add_argument("--no-id-extension", dest="id_extension", action="store_const", const=False,
+                     help="submission ids drop the image extension (abc)")
+    g.add_argument("--test", metavar="PATH", help="the test image folder or a CSV of test ids")
+
+
+def _layout_kwargs(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")}
+
+
 def _training_kwargs(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed")}
 
@@ -134,7 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .job import run
 
     result = run(args.source, workdir=args.workdir, recipe=args.recipe, submit=args.submit, message=args.message,
-                 log=None, time_budget=args.time, ledger=args.ledger, **_training_kwargs(args))
+                 log=None, time_budget=args.time, ledger=args.ledger, dry_run=args.dry_run, model=args.model,
+                 **_training_kwargs(args), **_layout_kwargs(args))
+    if args.dry_run:
+        return 0  # the plan was shown by the run's messages
     print(result)
     return 0
 
@@ -232,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the plan (backbone, size, epochs, batch) is made for it")
     p.add_argument("--ledger", default=None, metavar="PATH",
                    help="run ledger CSV a row is added to (default: ledger.csv beside the run folder, runs/ledger.csv)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (what was inferred, and the flags that change it) and stop before training")
+    p.add_argument("--model", metavar="DIR", help="a learner folder saved by an earlier run (its learner/): no training, only prediction")
+    _add_layout(p)
     _add_training(p)
     p.set_defaults(func=cmd_run)
 

@@ -94,6 +94,14 @@ def notebook_input(slug: str) -> Path | None:
     return None
 
 
+WORKING_ENV = "KAGGLEKIT_WORKING"
+
+
+def working_root() -> Path:
+    """Return a Kaggle notebook's writable output folder: $KAGGLEKIT_WORKING, else /kaggle/working."""
+    return Path(os.environ.get(WORKING_ENV) or "/kaggle/working")
+
+
 def data_root() -> Path:
     """Return the default folder for downloads: $KAGGLEKIT_DATA, else ./data."""
     return Path(os.environ.get(DATA_ENV, "data"))

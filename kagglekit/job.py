@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError
-from .io import atomic_write_text
+from .errors import ConfigError, StateError
+from .io import atomic_write_text, in_kaggle_notebook, working_root
 from .logs import logger, shown
 from .table import LabelTable
 
@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "metric": None,  # inferred from the submission format
 }
 
+# What `run` passes to `kagglekit.layout.detect` when given (CLI flags / the recipe's [layout] keys:
+# `kagglekit.layout.OVERRIDES` names each one's flag).
+LAYOUT_KEYS = ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")
+
 
 @dataclass
 class RunResult:
@@ -45,12 +49,68 @@ class RunResult:
     settings: dict = field(default_factory=dict)
     public_score: float | None = None
     seconds: float = 0.0
+    plan: RunPlan | None = None
 
     def __str__(self) -> str:
         lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
         if self.public_score is not None:
             lines.append(f"public score: {self.public_score}")
         return "\n".join(lines)
+
+
+@dataclass
+class RunPlan:
+    """What a run inferred before training (layout, labels, test set, metric, submission format), each with its reason."""
+
+    name: str
+    workdir: Path
+    layout: str  # the layout kind ("csv", "class-folders", ...) or the recipe's reader
+    files_read: list[str]
+    multilabel: bool
+    label_kind_reason: str
+    classes: list[str]
+    train: int
+    valid: int
+    test_sources: list[str]
+    test: int
+    metric: str
+    metric_reason: str
+    submission_columns: list[str] = field(default_factory=list)
+    submission_kind: str | None = None
+    submission_path: Path | None = None
+    positive: str | None = None
+    positive_reason: str = ""
+    ambiguities: list[str] = field(default_factory=list)
+    model: str = ""  # what produces the predictions: training settings, or the saved learner loaded
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Return the plan as the lines a user reads before any time is spent."""
+        kind = "multi-label" if self.multilabel else "single-label"
+        shown = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
+        out = [f"plan for {self.name} (run folder {self.workdir}):",
+               f"  layout: {self.layout}; files read: {', '.join(self.files_read) or '-'}",
+               f"  labels: {kind} ({self.label_kind_reason}); {len(self.classes)} classes ({shown})",
+               f"  images: {self.train} train, {self.valid} valid, {self.test} test (from {', '.join(self.test_sources) or '-'})",
+               f"  metric: {self.metric} ({self.metric_reason})"]
+        if self.submission_columns:
+            what = {"probability": "one probability column", "per_class": "one probability column per class",
+                    "label": "one class name per row", "label_id": "one class index per row",
+                    "labels": "space-separated labels per row"}.get(self.submission_kind or "", self.submission_kind)
+            out.append(f"  submission: columns {', '.join(self.submission_columns[:6])}"
+                       f"{', ...' if len(self.submission_columns) > 6 else ''} ({what}) -> {self.submission_path}")
+        else:
+            out.append("  submission: no sample submission, so no submission file (test predictions only)")
+        if self.positive is not None:
+            out.append(f"  positive class: {self.submission_columns[1] if self.submission_kind == 'probability' else 'the probability'}"
+                       f" holds P({self.positive}) ({self.positive_reason})")
+        out.append(f"  model: {self.model}")
+        out += [f"  note: {n}" for n in self.notes]
+        out += [f"  AMBIGUOUS {a}" for a in self.ambiguities]
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
 
 
 def load_recipe(path: str | os.PathLike | None) -> dict:
@@ -91,26 +151,115 @@ class _Steps:
         return value
 
 
-def _read_tables(comp_path: Path, recipe: dict) -> tuple[LabelTable, LabelTable | None, LabelTable | None]:
-    """Return (train, validation or None, test or None) as the recipe's layout section or detection says."""
+def _layout_settings(recipe: dict, overrides: dict) -> tuple[dict, dict]:
+    """Return (the recipe's reader form {reader, args, test} or {}, the `detect` overrides), overrides winning over the recipe."""
+    spec = dict(recipe.get("layout") or {})
+    unknown = set(spec) - set(LAYOUT_KEYS) - {"reader", "args"}
+    if unknown:
+        raise ConfigError(f"Unknown keys {sorted(unknown)} in the recipe's [layout] section; known: reader, args, "
+                          f"{', '.join(LAYOUT_KEYS)}.")
+    given = {k: spec.pop(k) for k in LAYOUT_KEYS if k in spec}
+    given.update({k: overrides[k] for k in LAYOUT_KEYS if overrides.get(k) is not None})
+    return spec, given
+
+
+def _read_tables(comp_path: Path, spec: dict, given: dict) -> tuple[LabelTable, LabelTable | None, LabelTable | None, dict]:
+    """Return (train, validation or None, test or None, what was inferred) as the recipe's reader or `layout.detect` says."""
     from . import layout
 
-    spec = recipe.get("layout")
-    if not spec:
-        found = layout.detect(comp_path)
+    if given.get("test") is not None:  # relative to the competition folder, else to the current folder
+        test = Path(str(given["test"])).expanduser()
+        given = {**given, "test": str(test if test.is_absolute() or (comp_path / test).exists() or not test.exists()
+                                      else test.resolve())}
+    if not spec.get("reader"):
+        if spec.get("args"):
+            raise ConfigError("The recipe's layout.args need a layout.reader (from_csv, from_folders, ...) to pass them to.")
+        found = layout.detect(comp_path, **given)
         train, test = found.read()
-        return train, (found.valid.read() if found.valid is not None else None), test
+        valid = found.valid.read() if found.valid is not None else None
+        kind_fact = found.fact("multilabel")
+        positive = found.fact("positive")
+        info = {"layout": found.kind, "files_read": list(found.files_read), "test_sources": list(found.test_sources),
+                "label_kind_reason": kind_fact.reason if kind_fact is not None else "",
+                "positive": positive.value if positive is not None else None,
+                "positive_reason": positive.reason if positive is not None else "",
+                "ambiguities": [str(a) for a in found.ambiguities]}
+        return train, valid, test, info
     reader = getattr(layout, spec.get("reader", ""), None)
     if not spec.get("reader", "").startswith("from_") or not callable(reader):
         raise ConfigError(f"The recipe's layout.reader {spec.get('reader')!r} is not a kagglekit.layout reader; "
                           "use from_csv, from_filenames, from_folders, from_imaterialist_json or from_pixel_csv.")
+    misplaced = sorted(set(given) - {"test", "positive"})
+    if misplaced:
+        raise ConfigError(f"{', '.join(misplaced)} settle what layout detection infers, but the recipe names its reader "
+                          f"({spec['reader']}); pass them in the recipe's layout.args instead.")
     resolve = lambda v: str(comp_path / v) if isinstance(v, str) and (comp_path / v).exists() else v  # noqa: E731
     try:
         train = reader(**{k: resolve(v) for k, v in spec.get("args", {}).items()})
     except TypeError as exc:  # a misspelt argument
         raise ConfigError(f"The recipe's layout.args do not fit kagglekit.layout.{spec['reader']}: {exc}.") from None
-    test = layout.unlabelled(resolve(spec["test"])) if "test" in spec else None
-    return train, None, test
+    test_spec = given.get("test", spec.get("test"))
+    test = layout.unlabelled(resolve(test_spec)) if test_spec else None
+    files = [str(v) for v in spec.get("args", {}).values() if isinstance(v, str) and (comp_path / v).is_file()]
+    info = {"layout": f"the recipe's reader {spec['reader']}", "files_read": files,
+            "test_sources": [str(test_spec)] if test_spec else [],
+            "label_kind_reason": f"as {spec['reader']} reads it",
+            "positive": given.get("positive"), "positive_reason": "set by positive=" if given.get("positive") else "",
+            "ambiguities": [] if test_spec else ["test: the recipe names no test folder; settle it with --test FOLDER (recipe: layout.test)"]}
+    return train, None, test, info
+
+
+def _plan(name: str, workdir: Path, train: LabelTable, valid: LabelTable, test: LabelTable | None, inferred: dict,
+          cfg: dict, sample: Path | None, out_path: Path | None, saved: Any, model: Any) -> RunPlan:
+    """Return the `RunPlan`: what the layout step inferred, the metric and why, the submission format and its positive class."""
+    from . import submission
+
+    classes = list(saved.classes) if saved is not None else list(train.classes)
+    fmt, notes = None, []
+    asked = cfg["metric"] or (saved.settings.get("tuned_for") if saved is not None else None)
+    if sample is not None:
+        choice = submission.infer_metric(sample, classes=classes, multilabel=train.multilabel, metric=asked)
+        fmt = submission.read_format(sample, classes=classes, multilabel=train.multilabel,
+                                     positive=inferred.get("positive"), metric=str(choice))
+        notes += list(getattr(fmt, "notes", ()) or ())
+        metric, why = str(choice), choice.reason
+        if not cfg["metric"] and saved is not None and asked:
+            why = f"the saved learner was tuned for it ({model})"
+    elif asked:
+        metric, why = asked, "set by --metric (recipe: train.metric)"
+    else:
+        metric = "f2" if train.multilabel else "accuracy"
+        why = "no sample submission: the default for the label kind; --metric NAME sets it"
+    ambiguities = list(inferred.get("ambiguities", ()))
+    positive, positive_reason = None, ""
+    if fmt is not None and fmt.kind == "probability":
+        positive = fmt.positive
+        positive_reason = getattr(fmt, "positive_reason", "") or inferred.get("positive_reason") or "as inferred"
+        if inferred.get("positive") is None and not any(a.startswith("positive") for a in ambiguities):
+            ambiguities.append(f"positive: {fmt.columns[1]} is taken as P({positive}); settle it with --positive CLASS")
+    if saved is not None:
+        how = f"loaded from {model} ({saved}); no training"
+    else:
+        how = (f"train {cfg['backbone']} sizes {cfg['sizes'] or 'default'}, {cfg['epochs']} epochs per stage, "
+               f"weights {cfg['weights'] or 'none (from scratch)'}, seed {cfg['seed']}")
+    return RunPlan(
+        name=name, workdir=workdir, layout=inferred.get("layout", "?"), files_read=list(inferred.get("files_read", ())),
+        multilabel=bool(train.multilabel), label_kind_reason=inferred.get("label_kind_reason") or "as read",
+        classes=classes, train=len(train), valid=len(valid), test_sources=list(inferred.get("test_sources", ())),
+        test=len(test) if test is not None else 0, metric=metric, metric_reason=why,
+        submission_columns=list(fmt.columns) if fmt is not None else [], submission_kind=fmt.kind if fmt is not None else None,
+        submission_path=out_path, positive=positive, positive_reason=positive_reason, ambiguities=ambiguities, model=how,
+        notes=notes)
+
+
+def _check_saved(learner: Any, train: LabelTable, model: Any) -> None:
+    """Raise `StateError` when a saved learner's classes or label kind differ from the competition's train labels."""
+    if set(learner.classes) != set(train.classes) or bool(learner.multilabel) != bool(train.multilabel):
+        kind = lambda m: "multi-label" if m else "single-label"  # noqa: E731
+        raise StateError(f"The learner in {model} predicts {len(learner.classes)} {kind(learner.multilabel)} classes "
+                         f"({', '.join(list(learner.classes)[:6])}), but this competition's train labels have "
+                         f"{len(train.classes)} {kind(train.multilabel)} classes ({', '.join(list(train.classes)[:6])}). "
+                         "Use a learner trained on this competition (its run folder's learner/).")
 
 
 def run(
@@ -123,9 +272,19 @@ def run(
     log: Callable[[str], None] | bool | None = print,
     time_budget: str | float | None = None,
     ledger: str | os.PathLike | bool | None = None,
+    dry_run: bool = False,
+    model: str | os.PathLike | None = None,
     **overrides: Any,
-) -> RunResult:
+) -> RunResult | RunPlan:
     """Return a `RunResult` after taking a competition from its source to a validated submission file.
+
+    Before any training the run logs its plan (a `RunPlan`): the layout and files
+    read, the label kind and classes, the test set, the metric and why, the
+    submission's columns and, for a probability column, the class it holds, and
+    every ambiguity with the flag that settles it. In a Kaggle notebook
+    (``$KAGGLE_KERNEL_RUN_TYPE``) the run folder is ``/kaggle/working/runs/<name>``
+    (``$KAGGLEKIT_WORKING``) and the file Kaggle scores is written to
+    ``/kaggle/working/submission.csv``; nothing needs the internet.
 
     Args:
         source: a competition slug (Kaggle API, or /kaggle/input in a notebook),
@@ -148,16 +307,23 @@ def run(
             what is left.
         ledger: the run ledger CSV a row is appended to at the end (default
             ``ledger.csv`` beside the run folder, i.e. ``runs/ledger.csv``); False: none.
-        **overrides: training settings (backbone, sizes, epochs, weights, valid,
+        dry_run: stop after the plan and return it (a `RunPlan`); only the run
+            folder's tables are written.
+        model: a learner folder saved by an earlier run (``Learner.save``; e.g. a
+            notebook dataset under /kaggle/input): no training, only prediction.
+        **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
+            positive, group_col, id_col, label_col, id_extension, test; they win
+            over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
     """
     with shown(log):
-        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger)
+        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)
 
 
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
-         time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None) -> RunResult:
+         time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
+         dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | RunPlan:
     """Return the `RunResult` of `run` (its body; messages go to the kagglekit logger)."""
     started = time.time()  # the budget's clock: importing the backend counts too
     from . import layout, predict, sources, submission
@@ -170,9 +336,12 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     budget_given = parse_duration(time_budget) if time_budget is not None else None  # a bad one fails before any work
     recipe = recipe if isinstance(recipe, dict) else load_recipe(recipe)
-    unknown = set(overrides) - set(DEFAULTS) - {"fine_tune"}
+    unknown = set(overrides) - set(DEFAULTS) - set(LAYOUT_KEYS) - {"fine_tune"}
     if unknown:
-        raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+        raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)} and the layout's "
+                          f"{', '.join(LAYOUT_KEYS)}.")
+    spec, given = _layout_settings(recipe, overrides)
+    overrides = {k: v for k, v in overrides.items() if k not in LAYOUT_KEYS}
     unknown = set(recipe.get("train", {})) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f"Unknown settings {sorted(unknown)} in the recipe's [train] section; known: {sorted(DEFAULTS)} "
@@ -181,13 +350,20 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
         cfg["weights"] = None  # from scratch
 
+    if model is not None and not (Path(model) / "learner.json").is_file():
+        raise ConfigError(f"--model {model}: no saved learner there (learner.json and model.keras, as Learner.save "
+                          "writes them). Name the folder an earlier run saved (its run folder's learner/).")
+    notebook = in_kaggle_notebook()
     comp = sources.fetch(str(source))
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
-    workdir = Path(workdir or Path("runs") / name)
+    workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
     workdir.mkdir(parents=True, exist_ok=True)
     fingerprint = {k: cfg[k] for k in ("backbone", "sizes", "epochs", "weights", "valid", "seed", "lr", "batch_size")}
     fingerprint["source"] = str(comp.path)
     fingerprint["time_budget"] = budget_given
+    fingerprint.update({f"layout.{k}": v for k, v in sorted({**spec, **given}.items())})
+    if model is not None:
+        fingerprint["model"] = str(Path(model).resolve())
     steps = _Steps(workdir, json.loads(json.dumps(fingerprint, default=str)))
     deadline_path = workdir / "deadline.json"
     if not steps.done("plan") and deadline_path.is_file():  # a new run in this folder: an older run's clock is not ours
@@ -203,11 +379,13 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     # 1. layout and split (saved, so a re-run reads the same split)
     tables = {k: workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
-    if steps.done("layout"):
+    done = steps.done("layout")
+    if done and isinstance(done, dict) and "inferred" in done:
         train, valid = LabelTable.read_csv(tables["train"]), LabelTable.read_csv(tables["valid"])
         test = LabelTable.read_csv(tables["test"]) if tables["test"].is_file() else None
+        inferred = done["inferred"]
     else:
-        full, valid, test = _read_tables(comp.path, recipe)
+        full, valid, test, inferred = _read_tables(comp.path, spec, given)
         if valid is None:
             full.validate()
             train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
@@ -219,16 +397,25 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         valid.to_csv(tables["valid"])
         if test is not None:
             test.to_csv(tables["test"])
-        steps.finish("layout", {"train": len(train), "valid": len(valid), "test": len(test) if test is not None else 0})
-    kind = "multi-label" if train.multilabel else "single-label"
-    logger.info(f"data: {len(train)} train, {len(valid)} valid, {len(test) if test is not None else 0} test images; "
-        f"{len(train.classes)} classes ({kind})")
-    if test is None:
-        raise ConfigError(f"No test images found in {comp.path}; name the test folder in the recipe (layout.test).")
+        steps.finish("layout", {"train": len(train), "valid": len(valid), "test": len(test) if test is not None else 0,
+                                "inferred": inferred})
 
+    saved = Learner.load(model) if model is not None else None
     sample = comp.sample_submission
-    metric = cfg["metric"] or (submission.infer_metric(sample, classes=train.classes) if sample is not None else
-                               ("f2" if train.multilabel else "accuracy"))
+    out_path = (working_root() / "submission.csv" if notebook else
+                workdir / Path(sample).name.replace("sample_", "")) if sample is not None else None
+    inference = _plan(name, workdir, train, valid, test, inferred, cfg, sample, out_path, saved, model)
+    for line in inference.lines():
+        logger.info(line)
+    if test is None:
+        raise ConfigError(f"No test images found in {comp.path}; name the test folder or CSV with --test PATH "
+                          "(recipe: layout.test).")
+    if dry_run:
+        logger.info("dry run: stopped before training (nothing trained or predicted)")
+        return inference
+    metric = inference.metric
+    if saved is not None:
+        _check_saved(saved, train, model)
 
     # 2. the plan: backbone, sizes, epochs, batch for the budget, the hardware and the images (printed before
     #    any training); kept in run.json, so a resumed run trains to the same plan (a new one would restart it)
@@ -250,7 +437,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     # 3. fine-tune (fine_tune itself resumes from its checkpoints in workdir/train) inside the deadline
     learner_dir = workdir / "learner"
-    if steps.done("train") and (learner_dir / "learner.json").is_file():
+    if saved is not None:
+        learner = saved
+        logger.info(f"model: {learner} (loaded from {model}; not trained here)")
+    elif steps.done("train") and (learner_dir / "learner.json").is_file():
         learner = Learner.load(learner_dir)
         logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
     else:
@@ -258,8 +448,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         callbacks = list(extra.pop("callbacks", None) or [])
         deadline = None
         if timed:
-            saved = _saved_spent(deadline_path)
-            deadline = Deadline.load(deadline_path, budget_s=plan.budget_s, extra_s=max(0.0, spent() - saved),
+            saved_s = _saved_spent(deadline_path)
+            deadline = Deadline.load(deadline_path, budget_s=plan.budget_s, extra_s=max(0.0, spent() - saved_s),
                                      reserve_s=plan.reserve_s, batch_size=plan.batch_size, size=plan.sizes[-1],
                                      valid_s=plan.valid_s)
             callbacks.insert(0, deadline)
@@ -278,7 +468,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     # 4. post-processing (clip / thresholds) and TTA tuned on validation, saved with the model;
     #    the validation images are predicted once, for tuning and for the score
     batch = plan.batch_size
-    if steps.done("tune") and "tuned_for" in learner.settings:
+    if saved is not None:  # tuned (or not) where it was trained; its validation images are not known here
+        valid_probs = None
+    elif steps.done("tune") and "tuned_for" in learner.settings:
         valid_probs = predict.predict(learner, valid, batch_size=batch, progress=False)
     else:
         tta = cfg["tta"]
@@ -297,9 +489,14 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         learner.save(learner_dir)
         steps.finish("tune", metric)
     settings = learner.settings
-    score = predict.score(valid_probs, valid, metric, settings=settings)
     shown = {k: settings[k] for k in ("clip", "threshold", "tta") if k in settings}
-    logger.info(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
+    if valid_probs is None:
+        score = float("nan")
+        logger.info(f"validation {metric}: not measured (the learner from {model} was trained elsewhere)"
+                    + (f"; its settings: {', '.join(f'{k}={v}' for k, v in shown.items())}" if shown else ""))
+    else:
+        score = predict.score(valid_probs, valid, metric, settings=settings)
+        logger.info(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
 
     # 5. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"
@@ -312,14 +509,15 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if sample is None:
         raise ConfigError(f"{comp.path} has no sample_submission.csv, so the submission's shape is unknown; "
                           f"the test predictions are in {probs_path}.")
-    out = submission.write_submission(test_probs, like=sample, path=workdir / Path(sample).name.replace("sample_", ""),
-                                      settings=learner.settings)
-    submission.validate_submission(out, like=sample)
+    out = submission.write_submission(test_probs, like=sample, path=out_path, settings=learner.settings,
+                                      positive=inference.positive, kind=inference.submission_kind, **({"zip": False} if notebook else {}))
+    submission.validate_submission(out, like=submission.read_format(sample, classes=learner.classes, kind=inference.submission_kind,
+                                                                     positive=inference.positive))
     logger.info(f"submission: {out} (validated against {Path(sample).name})")
 
     result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
                        settings={k: v for k, v in learner.settings.items() if k in ("clip", "threshold", "thresholds", "tta")},
-                       seconds=spent())
+                       seconds=spent(), plan=inference)
     submitted = None
     if submit:
         from . import kaggle

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from .errors import ArchiveError, CredentialsError, KaggleApiError, SourceError, SourceNotFoundError, list_offenders
-from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root, is_slug, notebook_input  # noqa: F401 (re-exported)
+from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root, is_slug, notebook_input, working_root  # noqa: F401 (re-exported)
 from .submission import SAMPLE_NAMES, find_sample_submission  # noqa: F401 (re-exported)
 
 MANIFEST = ".kagglekit-manifest.json"
@@ -248,7 +248,7 @@ def _from_notebook(slug: str, folder: Path, path: str | os.PathLike | None) -> C
     if not archives:
         return describe(folder, slug, "notebook")  # read-only use, nothing copied
     # Archives in the (read-only) input: unpack them into a working folder, link the rest.
-    work = Path(path) if path else Path(os.environ.get("KAGGLEKIT_WORKING", "/kaggle/working")) / slug
+    work = Path(path) if path else working_root() / slug
     work.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(work)
     for item in sorted(folder.iterdir()):

@@ -166,3 +166,39 @@ def test_submissions_joins_the_emulators_scored_submission_to_its_run(tmp_path, 
     assert lines[0].split() == ["date", "ref", "public", "private", "valid", "metric", "backbone", "sizes", "epochs", "run"]
     assert len(lines) == 2 and rows.loc[0, "run_id"] in lines[1] and "resnet_tiny" in lines[1], out
     assert f"{result.valid_score:.4f}" in lines[1] and f"{result.public_score:.5f}" in lines[1]
+
+
+def test_run_dry_run_prints_the_plan_with_the_layout_flags(dogs_vs_cats_dir, tmp_path):
+    args = ["run", str(dogs_vs_cats_dir), "--workdir", str(tmp_path / "run"), "--dry-run", "--backbone", "resnet_tiny",
+            "--weights", "none"]
+    out = kagglekit(*args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "plan for dogs-vs-cats" in out.stdout and "metric: logloss" in out.stdout and "Epoch" not in out.stdout
+    assert "AMBIGUOUS positive" in out.stdout and "--positive CLASS" in out.stdout
+    out = kagglekit(*args, "--positive", "cat", "--single-label", "--no-id-extension")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "label holds P(cat) (set by positive=)" in out.stdout and "AMBIGUOUS" not in out.stdout
+    assert not (tmp_path / "run" / "learner").exists()
+
+
+def test_run_layout_flags_are_parsed_into_detect_overrides():
+    from kagglekit.cli import _layout_kwargs, build_parser
+
+    args = build_parser().parse_args(["run", "x", "--multilabel", "--positive", "1", "--group-col", "subject",
+                                      "--id-col", "img", "--label-col", "tags", "--id-extension", "--test", "t/"])
+    assert _layout_kwargs(args) == {"multilabel": True, "positive": "1", "group_col": "subject", "id_col": "img",
+                                    "label_col": "tags", "id_extension": True, "test": "t/"}
+    args = build_parser().parse_args(["run", "x", "--single-label", "--model", "m/"])
+    assert args.multilabel is False and args.model == "m/" and not args.dry_run
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "x", "--multilabel", "--single-label"])
+
+
+def test_run_with_an_empty_train_csv_is_one_line_naming_the_file_and_exit_2(tmp_path):
+    comp = tmp_path / "comp"
+    (comp / "train_images").mkdir(parents=True)
+    (comp / "train.csv").write_text("")
+    out = kagglekit("run", str(comp), "--workdir", str(tmp_path / "run"), "--dry-run")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert f"{comp / 'train.csv'} is empty" in out.stderr and "Download it again" in out.stderr

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import kagglekit as kk
-from kagglekit.errors import ConfigError
+from kagglekit.errors import ConfigError, LayoutError
 
 QUICK = {"backbone": "resnet_tiny", "sizes": [32], "weights": "none", "epochs": 2, "batch_size": 32, "tta": 0}
 
@@ -60,3 +60,65 @@ def test_log_argument_decides_where_messages_go(capsys):
     with pytest.raises(TypeError, match="callable"):
         with shown("stdout"):
             pass
+
+
+# ------------------------------------------------------------------ the plan, dry runs and layout overrides
+def test_dry_run_prints_the_plan_and_stops_before_training(dogs_vs_cats_dir, tmp_path):
+    lines: list[str] = []
+    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", dry_run=True, log=lines.append, **QUICK)
+    assert isinstance(plan, kk.job.RunPlan)
+    assert plan.layout == "filenames" and plan.classes == ["cat", "dog"] and not plan.multilabel
+    assert plan.test == 40 and plan.test_sources == ["test/"]
+    assert plan.metric == "logloss" and "sample_submission.csv" in plan.metric_reason
+    assert plan.submission_columns == ["id", "label"] and plan.submission_kind == "probability"
+    assert plan.positive == "dog"  # by its usual name; the data cannot say, so the plan says so and names the flag
+    text = "\n".join(lines)
+    for expected in ("plan for dogs-vs-cats", "layout: filenames", "labels: single-label", "40 test (from test/)",
+                     "metric: logloss", "submission: columns id, label", "label holds P(dog)",
+                     "AMBIGUOUS positive", "--positive CLASS", "dry run: stopped before training"):
+        assert expected in text, expected
+    assert "Epoch" not in text
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.json", "test.table.csv", "train.table.csv", "valid.table.csv"]
+
+
+def test_layout_overrides_from_flags_and_the_recipe(dogs_vs_cats_dir, tmp_path):
+    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "a", dry_run=True, log=None, positive="cat", **QUICK)
+    assert plan.positive == "cat" and not plan.ambiguities and "set by positive=" in plan.positive_reason
+    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "b", dry_run=True, log=None, recipe={"layout": {"positive": "cat"}}, **QUICK)
+    assert plan.positive == "cat" and not plan.ambiguities
+    # The flag wins over the recipe; changing an override re-reads the layout in the same run folder.
+    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "b", dry_run=True, log=None, recipe={"layout": {"positive": "cat"}},
+                  positive="dog", **QUICK)
+    assert plan.positive == "dog" and "set by positive=" in plan.positive_reason
+    # test= names the test folder (relative to the competition folder).
+    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "c", dry_run=True, log=None, test="train", positive="dog", **QUICK)
+    assert plan.test_sources == ["train/"] and plan.test == len(list((dogs_vs_cats_dir / "train").iterdir()))
+
+
+@pytest.mark.parametrize("recipe, overrides, error, message", [
+    ({"layout": {"positve": "cat"}}, {}, ConfigError, r"Unknown keys \['positve'\] in the recipe's \[layout\] section"),
+    ({}, {"positive": "horse"}, ConfigError, r"positive='horse' is not a class"),
+    ({"layout": {"reader": "from_filenames", "args": {"folder": "train", "pattern": r"^(cat|dog)\."}}},
+     {"multilabel": True}, ConfigError, r"multilabel settle what layout detection infers.*layout.args"),
+    ({}, {"test": "no-such-folder"}, LayoutError, r"test='no-such-folder': no such folder or CSV"),
+])
+def test_layout_override_errors_name_the_setting(dogs_vs_cats_dir, tmp_path, recipe, overrides, error, message):
+    with pytest.raises(error, match=message):
+        kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", recipe=recipe, dry_run=True, log=None, **overrides, **QUICK)
+
+
+def test_empty_train_csv_is_a_layout_error_naming_the_file(tmp_path):
+    from PIL import Image
+
+    comp = tmp_path / "comp"
+    (comp / "train_images").mkdir(parents=True)
+    (comp / "test_images").mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(comp / "train_images" / f"{i}.jpg")
+        Image.new("RGB", (8, 8)).save(comp / "test_images" / f"t{i}.jpg")
+    (comp / "train.csv").write_text("")
+    with pytest.raises(LayoutError, match=r"train.csv is empty.*Download it again"):
+        kk.run(comp, workdir=tmp_path / "run", dry_run=True, log=None, **QUICK)
+    (comp / "train.csv").write_text("image_id,label\n")
+    with pytest.raises(LayoutError, match=r"train.csv has a header but no rows"):
+        kk.run(comp, workdir=tmp_path / "run", dry_run=True, log=None, **QUICK)

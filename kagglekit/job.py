@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .errors import ConfigError
 from .io import atomic_write_text
 from .logs import logger, shown
+from .runstate import RunState, file_hash, remove_partial_files, set_aside, submit_once
 from .table import LabelTable
 
 # Defaults per backbone family: quick, strong baselines.
@@ -70,24 +71,90 @@ def load_recipe(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
 
 
-class _Steps:
-    """A tiny record of finished steps, saved atomically in the run folder."""
+# What tuning writes into the learner's settings (cleared before tuning again, e.g. for another metric).
+TUNED_KEYS = ("metric", "valid_score", "valid_score_raw", "clip", "threshold", "thresholds", "fallback",
+              "tta", "tta_flip", "tta_crop", "tuned_for")
+SMALL_FILE = 64 << 20  # top-level competition files up to this size (label CSVs, JSON) are hashed whole
 
-    def __init__(self, workdir: Path, fingerprint: dict) -> None:
-        self.path = workdir / "run.json"
-        self.state: dict = {"fingerprint": fingerprint, "done": {}}
-        if self.path.is_file():
-            saved = json.loads(self.path.read_text())
-            if saved.get("fingerprint") == fingerprint:
-                self.state = saved
 
-    def done(self, name: str) -> Any:
-        return self.state["done"].get(name)
+def _files_digest(comp) -> str:
+    """Return a hash of the competition's files: every name and size, and the bytes of the small top-level ones."""
+    import hashlib
 
-    def finish(self, name: str, value: Any = True) -> Any:
-        self.state["done"][name] = value
-        atomic_write_text(self.path, json.dumps(self.state, indent=1, default=str))
-        return value
+    h = hashlib.md5()
+    for path in sorted(getattr(comp, "files", None) or []):
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue
+        h.update(f"{path.relative_to(comp.path) if comp.path in path.parents else path}\0{size}\n".encode())
+        if path.parent == comp.path and size <= SMALL_FILE and path.suffix.lower() in (".csv", ".json", ".txt", ".tsv"):
+            h.update(file_hash(path).encode())
+    return h.hexdigest()[:12]
+
+
+def _table_digest(table: LabelTable | None) -> str | None:
+    """Return a hash of a table's rows (id, path, labels), vocabulary and kind (None for no table)."""
+    if table is None:
+        return None
+    import hashlib
+
+    import pandas as pd
+
+    frame = table.frame[["id", "path", "labels"]].astype(str)
+    rows = pd.util.hash_pandas_object(frame, index=False).values.tobytes()
+    return hashlib.md5(rows + json.dumps([list(table.classes), table.multilabel]).encode()).hexdigest()[:12]
+
+
+def _read_saved(state: RunState, step: str, path: Path, reader: Callable[[Path], Any]) -> Any:
+    """Return what `reader` reads from the saved `path`; None (the file set aside, `step` to be done again) when it cannot."""
+    if not path.is_file():
+        state.redo(step, f"{path} is missing")
+        return None
+    try:
+        return reader(path)
+    except Exception as exc:  # a damaged file, whatever the parser says
+        set_aside(path, f"{type(exc).__name__}: {exc}")
+        state.redo(step, f"{path.name} could not be read")
+        return None
+
+
+def _read_saved_tables(state: RunState, tables: dict[str, Path]) -> tuple | None:
+    """Return the saved (train, valid, test) tables; None (layout and split to be done again) when one cannot be read."""
+    names = ["train", "valid"] + (["test"] if (state.result("layout") or {}).get("test") else [])
+    read = {}
+    for name in names:
+        read[name] = _read_saved(state, "layout", tables[name], LabelTable.read_csv)
+        if read[name] is None:
+            return None
+    return read["train"], read["valid"], read.get("test")
+
+
+def _load_learner(state: RunState, folder: Path):
+    """Return the saved learner; None (set aside when damaged, training to be done again) when it cannot be loaded."""
+    from .errors import StateError
+    from .learner import Learner
+
+    if not (folder / "model.keras").is_file() or not (folder / "learner.json").is_file():
+        state.redo("train", f"the saved model in {folder} is missing")
+        return None
+    try:
+        return Learner.load(folder)
+    except (StateError, ValueError, OSError, KeyError) as exc:
+        set_aside(folder, f"{type(exc).__name__}: {exc}")
+        state.redo("train", f"the saved model in {folder} could not be loaded")
+        return None
+
+
+def _unchanged(state: RunState, out: Path) -> bool:
+    """Return whether the submission file is still as the write step left it (a changed one is set aside)."""
+    if not out.is_file():
+        return False
+    if file_hash(out) == (state.result("write") or {}).get("md5"):
+        return True
+    set_aside(out, "its MD5 differs from the one recorded", problem="changed after kagglekit wrote it")
+    return False
 
 
 def _read_tables(comp_path: Path, recipe: dict) -> tuple[LabelTable, LabelTable | None, LabelTable | None]:
@@ -166,15 +233,18 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
     workdir = Path(workdir or Path("runs") / name)
     workdir.mkdir(parents=True, exist_ok=True)
-    fingerprint = {k: cfg[k] for k in ("backbone", "sizes", "epochs", "weights", "valid", "seed", "lr")}
-    fingerprint["source"] = str(comp.path)
-    steps = _Steps(workdir, json.loads(json.dumps(fingerprint, default=str)))
+    state = RunState(workdir)
+    remove_partial_files(workdir)
 
     # 1. layout and split (saved, so a re-run reads the same split)
     tables = {k: workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
-    if steps.done("layout"):
-        train, valid = LabelTable.read_csv(tables["train"]), LabelTable.read_csv(tables["valid"])
-        test = LabelTable.read_csv(tables["test"]) if tables["test"].is_file() else None
+    layout_inputs = {"source": str(comp.path), "layout_recipe": recipe.get("layout"), "files": _files_digest(comp)}
+    split_inputs = {"valid": cfg["valid"], "seed": cfg["seed"], "layout": state.result("layout")}
+    saved = None
+    if state.fresh("layout", layout_inputs) and state.fresh("split", split_inputs):
+        saved = _read_saved_tables(state, tables)
+    if saved is not None:
+        train, valid, test = saved
     else:
         full, valid, test = _read_tables(comp.path, recipe)
         if valid is None:
@@ -188,7 +258,12 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         valid.to_csv(tables["valid"])
         if test is not None:
             test.to_csv(tables["test"])
-        steps.finish("layout", {"train": len(train), "valid": len(valid), "test": len(test) if test is not None else 0})
+        elif tables["test"].is_file():
+            tables["test"].unlink()  # a test table of an earlier layout
+        layout_result = {"full": _table_digest(full), "test": _table_digest(test) if test is not None else None}
+        state.finish("layout", layout_inputs, layout_result)
+        state.finish("split", {**split_inputs, "layout": layout_result},
+                     {"train": _table_digest(train), "valid": _table_digest(valid), "rows": [len(train), len(valid)]})
     kind = "multi-label" if train.multilabel else "single-label"
     logger.info(f"data: {len(train)} train, {len(valid)} valid, {len(test) if test is not None else 0} test images; "
         f"{len(train.classes)} classes ({kind})")
@@ -201,25 +276,34 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     # 2. fine-tune (fine_tune itself resumes from its checkpoints in workdir/train)
     learner_dir = workdir / "learner"
-    if steps.done("train") and (learner_dir / "learner.json").is_file():
-        learner = Learner.load(learner_dir)
-        logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
-    else:
-        extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
+    extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
+    train_inputs = {k: cfg[k] for k in ("backbone", "sizes", "epochs", "weights", "valid", "seed", "lr", "batch_size")}
+    train_inputs.update(fit=extra.get("fit", "squash"), fine_tune=extra, layout_recipe=recipe.get("layout"),
+                        data=state.result("split"))
+    learner = None
+    if state.fresh("train", train_inputs):
+        learner = _load_learner(state, learner_dir)
+        if learner is not None:
+            logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
+    if learner is None:
         learner = fine_tune(
             train, valid=valid, backbone=cfg["backbone"], sizes=cfg["sizes"], epochs=cfg["epochs"],
             weights=cfg["weights"], batch_size=cfg["batch_size"], seed=cfg["seed"],
             workdir=workdir / "train", **({"lr": cfg["lr"]} if cfg["lr"] else {}), **extra,
         )
         learner.save(learner_dir)
-        steps.finish("train", str(learner_dir))
+        state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
+                                             "best": learner.settings.get("best"), "epochs": len(learner.history)})
 
     # 3. post-processing (clip / thresholds) and TTA tuned on validation, saved with the model;
     #    the validation images are predicted once, for tuning and for the score
     batch = cfg["batch_size"]
-    if steps.done("tune") and "tuned_for" in learner.settings:
-        valid_probs = predict.predict(learner, valid, batch_size=batch, progress=False)
+    tune_inputs = {"metric": metric, "tta": cfg["tta"], "train": state.result("train")}
+    if state.fresh("tune", tune_inputs) and learner.settings.get("tuned_for") == metric:
+        score = state.result("tune")["score"]
     else:
+        for key in TUNED_KEYS:  # what an earlier tuning (maybe for another metric) chose
+            learner.settings.pop(key, None)
         tta = cfg["tta"]
         if tta == "auto":
             tta, _ = predict.choose_tta(learner, valid, metric, batch_size=batch, progress=False)
@@ -227,41 +311,41 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         predict.tune_settings(learner, valid_probs, metric, table=valid)
         learner.settings["tuned_for"] = metric
         learner.save(learner_dir)
-        steps.finish("tune", metric)
+        score = predict.score(valid_probs, valid, metric, settings=learner.settings)
+        state.finish("tune", tune_inputs, {"score": float(score),
+                                           **{k: learner.settings[k] for k in TUNED_KEYS if k in learner.settings}})
     settings = learner.settings
-    score = predict.score(valid_probs, valid, metric, settings=settings)
     shown = {k: settings[k] for k in ("clip", "threshold", "tta") if k in settings}
     logger.info(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
 
     # 4. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"
-    if steps.done("predict") and probs_path.is_file():
-        test_probs = predict.read_predictions(probs_path)
-    else:
+    predict_inputs = {"tune": state.result("tune"), "test": _table_digest(test), "train": state.result("train")}
+    test_probs = None
+    if state.fresh("predict", predict_inputs):
+        test_probs = _read_saved(state, "predict", probs_path, predict.read_predictions)
+    if test_probs is None:
         test_probs = predict.predict(learner, test, batch_size=cfg["batch_size"])
         predict.save_predictions(test_probs, probs_path)
-        steps.finish("predict", str(probs_path))
+        state.finish("predict", predict_inputs, {"file": probs_path.name, "md5": file_hash(probs_path)})
     if sample is None:
         raise ConfigError(f"{comp.path} has no sample_submission.csv, so the submission's shape is unknown; "
                           f"the test predictions are in {probs_path}.")
-    out = submission.write_submission(test_probs, like=sample, path=workdir / Path(sample).name.replace("sample_", ""),
-                                      settings=learner.settings)
-    submission.validate_submission(out, like=sample)
+    out = workdir / Path(sample).name.replace("sample_", "")
+    write_inputs = {"predictions": state.result("predict"), "sample": file_hash(sample), "tune": state.result("tune")}
+    if not (state.fresh("write", write_inputs) and _unchanged(state, out)):
+        out = submission.write_submission(test_probs, like=sample, path=out, settings=learner.settings)
+        submission.validate_submission(out, like=sample)
+        state.finish("write", write_inputs, {"file": Path(out).name, "md5": file_hash(out)})
     logger.info(f"submission: {out} (validated against {Path(sample).name})")
 
     result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
                        settings={k: v for k, v in learner.settings.items() if k in ("clip", "threshold", "thresholds", "tta")},
                        seconds=time.time() - started)
     if submit:
-        from . import kaggle
-
-        done = steps.done("submit")
-        if done:
-            logger.info(f"already submitted in this run folder ({done}); delete {steps.path} to submit again")
-        else:
-            answer = kaggle.submit(getattr(comp, "slug", None) or name, out, message or f"kagglekit {cfg['backbone']} {metric}={score:.4f}", wait=True)
-            result.public_score = getattr(answer, "public_score", None)
-            steps.finish("submit", {"public_score": result.public_score})
+        description = message or f"kagglekit {cfg['backbone']} {metric}={score:.4f} (file {file_hash(out)[:8]})"
+        answer = submit_once(state, getattr(comp, "slug", None) or name, out, description, like=sample)
+        result.public_score = getattr(answer, "public_score", None)
     result.seconds = time.time() - started
     atomic_write_text(workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
     return result

@@ -2,7 +2,11 @@
 
 Every step leaves its result in the run folder, so running the same command again
 after an interruption continues where it stopped (training resumes from its last
-completed epoch; finished steps are not repeated).
+completed epoch; finished steps are not repeated). ``run.json`` (`kagglekit.runstate`)
+records each step with the inputs that determine it: a step whose inputs changed
+is done again with every step after it, and the run says which and why. A
+submission is recorded before its upload, so a run stopped after the upload waits
+for that submission's score instead of uploading again.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any, Callable
 from .errors import ConfigError
 from .io import atomic_write_text
 from .logs import logger, shown
-from .runstate import RunState, file_hash, remove_partial_files, set_aside, submit_once
+from .runstate import RunState, digest, file_hash, remove_partial_files, set_aside, submit_once
 from .table import LabelTable
 
 # Defaults per backbone family: quick, strong baselines.
@@ -77,19 +81,26 @@ TUNED_KEYS = ("metric", "valid_score", "valid_score_raw", "clip", "threshold", "
 SMALL_FILE = 64 << 20  # top-level competition files up to this size (label CSVs, JSON) are hashed whole
 
 
-def _files_digest(comp) -> str:
-    """Return a hash of the competition's files: every name and size, and the bytes of the small top-level ones."""
+def _files_digest(comp, workdir: Path) -> str:
+    """Return a hash of the competition's files: every name and size, and the bytes of the small top-level ones.
+
+    Hidden files and folders (caches, manifests) and the run folder itself (when it lies inside) are left out.
+    """
     import hashlib
 
     h = hashlib.md5()
+    root, skip = Path(os.path.abspath(comp.path)), Path(os.path.abspath(workdir))  # links kept as links
     for path in sorted(getattr(comp, "files", None) or []):
-        path = Path(path)
+        path = Path(os.path.abspath(path))
         try:
+            relative = path.relative_to(root)
             size = path.stat().st_size
-        except OSError:
+        except (OSError, ValueError):
             continue
-        h.update(f"{path.relative_to(comp.path) if comp.path in path.parents else path}\0{size}\n".encode())
-        if path.parent == comp.path and size <= SMALL_FILE and path.suffix.lower() in (".csv", ".json", ".txt", ".tsv"):
+        if any(part.startswith(".") for part in relative.parts) or (skip != root and skip in path.parents):
+            continue
+        h.update(f"{relative.as_posix()}\0{size}\n".encode())
+        if path.parent == root and size <= SMALL_FILE and path.suffix.lower() in (".csv", ".json", ".txt", ".tsv"):
             h.update(file_hash(path).encode())
     return h.hexdigest()[:12]
 
@@ -198,7 +209,8 @@ def run(
             (default ``runs/<name>``); re-running continues from there.
         recipe: a TOML/JSON file (or dict) with a ``layout`` section
             (``reader`` + ``args``, ``test``) and training settings.
-        submit: upload the file through the Kaggle API and wait for the score.
+        submit: upload the file through the Kaggle API and wait for the score
+            (once per run folder and file: a re-run does not upload the same file again).
         log: where the run's messages go (every step's, the ``kagglekit`` logger's):
             a callable gets each one as a line of text (default ``print``: stdout);
             None or False adds no output of its own (they then go only where
@@ -238,7 +250,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     # 1. layout and split (saved, so a re-run reads the same split)
     tables = {k: workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
-    layout_inputs = {"source": str(comp.path), "layout_recipe": recipe.get("layout"), "files": _files_digest(comp)}
+    layout_inputs = {"source": str(comp.path), "layout_recipe": recipe.get("layout"), "files": _files_digest(comp, workdir)}
     split_inputs = {"valid": cfg["valid"], "seed": cfg["seed"], "layout": state.result("layout")}
     saved = None
     if state.fresh("layout", layout_inputs) and state.fresh("split", split_inputs):
@@ -343,7 +355,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
                        settings={k: v for k, v in learner.settings.items() if k in ("clip", "threshold", "thresholds", "tta")},
                        seconds=time.time() - started)
     if submit:
-        description = message or f"kagglekit {cfg['backbone']} {metric}={score:.4f} (file {file_hash(out)[:8]})"
+        # The default description names this run folder (a short hash), so a re-run finds its own submission.
+        run_id = digest([str(workdir.resolve()), file_hash(out)])[:6]
+        description = message or f"kagglekit {cfg['backbone']} {metric}={score:.4f} (run {run_id})"
         answer = submit_once(state, getattr(comp, "slug", None) or name, out, description, like=sample)
         result.public_score = getattr(answer, "public_score", None)
     result.seconds = time.time() - started

@@ -257,7 +257,8 @@ def find_submission(slug: str, file_name: str, description: str, since: str, exc
     """Return this account's submission to `slug` of `file_name` with `description` made after `since` (None when none).
 
     `since` is the intent's UTC time (ISO); Kaggle's dates may run up to
-    SUBMISSION_CLOCK_SKEW_S behind it. The earliest match wins; refs in `exclude` are skipped.
+    SUBMISSION_CLOCK_SKEW_S behind it. The earliest match dated after the intent wins (else the
+    latest within the skew); refs in `exclude` are skipped.
     """
     from . import kaggle
 
@@ -270,5 +271,9 @@ def find_submission(slug: str, file_name: str, description: str, since: str, exc
         when = _parse_time(s.date)
         if earliest is not None and when is not None and when < earliest:
             continue
-        matches.append((when or datetime.max, s.ref, s))
-    return min(matches, key=lambda m: (m[0], m[1]))[2] if matches else None
+        after = when is None or start is None or when >= start - timedelta(seconds=2)  # Kaggle dates in whole seconds
+        matches.append((after, when or datetime.max, s.ref, s))
+    after = [m for m in matches if m[0]]
+    if after:
+        return min(after, key=lambda m: (m[1], m[2]))[3]
+    return max(matches, key=lambda m: (m[1], m[2]))[3] if matches else None

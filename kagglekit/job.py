@@ -16,6 +16,8 @@ from typing import Any, Callable
 from .errors import ConfigError, StateError
 from .io import atomic_write_text, in_kaggle_notebook, working_root
 from .logs import logger, shown
+from .runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_learner, read_saved,
+                       read_saved_tables, remove_partial_files, submit_once, table_digest, unchanged)
 from .table import LabelTable
 
 # Settings a run starts from. None for backbone, sizes, epochs and batch_size: planned from the time
@@ -129,26 +131,6 @@ def load_recipe(path: str | os.PathLike | None) -> dict:
         return json.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
         raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
-
-
-class _Steps:
-    """A tiny record of finished steps, saved atomically in the run folder."""
-
-    def __init__(self, workdir: Path, fingerprint: dict) -> None:
-        self.path = workdir / "run.json"
-        self.state: dict = {"fingerprint": fingerprint, "done": {}}
-        if self.path.is_file():
-            saved = json.loads(self.path.read_text())
-            if saved.get("fingerprint") == fingerprint:
-                self.state = saved
-
-    def done(self, name: str) -> Any:
-        return self.state["done"].get(name)
-
-    def finish(self, name: str, value: Any = True) -> Any:
-        self.state["done"][name] = value
-        atomic_write_text(self.path, json.dumps(self.state, indent=1, default=str))
-        return value
 
 
 def _layout_settings(recipe: dict, overrides: dict) -> tuple[dict, dict]:
@@ -358,32 +340,20 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
     workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
     workdir.mkdir(parents=True, exist_ok=True)
-    fingerprint = {k: cfg[k] for k in ("backbone", "sizes", "epochs", "weights", "valid", "seed", "lr", "batch_size")}
-    fingerprint["source"] = str(comp.path)
-    fingerprint["time_budget"] = budget_given
-    fingerprint.update({f"layout.{k}": v for k, v in sorted({**spec, **given}.items())})
-    if model is not None:
-        fingerprint["model"] = str(Path(model).resolve())
-    steps = _Steps(workdir, json.loads(json.dumps(fingerprint, default=str)))
+    state = RunState(workdir)
+    remove_partial_files(workdir)
     deadline_path = workdir / "deadline.json"
-    if not steps.done("plan") and deadline_path.is_file():  # a new run in this folder: an older run's clock is not ours
-        deadline_path.unlink()
-    # Seconds earlier sessions of this run spent (run.json; the deadline's state when killed inside training).
-    before = max(float(steps.done("time_spent_s") or 0.0), _saved_spent(deadline_path))
 
-    def spent() -> float:
-        """Return the seconds this run has spent, earlier sessions included."""
-        return before + time.time() - started
-
-    run_id = steps.done("run_id") or steps.finish("run_id", run_ledger.new_run_id())
-
-    # 1. layout and split (saved, so a re-run reads the same split)
+    # 1. layout and split (saved, so a re-run reads the same split); each step records the inputs that determine it
     tables = {k: workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
-    done = steps.done("layout")
-    if done and isinstance(done, dict) and "inferred" in done:
-        train, valid = LabelTable.read_csv(tables["train"]), LabelTable.read_csv(tables["valid"])
-        test = LabelTable.read_csv(tables["test"]) if tables["test"].is_file() else None
-        inferred = done["inferred"]
+    layout_inputs = {"source": str(comp.path), "layout_recipe": {**spec, **given}, "files": files_digest(comp, workdir)}
+    split_inputs = {"valid": cfg["valid"], "seed": cfg["seed"], "layout": state.result("layout")}
+    read_back = None
+    if state.fresh("layout", layout_inputs) and state.fresh("split", split_inputs):
+        read_back = read_saved_tables(state, tables)
+    if read_back is not None:
+        train, valid, test = read_back
+        inferred = state.result("layout").get("inferred", {})
     else:
         full, valid, test, inferred = _read_tables(comp.path, spec, given)
         if valid is None:
@@ -397,8 +367,13 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         valid.to_csv(tables["valid"])
         if test is not None:
             test.to_csv(tables["test"])
-        steps.finish("layout", {"train": len(train), "valid": len(valid), "test": len(test) if test is not None else 0,
-                                "inferred": inferred})
+        elif tables["test"].is_file():
+            tables["test"].unlink()  # a test table of an earlier layout
+        layout_result = {"full": table_digest(full), "test": table_digest(test) if test is not None else None,
+                         "inferred": inferred}
+        state.finish("layout", layout_inputs, layout_result)
+        state.finish("split", {**split_inputs, "layout": layout_result},
+                     {"train": table_digest(train), "valid": table_digest(valid), "rows": [len(train), len(valid)]})
 
     saved = Learner.load(model) if model is not None else None
     sample = comp.sample_submission
@@ -419,9 +394,20 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     # 2. the plan: backbone, sizes, epochs, batch for the budget, the hardware and the images (printed before
     #    any training); kept in run.json, so a resumed run trains to the same plan (a new one would restart it)
-    saved_plan = steps.done("plan")
-    if saved_plan:
-        plan = Plan.from_dict(saved_plan)
+    plan_inputs = {"time_budget": budget_given, "split": state.result("split"),
+                   **{k: cfg[k] for k in ("backbone", "sizes", "epochs", "batch_size", "weights", "tta")}}
+    if not state.fresh("plan", plan_inputs):
+        deadline_path.unlink(missing_ok=True)  # an older plan's clock is not this one's
+        state.put("time_spent_s", 0.0)
+    before = max(float(state.get("time_spent_s") or 0.0), _saved_spent(deadline_path))
+
+    def spent() -> float:
+        """Return the seconds this run has spent, earlier sessions included."""
+        return before + time.time() - started
+
+    run_id = state.get("run_id") or state.put("run_id", run_ledger.new_run_id())
+    if state.result("plan"):
+        plan = Plan.from_dict(state.result("plan"))
         head = plan.describe().splitlines()[0].removeprefix("plan: ")
         logger.info(f"plan (made earlier; {format_duration(spent())} of the budget spent): {head}")
     else:
@@ -430,22 +416,28 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
                          batch_size=cfg["batch_size"], n_valid=len(valid), n_test=len(test),
                          tta=4 if cfg["tta"] == "auto" else int(cfg["tta"]), spent_s=spent())
         logger.info(plan.describe())
-        steps.finish("plan", plan.to_dict())
+        state.finish("plan", plan_inputs, plan.to_dict())
     # Explicit epochs without --time: the epochs asked are trained, whatever the clock says (no deadline).
     timed = budget_given is not None or cfg["epochs"] is None
-    steps.finish("time_spent_s", round(spent(), 3))
+    state.put("time_spent_s", round(spent(), 3))
 
     # 3. fine-tune (fine_tune itself resumes from its checkpoints in workdir/train) inside the deadline
     learner_dir = workdir / "learner"
+    extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
+    callbacks = list(extra.pop("callbacks", None) or [])
+    train_inputs = {k: cfg[k] for k in ("valid", "seed", "lr")}
+    train_inputs.update(plan=state.result("plan"), fit=extra.get("fit", "squash"), fine_tune=extra,
+                        layout_recipe={**spec, **given}, data=state.result("split"),
+                        model=str(Path(model).resolve()) if model is not None else None)
+    learner = None
     if saved is not None:
         learner = saved
         logger.info(f"model: {learner} (loaded from {model}; not trained here)")
-    elif steps.done("train") and (learner_dir / "learner.json").is_file():
-        learner = Learner.load(learner_dir)
-        logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
-    else:
-        extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
-        callbacks = list(extra.pop("callbacks", None) or [])
+    elif state.fresh("train", train_inputs):
+        learner = load_learner(state, learner_dir)
+        if learner is not None:
+            logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
+    if learner is None:
         deadline = None
         if timed:
             saved_s = _saved_spent(deadline_path)
@@ -456,23 +448,27 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}), **extra}
         learner = fine_tune(train, valid=valid, workdir=workdir / "train", callbacks=callbacks, **kwargs)
         learner.save(learner_dir)
-        steps.finish("epochs_done", len(learner.history))
+        state.put("epochs_done", len(learner.history))
         if deadline is not None:
             deadline.save()
             if deadline.stopped:
                 logger.info(f"deadline: training ended after {len(learner.history)} epoch(s) of the "
                             f"{plan.total_epochs} planned ({deadline.stopped})")
-        steps.finish("time_spent_s", round(spent(), 3))
-        steps.finish("train", str(learner_dir))
+        state.put("time_spent_s", round(spent(), 3))
+        state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
+                                             "best": learner.settings.get("best"), "epochs": len(learner.history)})
 
-    # 4. post-processing (clip / thresholds) and TTA tuned on validation, saved with the model;
+    # 4. post-processing (clip / thresholds / cut-points) and TTA tuned on validation, saved with the model;
     #    the validation images are predicted once, for tuning and for the score
     batch = plan.batch_size
+    tune_inputs = {"metric": metric, "tta": cfg["tta"], "train": state.result("train")}
     if saved is not None:  # tuned (or not) where it was trained; its validation images are not known here
-        valid_probs = None
-    elif steps.done("tune") and "tuned_for" in learner.settings:
-        valid_probs = predict.predict(learner, valid, batch_size=batch, progress=False)
+        score = float("nan")
+    elif state.fresh("tune", tune_inputs) and learner.settings.get("tuned_for") == metric:
+        score = state.result("tune")["score"]
     else:
+        for key in TUNED_KEYS:  # what an earlier tuning (maybe for another metric) chose
+            learner.settings.pop(key, None)
         tta = cfg["tta"]
         left = plan.budget_s - spent()
         if tta == "auto" and timed and left < plan.reserve_s:
@@ -487,72 +483,77 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         predict.tune_settings(learner, valid_probs, metric, table=valid)
         learner.settings["tuned_for"] = metric
         learner.save(learner_dir)
-        steps.finish("tune", metric)
+        score = predict.score(valid_probs, valid, metric, settings=learner.settings)
+        state.finish("tune", tune_inputs, {"score": float(score),
+                                           **{k: learner.settings[k] for k in TUNED_KEYS if k in learner.settings}})
     settings = learner.settings
-    shown = {k: settings[k] for k in ("clip", "threshold", "tta") if k in settings}
-    if valid_probs is None:
-        score = float("nan")
+    shown_settings = {k: settings[k] for k in ("clip", "threshold", "cuts", "new_threshold", "tta") if k in settings}
+    described = ", ".join(f"{k}={v}" for k, v in shown_settings.items())
+    if saved is not None:
         logger.info(f"validation {metric}: not measured (the learner from {model} was trained elsewhere)"
-                    + (f"; its settings: {', '.join(f'{k}={v}' for k, v in shown.items())}" if shown else ""))
+                    + (f"; its settings: {described}" if described else ""))
     else:
-        score = predict.score(valid_probs, valid, metric, settings=settings)
-        logger.info(f"validation {metric}: {score:.4f}" + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""))
+        logger.info(f"validation {metric}: {score:.4f}" + (f" ({described})" if described else ""))
 
     # 5. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"
-    if steps.done("predict") and probs_path.is_file():
-        test_probs = predict.read_predictions(probs_path)
-    else:
+    predict_inputs = {"tune": state.result("tune"), "test": table_digest(test), "train": state.result("train"),
+                      "settings": {k: settings[k] for k in TUNED_KEYS if k in settings}}
+    test_probs = None
+    if state.fresh("predict", predict_inputs):
+        test_probs = read_saved(state, "predict", probs_path, predict.read_predictions)
+    if test_probs is None:
         test_probs = predict.predict(learner, test, batch_size=batch)
         predict.save_predictions(test_probs, probs_path)
-        steps.finish("predict", str(probs_path))
+        state.finish("predict", predict_inputs, {"file": probs_path.name, "md5": file_hash(probs_path)})
     if sample is None:
         raise ConfigError(f"{comp.path} has no sample_submission.csv, so the submission's shape is unknown; "
                           f"the test predictions are in {probs_path}.")
-    out = submission.write_submission(test_probs, like=sample, path=out_path, settings=learner.settings,
-                                      positive=inference.positive, kind=inference.submission_kind, **({"zip": False} if notebook else {}))
-    submission.validate_submission(out, like=submission.read_format(sample, classes=learner.classes, kind=inference.submission_kind,
-                                                                     positive=inference.positive))
+    out = out_path
+    write_inputs = {"predictions": state.result("predict"), "sample": file_hash(sample), "tune": state.result("tune"),
+                    "positive": inference.positive, "kind": inference.submission_kind, "path": str(out_path)}
+    if not (state.fresh("write", write_inputs) and unchanged(state, out)):
+        out = submission.write_submission(test_probs, like=sample, path=out_path, settings=learner.settings,
+                                          positive=inference.positive, kind=inference.submission_kind, metric=metric,
+                                          **({"zip": False} if notebook else {}))
+        state.finish("write", write_inputs, {"file": Path(out).name, "md5": file_hash(out)})
     logger.info(f"submission: {out} (validated against {Path(sample).name})")
 
     result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
-                       settings={k: v for k, v in learner.settings.items() if k in ("clip", "threshold", "thresholds", "tta")},
+                       settings={k: v for k, v in learner.settings.items() if k in TUNED_KEYS and k != "tuned_for"},
                        seconds=spent(), plan=inference)
     submitted = None
     if submit:
         from . import kaggle
 
-        done = steps.done("submit")
         slug = getattr(comp, "slug", None) or name
-        if done:
-            logger.info(f"already submitted in this run folder ({done}); delete {steps.path} to submit again")
-        else:
+        if state.submission(file_hash(out)) is None:
             _warn_when_no_submissions_left(kaggle, slug)
-            text = message or f"kagglekit {plan.backbone} {metric}={score:.4f} [{run_id}]"
-            answer = kaggle.submit(slug, out, text, wait=True)
-            result.public_score = getattr(answer, "public_score", None)
-            submitted = {"public_score": result.public_score, "submission_ref": getattr(answer, "ref", None),
-                         "message": text}
-            steps.finish("submit", submitted)
+        # The default description names the run (its id), so a re-run finds its own submission and the ledger its row.
+        text = message or f"kagglekit {plan.backbone} {metric}={score:.4f} [{run_id}]"
+        answer = submit_once(state, slug, out, text, like=sample)
+        result.public_score = getattr(answer, "public_score", None)
+        submitted = {"public_score": result.public_score, "submission_ref": getattr(answer, "ref", None),
+                     "message": text}
     result.seconds = spent()
-    steps.finish("time_spent_s", round(result.seconds, 3))
+    state.put("time_spent_s", round(result.seconds, 3))
     atomic_write_text(workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
 
     # 6. the ledger: one row per run (again only when this session submitted what an earlier one recorded)
-    if ledger_path is not False and (not steps.done("ledger") or submitted):
+    if ledger_path is not False and (not state.get("ledger") or submitted):
         path = Path(ledger_path) if ledger_path not in (None, True) else workdir.parent / "ledger.csv"
-        sub = submitted or (steps.done("submit") if isinstance(steps.done("submit"), dict) else {}) or {}
+        sub = submitted or {}
         row = run_ledger.append({
             "run_id": run_id, "competition": getattr(comp, "slug", None) or name, "backbone": plan.backbone,
             "weights": plan.weights or "none", "sizes": plan.sizes, "epochs": plan.epochs,
-            "epochs_done": steps.done("epochs_done"), "batch_size": plan.batch_size,
+            "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
             "budget_s": plan.budget_s if timed else None, "seconds": round(result.seconds, 1),
             "hardware": plan.hardware, "metric": metric, "valid_score": float(score),
             "tta": learner.settings.get("tta", 0), "submission": out, "message": sub.get("message"),
             "submission_ref": sub.get("submission_ref"), "public_score": sub.get("public_score"),
             "workdir": workdir, "extra": {"budget_given": plan.budget_given},
         }, path)
-        steps.finish("ledger", str(path))
+        state.put("ledger", str(path))
         logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
                     + (f" of a {format_duration(plan.budget_s)} budget)" if timed else ")"))
     return result

@@ -122,3 +122,62 @@ def test_empty_train_csv_is_a_layout_error_naming_the_file(tmp_path):
     (comp / "train.csv").write_text("image_id,label\n")
     with pytest.raises(LayoutError, match=r"train.csv has a header but no rows"):
         kk.run(comp, workdir=tmp_path / "run", dry_run=True, log=None, **QUICK)
+
+
+# ---------------------------------------------------------------- re-runs: what a changed input re-does, damaged state
+def _messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "kagglekit"]
+
+
+def test_a_changed_metric_retunes_and_repredicts_without_retraining(dogs_vs_cats_dir, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="kagglekit")
+    first = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", log=None, **{**QUICK, "epochs": 1})
+    assert first.metric == "logloss" and "clip" in first.settings
+    caplog.clear()
+    second = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", log=None, **{**QUICK, "epochs": 1, "metric": "accuracy"})
+    said = _messages(caplog)
+    assert ("metric changed from 'logloss' to 'accuracy': re-tuning, re-predicting and re-writing the submission"
+            in said), said
+    assert any("trained earlier, loaded from" in m for m in said)  # not trained again
+    assert second.metric == "accuracy" and "clip" not in second.settings  # the logloss tuning is gone
+    caplog.clear()
+    kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", log=None, **{**QUICK, "epochs": 1, "metric": "accuracy", "tta": 2})
+    assert "tta changed from 0 to 2: re-tuning, re-predicting and re-writing the submission" in _messages(caplog)
+
+
+def test_fine_tune_records_the_image_fit_and_a_changed_fit_retrains(dogs_vs_cats_dir, tmp_path, caplog):
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="kagglekit")
+    run = tmp_path / "run"
+    kk.run(dogs_vs_cats_dir, workdir=run, log=None, recipe={"fine_tune": {"fit": "pad"}}, **{**QUICK, "epochs": 1})
+    assert json.loads((run / "learner" / "learner.json").read_text())["settings"]["fit"] == "pad"
+    assert kk.Learner.load(run / "learner").settings["fit"] == "pad"  # what predict prepares test images with
+    caplog.clear()
+    kk.run(dogs_vs_cats_dir, workdir=run, log=None, recipe={"fine_tune": {"fit": "crop"}}, **{**QUICK, "epochs": 1})
+    said = _messages(caplog)
+    assert any(m.startswith("the recipe's [fine_tune] section changed from {\"fit\": \"pad\"} to {\"fit\": \"crop\"}, "
+                            "fit changed from 'pad' to 'crop': re-training, re-tuning") for m in said), said
+    assert kk.Learner.load(run / "learner").settings["fit"] == "crop"
+
+
+def test_damaged_saved_state_is_set_aside_and_its_step_redone(dogs_vs_cats_dir, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="kagglekit")
+    run = tmp_path / "run"
+    first = kk.run(dogs_vs_cats_dir, workdir=run, log=None, **{**QUICK, "epochs": 1})
+    expected = pd.read_csv(first.submission)
+    history = pd.read_csv(run / "train" / "history.csv")
+    for damaged in ("run.json", "learner/learner.json", "test.table.csv", "test_predictions.csv"):
+        (run / damaged).write_text('{"half a file')
+        caplog.clear()
+        again = kk.run(dogs_vs_cats_dir, workdir=run, log=None, **{**QUICK, "epochs": 1})
+        said = "\n".join(_messages(caplog))
+        assert "cannot be read" in said and "set aside as" in said, (damaged, said)
+        assert list(run.glob(damaged.split("/")[0] + ".corrupt-*")), damaged  # kept, not deleted
+        pd.testing.assert_frame_equal(pd.read_csv(again.submission), expected, atol=1e-6)
+        pd.testing.assert_frame_equal(pd.read_csv(run / "train" / "history.csv"), history)  # never trained again

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -93,10 +94,23 @@ class _Run:
     def load_state(self) -> dict | None:
         if not self.state_path.is_file():
             return None
-        state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        if state.get("fingerprint") != self.fingerprint:
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise ValueError(f"it holds a {type(state).__name__}, not an object")
+            if state.get("fingerprint") != self.fingerprint:
+                return None
+            rows, best = list(state["rows"]), state.get("best")
+            for key in ("weights", "optimizer"):  # the checkpoint it names must be there, whole
+                if not zipfile.is_zipfile(self.workdir / state[key]):
+                    raise ValueError(f"its {key} file {state[key]} is missing or damaged")
+            int(state["stage_index"]), int(state["stage_epochs_done"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            from ..runstate import set_aside
+
+            set_aside(self.state_path, f"{type(exc).__name__}: {exc}")
             return None
-        self.rows, self.best, self.state = state["rows"], state.get("best"), state
+        self.rows, self.best, self.state = rows, best, state
         return state
 
     def _better(self, value: float) -> bool:

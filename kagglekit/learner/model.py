@@ -67,10 +67,19 @@ class Learner:
         if not (path / "model.keras").is_file() or not (path / "learner.json").is_file():
             raise StateError(f"{path} holds no saved learner (model.keras + learner.json); save one with "
                              "Learner.save(dir), or pass the folder it wrote.")
-        meta = json.loads((path / "learner.json").read_text(encoding="utf-8"))
-        model = keras.saving.load_model(path / "model.keras", compile=False)
+        try:
+            meta = json.loads((path / "learner.json").read_text(encoding="utf-8"))
+            classes, multilabel, size, settings = meta["classes"], meta["multilabel"], meta["size"], meta["settings"]
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise StateError(f"{path / 'learner.json'} cannot be read ({type(exc).__name__}: {exc}); save the learner "
+                             "again (Learner.save), or train it again.") from None
+        try:
+            model = keras.saving.load_model(path / "model.keras", compile=False)
+        except Exception as exc:  # a truncated or damaged .keras archive: zipfile, h5py or Keras errors
+            raise StateError(f"{path / 'model.keras'} cannot be loaded ({type(exc).__name__}: {exc}); save the learner "
+                             "again (Learner.save), or train it again.") from None
         history = pd.read_csv(path / "history.csv") if (path / "history.csv").is_file() else None
-        return cls(model, meta["classes"], meta["multilabel"], meta["size"], meta["settings"], history)
+        return cls(model, classes, multilabel, size, settings, history)
 
     def save_backbone(self, path: str | os.PathLike) -> Path:
         """Return `path` after saving the backbone alone (``.weights.h5`` or ``.keras``) for ``weights=path``."""

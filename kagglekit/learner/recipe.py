@@ -323,7 +323,7 @@ def fine_tune(
             "batch_size": batch_size, "schedule": schedule, "cycle_len": cycle_len, "cycle_mult": cycle_mult,
             "optimizer": optimizer, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
             "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "seed": seed,
-            "head_on_features": bool(head_on_features),
+            "head_on_features": bool(head_on_features), "fit": fit,
             "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
     fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
     workdir = Path(workdir) if workdir is not None else Path("kagglekit-runs") / f"{entry.name}-{fingerprint}"
@@ -338,7 +338,8 @@ def fine_tune(
     augment_layer = default_augmentation() if augment is True else (augment or None)
     settings = {"backbone": entry.name, "weights": str(weights), "sizes": args["sizes"],
                 "preprocess": entry.preprocess, "policy": policy, "workdir": str(workdir),
-                "recipe": args, "fingerprint": fingerprint, "distribution": strategy.kind}
+                "recipe": args, "fingerprint": fingerprint, "distribution": strategy.kind,
+                "fit": fit}  # how images were brought to size: predict prepares them the same way
     batch = batch_size
     if strategy.replicas > 1 and batch % strategy.replicas:
         batch = (batch // strategy.replicas + 1) * strategy.replicas

@@ -395,7 +395,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     # 2. the plan: backbone, sizes, epochs, batch for the budget, the hardware and the images (printed before
     #    any training); kept in run.json, so a resumed run trains to the same plan (a new one would restart it)
     plan_inputs = {"time_budget": budget_given, "split": state.result("split"),
-                   **{k: cfg[k] for k in ("backbone", "sizes", "epochs", "batch_size", "weights", "tta")}}
+                   **{k: cfg[k] for k in ("backbone", "sizes", "epochs", "batch_size", "weights")}}
     if not state.fresh("plan", plan_inputs):
         deadline_path.unlink(missing_ok=True)  # an older plan's clock is not this one's
         state.put("time_spent_s", 0.0)

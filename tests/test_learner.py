@@ -137,13 +137,28 @@ def test_save_and_load_round_trip_model_classes_and_settings(trained, tmp_path):
     assert len(again.history) == 2
 
 
-def test_lr_find_sweeps_the_rate_and_suggests_one(tmp_path):
-    data = digit_arrays(256, 12)
-    result = L.lr_find(data, backbone="resnet_small", weights=None, steps=24, start=1e-5, end=1.0,
-                       batch_size=32, plot=tmp_path / "lr.png")
-    assert 3 <= len(result.lrs) <= 24 and np.all(np.diff(result.lrs) > 0)
-    assert 1e-5 <= result.suggestion <= 1.0
+def test_lr_find_sweeps_across_epochs_to_the_end_rate_or_to_a_real_explosion(tmp_path):
+    data = digit_arrays(96, 12)  # 3 batches of 32 per epoch: every sweep below spans several epochs
+    sane = L.lr_find(data, backbone="resnet_small", weights=None, steps=12, start=1e-4, end=1e-2, batch_size=32,
+                     plot=tmp_path / "lr.png")
+    # a sane end rate is reached: no false explosion where epoch 2 starts, the rates are the sweep's own
+    np.testing.assert_allclose(sane.lrs, np.geomspace(1e-4, 1e-2, 12), rtol=1e-6)
+    assert np.all(np.isfinite(sane.losses)) and sane.losses.max() < 4 * sane.losses.min()
     assert (tmp_path / "lr.png").stat().st_size > 1000
+
+    huge = L.lr_find(data, backbone="resnet_small", weights=None, steps=30, start=1e-4, end=1e6, batch_size=32,
+                     plot=None)
+    n = len(huge.lrs)
+    # a huge end rate stops early, past the first epoch, on a real explosion at a rate that diverges
+    assert 3 < n < 30, huge.lrs
+    np.testing.assert_allclose(huge.lrs, np.geomspace(1e-4, 1e6, 30)[:n], rtol=1e-6)
+    assert huge.lrs[-1] > 0.1
+    assert not np.isfinite(huge.losses[-1]) or huge.losses[-1] > 4 * huge.losses[:-1].min()
+    assert np.all(huge.losses[:-1] <= 4 * huge.losses[:-1].min())  # nothing stopped it sooner
+    # the suggestion lies on the descending part of the smoothed loss, before its minimum
+    i, lowest = int(np.flatnonzero(huge.lrs == huge.suggestion)[0]), int(np.nanargmin(huge.losses))
+    assert i < lowest and huge.losses[i] > huge.losses[lowest]
+    assert np.gradient(huge.losses[:lowest + 1], np.log10(huge.lrs[:lowest + 1]))[i] < 0
 
 
 WORKER = textwrap.dedent("""

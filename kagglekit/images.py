@@ -500,6 +500,7 @@ class ScanReport:
     notes: list[tuple[str, str]] = field(default_factory=list)  # (path, note) of kept oddities
     report_path: Path | None = None
     fingerprints: np.ndarray | None = None  # int64 (n, 2): size and mtime_ns per path (-1 when unreadable)
+    action: str = "skipped"  # what is done with the unreadable files: "skipped", or "served as black images"
 
     @property
     def bad(self) -> list[str]:
@@ -510,7 +511,9 @@ class ScanReport:
         """Return a one-line summary for the screen."""
         text = f"{int(self.ok.sum())} of {len(self.paths)} images readable"
         if self.problems:
-            text += f"; skipped {len(self.problems)} unreadable ({list_offenders(self.bad, 3)})"
+            what = f"skipped {len(self.problems)} unreadable" if self.action == "skipped" else \
+                f"{len(self.problems)} unreadable {self.action}"
+            text += f"; {what} ({list_offenders(self.bad, 3)})"
         if self.notes:
             text += f"; {len(self.notes)} with a suffix that does not match the content (decoded fine)"
         if self.report_path is not None and (self.problems or self.notes):
@@ -525,7 +528,7 @@ class ScanReport:
             out = csv.writer(fh)
             out.writerow(["path", "problem", "action"])
             for p, why in self.problems:
-                out.writerow([p, why, "skipped"])
+                out.writerow([p, why, self.action])
             for p, why in self.notes:
                 out.writerow([p, why, "kept"])
         self.report_path = Path(path)
@@ -540,6 +543,7 @@ def scan_images(
     full: bool = False,
     verbose: bool = True,
     known_good: Sequence[bool] | Callable[[int, tuple[int, int]], bool] | None = None,
+    action: str = "skipped",
 ) -> ScanReport:
     """Return a ScanReport saying which images are readable; bad files are skipped, never fatal.
 
@@ -548,7 +552,8 @@ def scan_images(
     ImageError listing the offenders. `report` is a CSV path for the offenders (written
     only when there are some); a count is printed when `verbose`. `known_good` (a bool
     per path, or a function of (position, (size, mtime_ns))) vouches for files already
-    known to be fine, e.g. by the cache, so only their size and time are read.
+    known to be fine, e.g. by the cache, so only their size and time are read. `action`
+    says in the summary and the report what the caller does with unreadable files.
     """
     paths = [str(p) for p in paths]
     ok = np.ones(len(paths), dtype=bool)
@@ -576,7 +581,7 @@ def scan_images(
             notes.append((paths[i], note))
     fingerprints = np.array([r[2] for r in results], dtype=np.int64).reshape(len(paths), 2)
     del results
-    scan = ScanReport(paths, ok, problems, notes, fingerprints=fingerprints)
+    scan = ScanReport(paths, ok, problems, notes, fingerprints=fingerprints, action=action)
     if strict and problems:
         shown = "; ".join(f"{p}: {why}" for p, why in problems[:5])
         more = f" (and {len(problems) - 5} more; {len(problems)} in all)" if len(problems) > 5 else ""

@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
 LAYOUT_KEYS = ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")
 
 
+# fine_tune arguments the run passes itself: the data and the [train] settings (a [fine_tune] section may not repeat them)
+_SET_BY_RUN = frozenset({"data", "valid", "backbone", "sizes", "epochs", "weights", "batch_size", "seed", "workdir", "lr"})
+
+
 @dataclass
 class RunResult:
     """What a run produced: the validation score, the submission file and, when submitted, the public score."""
@@ -122,15 +126,60 @@ def load_recipe(path: str | os.PathLike | None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"No recipe file at {path}; give the path of a .toml or .json recipe.")
-    text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            return tomllib.loads(text)
-        return json.loads(text)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The recipe {path} cannot be read as UTF-8 text ({exc}); save it as a UTF-8 .toml or .json file.") from None
+    toml = _toml_parser(path) if path.suffix == ".toml" else None
+    try:
+        return toml.loads(text) if toml is not None else json.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
-        raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
+        raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
+                          f"{' '.join(str(exc).split())}; fix the line it names.") from None
+
+
+def _toml_parser(path: Path) -> Any:
+    """Return the TOML parser: `tomllib` (Python 3.11+), else `tomli` (its backport, installed with kagglekit on 3.10)."""
+    try:
+        import tomllib
+
+        return tomllib
+    except ImportError:
+        pass
+    try:
+        import tomli
+
+        return tomli
+    except ImportError:
+        raise ConfigError(f"Reading the TOML recipe {path} needs Python 3.11+ or the tomli package; "
+                          "pip install 'tomli>=2' (or write the recipe as JSON).") from None
+
+
+def check_fine_tune_keys(section: Any, fine_tune: Callable, where: str = "the recipe's [fine_tune] section") -> dict:
+    """Return `section` (the recipe's extra ``fine_tune`` arguments) after checking each key against `fine_tune`'s signature.
+
+    Keys the run sets itself (backbone, sizes, epochs, ...: the [train] settings) and
+    unknown keys are a `ConfigError` naming the key and the valid ones.
+    """
+    import inspect
+
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where[:1].upper()}{where[1:]} must be a table of fine_tune arguments "
+                          f"(key = value), not {type(section).__name__}.")
+    params = inspect.signature(fine_tune).parameters
+    valid = sorted(k for k in params if k not in _SET_BY_RUN)
+    for key in section:
+        if key in _SET_BY_RUN:
+            fix = (f"put it in the [train] section or give --{key.replace('_', '-')}" if key in DEFAULTS else
+                   "give --workdir" if key == "workdir" else "the run passes the competition's table itself")
+            raise ConfigError(f"{key!r} in {where} is set by the run ({fix}); "
+                              f"valid [fine_tune] keys: {', '.join(valid)}.")
+        if key not in params:
+            raise ConfigError(f"Unknown key {key!r} in {where}: fine_tune has no such argument; "
+                              f"valid keys: {', '.join(valid)}.")
+    return dict(section)
 
 
 def _layout_settings(recipe: dict, overrides: dict) -> tuple[dict, dict]:
@@ -317,6 +366,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     from .plan import ImageStats, Plan, make_plan
 
     budget_given = parse_duration(time_budget) if time_budget is not None else None  # a bad one fails before any work
+    section = "the recipe's [fine_tune] section" if recipe is None or isinstance(recipe, dict) else \
+        f"the [fine_tune] section of the recipe {recipe}"
     recipe = recipe if isinstance(recipe, dict) else load_recipe(recipe)
     unknown = set(overrides) - set(DEFAULTS) - set(LAYOUT_KEYS) - {"fine_tune"}
     if unknown:
@@ -328,6 +379,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if unknown:
         raise ConfigError(f"Unknown settings {sorted(unknown)} in the recipe's [train] section; known: {sorted(DEFAULTS)} "
                           "(other fine_tune arguments go in a [fine_tune] section).")
+    check_fine_tune_keys(recipe.get("fine_tune"), fine_tune, section)  # up front: a misspelt key fails before any download
+    check_fine_tune_keys(overrides.get("fine_tune"), fine_tune, "run(fine_tune=...)")
     cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
     if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
         cfg["weights"] = None  # from scratch

@@ -175,12 +175,17 @@ class ImageBatches(_Base):
         workers: decoding threads (default: all cores).
         prefetch: batches decoded ahead in the background when reading in order.
         strict: raise ImageError listing unreadable files instead of skipping them.
+        unreadable: what happens to a row whose image cannot be decoded: "skip" (the row
+            is dropped: training) or "black" (the row is kept and served as a black
+            image: prediction, where every id needs a row); `.served_black` lists them.
         report: CSV path for the list of skipped files (default: in the cache folder,
             or the working folder without a cache).
         verbose: print the count of skipped files.
 
     `x` is uint8 (n, h, w, 3) holding raw pixels 0..255. `.table` is the table
-    actually served (unreadable images dropped); `.skipped` lists them with reasons.
+    actually served (unreadable images dropped unless `unreadable="black"`); `.skipped`
+    lists the dropped ones with reasons. An image that passes the scan but fails to
+    decode later is served black (and listed in `.served_black`) in either mode.
     With Keras, pass `shuffle=False` to `fit`: the batches are already shuffled per
     epoch by `seed`, and reading in order lets the next batches decode in advance.
     """
@@ -201,6 +206,7 @@ class ImageBatches(_Base):
         strict: bool = False,
         report: str | os.PathLike | None = None,
         verbose: bool = True,
+        unreadable: str = "skip",
     ) -> None:
         if _Base is not object:
             super().__init__()
@@ -213,6 +219,8 @@ class ImageBatches(_Base):
             raise ConfigError(f"fit={fit!r} is not supported; use one of {FITS}.")
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size={batch_size!r} must be at least 1.")
+        if unreadable not in ("skip", "black"):
+            raise ConfigError(f"unreadable={unreadable!r}: use 'skip' (drop the rows) or 'black' (keep them, black images).")
         self.size = as_size(size)
         self.batch_size = int(batch_size)
         self.fit = fit
@@ -232,13 +240,15 @@ class ImageBatches(_Base):
         if report is None:
             where = self._cache.folder if self._cache is not None else Path.cwd()
             report = where / "skipped-images.csv"
+        keep_all = unreadable == "black"
         scan = scan_images(all_paths, strict=strict, report=report, workers=self.decode_workers,
-                           verbose=verbose, known_good=known_good)
+                           verbose=verbose, known_good=known_good,
+                           action="served as black images" if keep_all else "skipped")
         fingerprints = scan.fingerprints
         self.scan = scan
-        self.skipped = list(scan.problems)
-        keep = np.flatnonzero(scan.ok)
-        if len(keep) == 0:
+        self.skipped = [] if keep_all else list(scan.problems)
+        keep = np.arange(len(table)) if keep_all else np.flatnonzero(scan.ok)
+        if not scan.ok.any():
             raise ImageError(
                 f"None of the {len(table)} images can be decoded (e.g. {list_offenders(scan.bad, 3)}); "
                 "check the image folder."
@@ -247,6 +257,9 @@ class ImageBatches(_Base):
         self._paths = [all_paths[i] for i in keep]
         self._fingerprints = fingerprints[keep]
         scan.fingerprints = None  # kept above for the served rows only
+        why = dict(scan.problems)
+        # served rows known to be unreadable -> the reason (from the scan; decoding adds the files that fail later)
+        self._black: dict[int, str] = {int(r): why[all_paths[i]] for r, i in enumerate(keep) if not scan.ok[i]}
         self._slots = (
             np.array([self._cache.slot_of[p] for p in self._paths], dtype=np.int64)
             if self._cache is not None else None
@@ -340,6 +353,9 @@ class ImageBatches(_Base):
         cache = self._cache
         for j in range(start, stop):
             r = int(rows[j])
+            if r in self._black:  # known unreadable (unreadable="black"): a black image, no decoding
+                out[j] = 0
+                continue
             path, fp = self._paths[r], (int(self._fingerprints[r, 0]), int(self._fingerprints[r, 1]))
             slot = int(self._slots[r]) if cache is not None else -1
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
@@ -350,6 +366,7 @@ class ImageBatches(_Base):
                 out[j] = 0
                 with self._lock:
                     self.failures.append((path, str(exc)))
+                    self._black[r] = str(exc)
                 logger.warning("kagglekit: %s (served as a black image)", exc)
                 if cache is not None:
                     cache.write(slot, None, fp)
@@ -403,6 +420,16 @@ class ImageBatches(_Base):
         if self._y is None:
             return (x,)
         return x, self._y[rows]
+
+    @property
+    def served_black(self) -> list[tuple[str, str, str]]:
+        """Return (id, path, reason) of the rows served as black images because their file cannot be decoded.
+
+        With ``unreadable="black"`` the files the scan found unreadable are listed from
+        the start; files that fail only when decoded join once their batch is served.
+        """
+        ids = self.table.ids
+        return [(ids[r], self._paths[r], why) for r, why in sorted(self._black.items())]
 
     def images(self, index: int) -> np.ndarray:
         """Return the uint8 images of batch `index` (no targets)."""

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .errors import ConfigError, TableError, list_offenders
 from .images import as_size, resize_images
+from .logs import logger
 from .table import LabelTable
 
 _CROPS = ("centre", "top-left", "top-right", "bottom-left", "bottom-right")
@@ -116,12 +117,16 @@ def _learner_size(learner: Any, data: object) -> tuple[int, int]:
 
 
 def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] | None, fit: str, cache: object):
-    """Return (ids, number of batches, iterator of (ids, pixels)) for a LabelTable, an image array, or batches with .table."""
+    """Return (ids, number of batches, iterator of (ids, pixels), the batches or None) for a LabelTable, an image array, or batches with .table.
+
+    A LabelTable keeps every row: an image that cannot be decoded is served black (every test id needs a row).
+    """
     size = _learner_size(learner, data)
     if isinstance(data, LabelTable):
         from .pipeline import ImageBatches
 
-        data = ImageBatches(data, size, batch_size=batch_size, targets=None, shuffle=False, fit=fit, cache=cache)
+        data = ImageBatches(data, size, batch_size=batch_size, targets=None, shuffle=False, fit=fit, cache=cache,
+                            unreadable="black")
     if isinstance(data, np.ndarray):
         if data.ndim != 4 or data.shape[-1] != 3:
             raise ConfigError(f"Images must be an array (n, height, width, 3) (got shape {data.shape}).")
@@ -129,7 +134,7 @@ def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] 
         if len(row_ids) != len(data):
             raise ConfigError(f"Got {len(row_ids)} ids for {len(data)} images; give one id per image.")
         chunks = [(row_ids[i : i + batch_size], resize_images(data[i : i + batch_size], size, dtype="float32")) for i in range(0, len(data), batch_size)]
-        return row_ids, len(chunks), iter(chunks)
+        return row_ids, len(chunks), iter(chunks), None
     table = getattr(data, "table", None)
     if table is None or not hasattr(data, "__getitem__"):
         raise ConfigError(
@@ -151,7 +156,7 @@ def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] 
         if start != len(row_ids):
             raise TableError(f"The batches served {start} images but their table has {len(row_ids)} rows; rebuild the batches.")
 
-    return row_ids, len(data), gen()
+    return row_ids, len(data), gen(), data
 
 
 def predict(
@@ -172,7 +177,8 @@ def predict(
         learner: anything with `.model` (a keras.Model taking 0..255 pixels),
             `.classes`, `.multilabel`, `.size` and `.settings` (a dict).
         table: a `LabelTable` (images read by `kagglekit.pipeline.ImageBatches`;
-            unreadable ones are dropped and reported there), an image array
+            every row kept: an image that cannot be decoded is predicted from a
+            black image and its id named in a warning), an image array
             (n, h, w, 3) with `ids`, or prebuilt unshuffled batches with `.table`.
         tta: number of test-time views averaged (see `tta_views`); default
             `learner.settings["tta"]`, else 0 (plain prediction).
@@ -207,18 +213,28 @@ def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, 
     if "id" in classes:
         raise ConfigError("A class is named 'id', which clashes with the id column; rename that class.")
     fit = str(fit or settings.get("fit") or (settings.get("recipe") or {}).get("fit") or "squash")
-    _, n_batches, chunks = _batches(learner, table, batch_size, ids, fit, cache)
+    _, n_batches, chunks, batches = _batches(learner, table, batch_size, ids, fit, cache)
     out_ids: list[str] = []
     parts: list[np.ndarray] = []
     for chunk_ids, x in tqdm(chunks, total=n_batches, desc=f"predict ({len(views)} views)", disable=not progress, leave=False):
         parts.append(predict_views(learner.model, x, len(classes), views, crop))
         out_ids.extend(chunk_ids)
     probs = np.concatenate(parts, axis=1) if parts else np.zeros((len(views), 0, len(classes)))
+    _warn_black(getattr(batches, "served_black", None) or [], len(out_ids))
     counts = pd.Series(out_ids, dtype=object).value_counts()
     dupes = sorted(counts[counts > 1].index.tolist())
     if dupes:
         raise TableError(f"{len(dupes)} ids appear more than once: {list_offenders(dupes)}; ids must be unique to key predictions.")
     return out_ids, probs
+
+
+def _warn_black(black: Sequence[tuple[str, str, str]], n: int) -> None:
+    """Log which ids were predicted from a black image because their file cannot be decoded (their rows are kept)."""
+    if black:
+        ids, paths = [str(b[0]) for b in black], [b[1] for b in black]
+        logger.warning(f"kagglekit: {len(ids)} of {n} images cannot be decoded, so their rows were predicted from a "
+                       f"black image (kept: Kaggle needs a row for every id): ids {list_offenders(ids)}. "
+                       f"Replace or re-download {list_offenders(paths, 3)} and predict again.")
 
 
 def _frame(learner: Any, ids: list[str], probs: np.ndarray, settings: dict, **tta: Any) -> pd.DataFrame:

@@ -157,6 +157,27 @@ def _members(archive: Path) -> list[tuple[PurePosixPath, bool, object]]:
     return out
 
 
+REFETCH = "delete it and fetch again"
+NOTEBOOK_REFETCH = ("remove the competition from the notebook's inputs and add it again (Add Input), "
+                    "or download it with the Kaggle API into another folder")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else "unreadable"
+
+
+def _checked_members(archive: Path, fix: str = REFETCH) -> list[tuple[PurePosixPath, bool, object]]:
+    """Return `_members(archive)`; an archive that cannot be read is an `ArchiveError` naming it and `fix`."""
+    try:
+        return _members(archive)
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise ArchiveError(f"Archive {archive} is corrupt or not an archive ({type(e).__name__}: {_first_line(e)}); "
+                           f"nothing was unpacked or marked complete. Fix: {fix}.") from None
+
+
 def _nested_target(archive: Path, members: list) -> Path:
     """Unpack next to the archive when its entries sit in a folder named like it, else into that folder."""
     stem = _stem(archive)
@@ -166,7 +187,7 @@ def _nested_target(archive: Path, members: list) -> Path:
     return archive.parent / stem
 
 
-def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True, _depth: int = 0) -> list[Path]:
+def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True, _depth: int = 0, _fix: str = REFETCH) -> list[Path]:
     """Return the files unpacked from `archive` into `target` (nested archives unpacked too).
 
     Entries with absolute paths, ``..`` components, links or special files are
@@ -174,15 +195,10 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     `ArchiveError` and leaves nothing behind: entries go to a staging folder inside
     `target` and are moved into place only when all of them were read intact.
     Without `target`, unpacks beside the archive (into a folder named after it
-    unless its entries already sit in one).
+    unless its entries already sit in one). `_fix` ends a corrupt archive's message.
     """
     archive = Path(archive)
-    try:
-        members = _members(archive)
-    except ArchiveError:
-        raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise ArchiveError(f"Archive {archive} is corrupt or not an archive ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
+    members = _checked_members(archive, _fix)
     target = Path(target) if target is not None else _nested_target(archive, members)
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target))
@@ -205,7 +221,7 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
                         shutil.copyfileobj(src, out, 1 << 20)
                     written.append(rel)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as e:
-            raise ArchiveError(f"Archive {archive} is corrupt ({type(e).__name__}: {e}); nothing was unpacked or marked complete. Fix: delete it and fetch again.") from None
+            raise ArchiveError(f"Archive {archive} is corrupt ({type(e).__name__}: {_first_line(e)}); nothing was unpacked or marked complete. Fix: {_fix}.") from None
         for rel in written:  # all entries read intact: move them into place
             final = target / rel
             if target.resolve() not in final.resolve().parents:
@@ -222,7 +238,7 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     if nested and _depth < MAX_NESTING:
         for path in list(out):
             if is_archive(path) and path.is_file():
-                out += unpack(path, None, nested=True, progress=progress, _depth=_depth + 1)
+                out += unpack(path, None, nested=True, progress=progress, _depth=_depth + 1, _fix=_fix)
     return out
 
 
@@ -256,9 +272,9 @@ def _from_notebook(slug: str, folder: Path, path: str | os.PathLike | None) -> C
             key = f"notebook:{item.name}"
             if manifest.unpacked(key):
                 continue
-            members = _members(item)
+            members = _checked_members(item, NOTEBOOK_REFETCH)
             target = work if all(m[0].parts and m[0].parts[0] == _stem(item) for m in members) else work / _stem(item)
-            files = unpack(item, target)
+            files = unpack(item, target, _fix=NOTEBOOK_REFETCH)
             manifest.mark(key, item, item.stat().st_size, "", files)
         elif not (work / item.name).exists():
             (work / item.name).symlink_to(item, target_is_directory=item.is_dir())

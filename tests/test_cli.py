@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +36,12 @@ def test_demo_runs_the_whole_job_offline(tmp_path):
     solution = pd.read_csv(tmp_path / "demo" / "digits.solution.csv")
     assert (sub["label"].values == solution["label"].values).mean() > 0.8
     # Running again continues: nothing is trained twice.
+    written = submission.read_bytes()
     again = kagglekit("demo", "--dir", str(tmp_path / "demo"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Epoch 1/" not in again.stdout
+    assert f"(trained earlier, loaded from {tmp_path / 'demo' / 'run' / 'learner'})" in again.stdout  # the saved model
+    assert f"validation accuracy: {score:.4f}" in again.stdout and submission.read_bytes() == written  # the same results
 
 
 def test_doctor_reports_layout_bad_images_and_duplicates(tmp_path):
@@ -202,3 +206,77 @@ def test_run_with_an_empty_train_csv_is_one_line_naming_the_file_and_exit_2(tmp_
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.strip().count("\n") == 0, out.stderr
     assert f"{comp / 'train.csv'} is empty" in out.stderr and "Download it again" in out.stderr
+
+
+# ------------------------------------------------------------------ bad input: one line, exit code 2, no traceback
+def one_line_error(capsys, *argv: str) -> str:
+    """Return the one line `kagglekit ARGV` wrote to stderr, after checking the exit code is 2 and nothing else came."""
+    from kagglekit.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, out.err[-3000:])
+    assert "Traceback" not in out.err + out.out
+    assert lines[0].startswith(f"kagglekit {argv[0]}: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory) -> Path:
+    return build_competition("digits", tmp_path_factory.mktemp("cli") / "digits", n_train=40, n_test=10)
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "is empty (no header, no rows)"),
+    (bytes(range(256)) * 8, "cannot be read as a CSV"),
+])
+def test_an_empty_or_garbled_label_csv_is_one_line_naming_it(capsys, tmp_path, small_digits, content, says):
+    comp = tmp_path / "digits"
+    shutil.copytree(small_digits, comp)
+    (comp / "train.csv").write_bytes(content)
+    for argv in (["run", str(comp), "--workdir", str(tmp_path / "run")], ["doctor", str(comp)]):
+        line = one_line_error(capsys, *argv)
+        assert f"{comp / 'train.csv'} {says}" in line and "Download it again" in line, line
+
+
+def test_an_unknown_fine_tune_key_in_the_recipe_is_one_line_before_any_work(capsys, tmp_path, small_digits):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("[train]\nepochs = 1\n\n[fine_tune]\nlabel_smoothing = 0.1\nlearning_rate = 0.01\n")
+    line = one_line_error(capsys, "run", str(small_digits), "--recipe", str(recipe), "--workdir", str(tmp_path / "run"))
+    assert f"Unknown key 'learning_rate' in the [fine_tune] section of the recipe {recipe}" in line, line
+    assert "valid keys: augment, " in line and "label_smoothing" in line and "backbone" not in line.split("valid")[1]
+    assert not (tmp_path / "run").exists()  # refused before fetching, laying out or training anything
+    recipe.write_text("[fine_tune]\nepochs = 2\n")  # a run setting, which belongs in [train]
+    line = one_line_error(capsys, "run", str(small_digits), "--recipe", str(recipe), "--workdir", str(tmp_path / "run"))
+    assert "'epochs' in the [fine_tune] section" in line and "[train] section or give --epochs" in line, line
+
+
+def test_toml_recipes_fall_back_to_tomli_where_python_has_no_tomllib(capsys, monkeypatch, tmp_path, small_digits):
+    import tomllib
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("[fine_tune]\nlearning_rate = 0.01\n")
+    argv = ("run", str(small_digits), "--recipe", str(recipe), "--workdir", str(tmp_path / "run"))
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # Python 3.10: no tomllib
+    monkeypatch.setitem(sys.modules, "tomli", tomllib)  # its backport (tomllib is tomli, renamed), as setup.cfg installs
+    assert "Unknown key 'learning_rate'" in one_line_error(capsys, *argv)  # so the recipe was read, through tomli
+    monkeypatch.setitem(sys.modules, "tomli", None)  # neither
+    line = one_line_error(capsys, *argv)
+    assert f"Reading the TOML recipe {recipe} needs Python 3.11+ or the tomli package; pip install 'tomli>=2'" in line
+
+
+def test_a_corrupt_archive_in_the_notebook_input_is_one_line_naming_it(capsys, monkeypatch, tmp_path):
+    from kaggle_helpers import truncated_zip
+
+    mounted = tmp_path / "input" / "some-competition"
+    mounted.mkdir(parents=True)
+    truncated_zip(mounted / "train.zip")
+    (mounted / "sample_submission.csv").write_text("id,label\n1,0\n")
+    monkeypatch.setenv("KAGGLEKIT_INPUT_ROOT", str(tmp_path / "input"))
+    monkeypatch.setenv("KAGGLEKIT_WORKING", str(tmp_path / "working"))
+    for _ in range(2):  # nothing is marked done: the second try says the same
+        line = one_line_error(capsys, "fetch", "some-competition")
+        assert f"Archive {mounted / 'train.zip'} is corrupt or not an archive (BadZipFile" in line, line
+        assert "Fix: remove the competition from the notebook's inputs and add it again (Add Input)" in line
+    assert not list((tmp_path / "working").rglob("train*"))

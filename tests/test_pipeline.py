@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from kagglekit import pipeline
+from kagglekit.errors import ConfigError
 from kagglekit.images import load_image
 from kagglekit.pipeline import ImageBatches, augmentation
 from kagglekit.table import LabelTable
@@ -164,6 +165,29 @@ def test_bad_files_are_dropped_from_the_served_table(digits_table, tmp_path):
     assert sum(len(ds[i][0]) for i in range(len(ds))) == 20
     with pytest.raises(Exception, match="3 image files"):
         ImageBatches(mixed, 16, strict=True, cache=None)
+
+
+def test_unreadable_black_keeps_every_row_and_names_the_black_ones(digits_table, tmp_path):
+    table = digits_table.take(range(12))
+    frame = table.frame.copy()
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    frame.loc[2, "path"] = str(empty)  # found by the scan
+    later = tmp_path / "later.png"
+    later.write_bytes(Path(table.paths[5]).read_bytes())
+    frame.loc[5, "path"] = str(later)  # readable now, garbage by the time it is decoded
+    ds = ImageBatches(LabelTable(frame, table.classes), 16, batch_size=4, targets=None, cache=None,
+                      report=tmp_path / "r.csv", verbose=False, unreadable="black")
+    assert ds.table.ids == table.ids and ds.skipped == []
+    assert [(i, Path(p).name) for i, p, _ in ds.served_black] == [(table.ids[2], "empty.png")]
+    later.write_bytes(b"garbage now")
+    x = np.concatenate([ds.images(i) for i in range(len(ds))])
+    assert len(x) == 12 and not x[2].any() and not x[5].any()
+    assert all(np.array_equal(x[i], load_image(table.paths[i], 16)) for i in (0, 1, 3, 4, 6, 11))
+    assert [i for i, _, _ in ds.served_black] == [table.ids[2], table.ids[5]]
+    assert "empty" in ds.served_black[0][2] and "later.png" in ds.served_black[1][2]
+    with pytest.raises(ConfigError, match="unreadable='drop'"):
+        ImageBatches(table, 16, cache=None, unreadable="drop")
 
 
 def test_keras_fit_on_tensorflow_with_augmentation(digits_table, tmp_path):

@@ -196,8 +196,9 @@ def test_tune_settings_stores_the_clip_in_the_learner(digits_table, images):
     assert score(preds, digits_table, "logloss", settings) == pytest.approx(settings["valid_score"])
 
 
-def test_label_tables_go_through_the_pipeline_and_unreadable_images_drop_out(digits_table, images, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the pipeline reports skipped images in the working folder when there is no cache
+def test_label_tables_go_through_the_pipeline_and_unreadable_images_keep_their_row_named_in_a_warning(
+        digits_table, images, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the pipeline reports unreadable images in the working folder when there is no cache
     learner = TinyLearner(conv_model())
     from_arrays = predict(learner, images, ids=digits_table.ids, progress=False)
     from_table = predict(learner, digits_table, batch_size=16, cache=tmp_path / "cache", progress=False)
@@ -207,12 +208,30 @@ def test_label_tables_go_through_the_pipeline_and_unreadable_images_drop_out(dig
     broken.write_bytes(b"not a png at all")
     frame = digits_table.frame.copy()
     frame.loc[3, "path"] = str(broken)
+    frame.loc[7, "path"] = str(tmp_path / "gone.png")  # listed, but not on disk
     with_bad = LabelTable(frame, classes=CLASSES)
-    out = predict(learner, with_bad, cache=None, progress=False)
-    assert digits_table.ids[3] not in set(out["id"]) and len(out) == len(digits_table) - 1
-    assert (tmp_path / "skipped-images.csv").is_file()
-    expected = from_arrays.drop(index=3).reset_index(drop=True)
-    np.testing.assert_allclose(out[CLASSES].to_numpy(), expected[CLASSES].to_numpy(), atol=1e-5)
+    from kagglekit.logs import shown
+
+    lines: list[str] = []
+    with shown(lines.append):  # what a run shows
+        out = predict(learner, with_bad, cache=None, progress=False)
+    # every id keeps its row, in order (Kaggle needs them all); the unreadable ones are predicted from a black image
+    assert out["id"].tolist() == digits_table.ids
+    black = predict(learner, np.zeros((1, SIZE, SIZE, 3), "uint8"), progress=False)[CLASSES].to_numpy()
+    np.testing.assert_allclose(out.loc[[3, 7], CLASSES].to_numpy(), np.repeat(black, 2, axis=0), atol=1e-5)
+    keep = [i for i in range(len(out)) if i not in (3, 7)]
+    np.testing.assert_allclose(out.loc[keep, CLASSES].to_numpy(), from_arrays.loc[keep, CLASSES].to_numpy(), atol=1e-5)
+    warned = [line for line in lines if "predicted from a black image" in line]
+    assert len(warned) == 1, lines
+    ids = [digits_table.ids[3], digits_table.ids[7]]
+    assert f"2 of {len(out)} images cannot be decoded" in warned[0] and f"ids {ids[0]}, {ids[1]}." in warned[0]
+    assert str(broken) in warned[0]
+    report = (tmp_path / "skipped-images.csv").read_text()
+    assert "broken.png" in report and "served as black images" in report
+    quiet: list[str] = []
+    with shown(quiet.append):  # readable images: no warning
+        predict(learner, digits_table.take(range(8)), cache=None, progress=False)
+    assert not any("black image" in line for line in quiet), quiet
 
 
 def test_settings_tuned_on_validation_travel_with_the_saved_learner_into_the_submission(digits_table, tmp_path, monkeypatch):

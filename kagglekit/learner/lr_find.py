@@ -24,9 +24,12 @@ class LRFind:
         self.suggestion = self._suggest()
 
     def _suggest(self) -> float:
-        if len(self.lrs) < 3:
+        """Return the rate where the smoothed loss falls fastest, before its minimum (a non-finite tail ignored)."""
+        finite = np.isfinite(self.losses)
+        n = len(self.losses) if finite.all() else int(np.argmin(finite))  # up to the first nan / inf
+        if n < 3:
             return float(self.lrs[0]) if len(self.lrs) else float("nan")
-        stop = int(np.argmin(self.losses)) + 1
+        stop = int(np.argmin(self.losses[:n])) + 1
         lrs, losses = self.lrs[:max(stop, 3)], self.losses[:max(stop, 3)]
         slope = np.gradient(losses, np.log10(lrs))
         return float(lrs[int(np.argmin(slope))])
@@ -37,25 +40,41 @@ class LRFind:
 
 
 class _LRSweep(keras.callbacks.Callback):
-    def __init__(self, start: float, end: float, steps: int, beta: float = 0.9) -> None:
+    """Set the rate of each step of the sweep, record the smoothed loss, stop at the end rate or on an explosion.
+
+    The sweep may span several epochs: the step count, the running average and its
+    bias correction run over the whole sweep, while the batch's own loss is read
+    back from Keras' per-epoch running mean (weighted by the batch sizes, as Keras
+    weights it), which restarts every epoch.
+    """
+
+    def __init__(self, start: float, end: float, steps: int, rows: int, batch_size: int, beta: float = 0.9) -> None:
         super().__init__()
         self.factors = np.geomspace(start, end, steps)
+        self.rows, self.batch_size = rows, batch_size
         self.beta, self.lrs, self.losses = beta, [], []
-        self._avg, self._prev_mean, self._best = 0.0, 0.0, np.inf
+        self._avg, self._best = 0.0, np.inf
+        self._prev_mean, self._seen = 0.0, 0  # Keras' running mean of this epoch and the samples behind it
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._prev_mean, self._seen = 0.0, 0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate.assign(float(self.factors[min(batch, len(self.factors) - 1)]))
+        self.model.optimizer.learning_rate.assign(float(self.factors[min(len(self.lrs), len(self.factors) - 1)]))
 
     def on_train_batch_end(self, batch, logs=None):
         mean = float(logs["loss"])
-        loss = (batch + 1) * mean - batch * self._prev_mean  # this batch's loss from Keras' running mean
-        self._prev_mean = mean
+        size = max(1, min(self.batch_size, self.rows - batch * self.batch_size))
+        seen = self._seen + size
+        loss = (seen * mean - self._seen * self._prev_mean) / size  # this batch's loss from the running mean
+        self._prev_mean, self._seen = mean, seen
+        step = len(self.lrs)
         self._avg = self.beta * self._avg + (1 - self.beta) * loss
-        smooth = self._avg / (1 - self.beta ** (batch + 1))
-        self.lrs.append(float(self.factors[min(batch, len(self.factors) - 1)]))
+        smooth = self._avg / (1 - self.beta ** (step + 1))
+        self.lrs.append(float(self.factors[min(step, len(self.factors) - 1)]))
         self.losses.append(smooth)
         self._best = min(self._best, smooth)
-        if not np.isfinite(smooth) or smooth > 4 * self._best or batch + 1 >= len(self.factors):
+        if not np.isfinite(smooth) or smooth > 4 * self._best or len(self.lrs) >= len(self.factors):
             self.model.stop_training = True
 
 
@@ -77,7 +96,7 @@ def lr_find(
     Trains a fresh model (or a copy of `learner`'s weights, restored afterwards)
     for at most `steps` batches, stopping once the loss explodes.
     """
-    classes, multilabel, _, _ = describe_data(data)
+    classes, multilabel, rows, _ = describe_data(data)
     loss, _metrics, target_kind = loss_and_metrics(multilabel, label_smoothing)
     if learner is not None:
         model = learner.model
@@ -88,18 +107,13 @@ def lr_find(
     saved = model.get_weights()
     entry_size = size if size is not None else (bb.get(backbone).default_size if isinstance(data, LabelTable) else None)
     train = _Data(data, entry_size, batch_size, True, 0, target_kind, 1, n_classes=len(classes))
-    sweep = _LRSweep(start, end, steps)
+    sweep = _LRSweep(start, end, steps, rows, batch_size)
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=start), loss=loss)
-    epochs = max(1, math.ceil(steps / train.steps))
-    for _ in range(epochs):
-        if train.feed is not None:
-            model.fit(train.feed, shuffle=False, epochs=1, verbose=0, callbacks=[*train.callbacks, sweep])
-        else:
-            model.fit(train.x, train.y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[sweep])
-        if len(sweep.lrs) >= steps or model.stop_training:
-            break
-        sweep._prev_mean = 0.0
-        sweep.factors = sweep.factors[len(sweep.lrs):]
+    epochs = max(1, math.ceil(steps / train.steps))  # one fit: Keras stops after the batch that sets stop_training
+    if train.feed is not None:
+        model.fit(train.feed, shuffle=False, epochs=epochs, verbose=0, callbacks=[*train.callbacks, sweep])
+    else:
+        model.fit(train.x, train.y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[sweep])
     model.set_weights(saved)
     result = LRFind(np.array(sweep.lrs), np.array(sweep.losses))
     if plot is not None:

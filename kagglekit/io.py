@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import IO, Iterator
@@ -119,3 +120,19 @@ def file_digest(path: str | os.PathLike, algorithm: str = "md5", chunk: int = 1 
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def set_aside(path: str | os.PathLike, why: str, problem: str = "cannot be read") -> Path:
+    """Return the new name of `path` after renaming it ``NAME.corrupt-<timestamp>`` (kept, never deleted); logs why."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, target)
+    from .logs import logger
+
+    logger.warning(f"{path} {problem} ({why}); set aside as {target.name}, and what it held is done again.")
+    return target

@@ -23,13 +23,12 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import SubmissionError
-from .io import atomic_write_text
+from .io import atomic_write_text, set_aside  # noqa: F401 (set_aside: re-exported)
 from .logs import logger
 from .table import LabelTable
 
@@ -50,20 +49,6 @@ PARTIAL_PATTERNS = (".*.part", ".model.part.keras", "*.tmp")  # io.atomic_open's
 
 
 # --------------------------------------------------------------------------- helpers
-def set_aside(path: str | os.PathLike, why: str, problem: str = "cannot be read") -> Path:
-    """Return the new name of `path` after renaming it ``NAME.corrupt-<timestamp>`` (kept, never deleted); logs why."""
-    path = Path(path)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    os.replace(path, target)
-    logger.warning(f"{path} {problem} ({why}); set aside as {target.name}, and what it held is done again.")
-    return target
-
-
 def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
     """Return the unfinished temporary files (``.NAME.XXXX.part``) an interrupted run left under `folder`, after removing them."""
     folder = Path(folder)

@@ -106,7 +106,7 @@ class _Run:
                     raise ValueError(f"its {key} file {state[key]} is missing or damaged")
             int(state["stage_index"]), int(state["stage_epochs_done"])
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            from ..runstate import set_aside
+            from ..io import set_aside
 
             set_aside(self.state_path, f"{type(exc).__name__}: {exc}")
             return None

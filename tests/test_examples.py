@@ -12,11 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from kagglekit.testing.competitions import build_competition
-from kagglekit.testing.kaggle_emulator import KaggleEmulator
+from kagglekit.testing.kaggle_emulator import KaggleEmulator, score_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = "dogs-vs-cats-redux-kernels-edition"
@@ -37,6 +38,24 @@ def served(tmp_path_factory):
         for k in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_KERNEL_RUN_TYPE"):
             env.pop(k, None)
         yield emu, env, root
+
+
+def public_score(out: subprocess.CompletedProcess) -> float:
+    """Return the public score the example printed (the emulator's score of the uploaded file)."""
+    found = re.search(r"public score: ([-+0-9.eE]+)", out.stdout)
+    assert found, out.stdout[-2000:]
+    return float(found[1])
+
+
+def best_constant_score(solution: Path, values: list[str], higher_is_better: bool) -> float:
+    """Return the best public score of a submission that ignores the images: one value in every row (chance)."""
+    answers = pd.read_csv(solution, dtype=str)
+    scores = []
+    for value in values:
+        constant = answers.copy()
+        constant[answers.columns[1]] = value
+        scores.append(score_submission(solution, constant.to_csv(index=False).encode())[0])
+    return max(scores) if higher_is_better else min(scores)
 
 
 def notop_file(folder: Path, app: str, filename: str) -> Path:
@@ -76,7 +95,10 @@ def test_dogs_vs_cats_example(served, tmp_path):
     assert sub["label"].between(0, 1).all()
     assert (tmp_path / "run" / "folders" / "cats").is_dir() and (tmp_path / "run" / "folders" / "dogs").is_dir()
     scored = emu.submissions[DVC][-1]
-    assert "public score:" in out.stdout and scored.public is not None
+    assert public_score(out) == pytest.approx(scored.public, rel=1e-3)  # as printed
+    # log loss (lower is better) below every constant P(dog): the model tells cats from dogs
+    chance = best_constant_score(root / f"{DVC}.solution.csv", [f"{p:.2f}" for p in np.linspace(0.05, 0.95, 19)], False)
+    assert scored.public < chance, (scored.public, chance)
 
 
 def test_imaterialist_example(served, tmp_path):
@@ -91,7 +113,10 @@ def test_imaterialist_example(served, tmp_path):
     assert list(sub.columns) == ["image_id", "label_id"] and len(sub) == 16
     assert sub["label_id"].str.split().map(len).min() >= 1  # the at-least-one-label fallback
     assert (tmp_path / "run" / "threshold_f2.png").stat().st_size > 0
-    assert "public score:" in out.stdout and emu.submissions[IMAT][-1].public is not None
+    scored = emu.submissions[IMAT][-1]
+    assert public_score(out) == pytest.approx(scored.public, rel=1e-3)  # as printed
+    # Not asserted above chance: at this size (64 images, random ResNet50 weights, 1 epoch) the run scored public
+    # F2 0.603 against 0.682 for the best fixed label set (measured once); it needs a bigger run to learn.
 
 
 def test_fashion_mnist_example(served, tmp_path):
@@ -99,7 +124,10 @@ def test_fashion_mnist_example(served, tmp_path):
     out = run_example("fashion_mnist.py", ["--slug", "fashion-mnist", "--epochs", "6", "--batch-size", "64", "--out", str(tmp_path / "run"),
                                            "--submit"], env, tmp_path)
     assert "validation accuracy:" in out.stdout
-    score = float(out.stdout.split("public score:")[-1].split()[0])  # the emulator scores test accuracy
-    assert score > 0.5 and emu.submissions["fashion-mnist"][-1].public == score, out.stdout[-2000:]
+    score = public_score(out)  # the emulator scores test accuracy
+    assert emu.submissions["fashion-mnist"][-1].public == pytest.approx(score, rel=1e-3)
+    # accuracy well above the best constant label (chance)
+    chance = best_constant_score(root / "fashion-mnist.solution.csv", [str(k) for k in range(10)], True)
+    assert score > max(0.5, 2 * chance), (score, chance)
     sub = pd.read_csv(tmp_path / "run" / "run" / "submission.csv")
     assert list(sub.columns) == ["ImageId", "Label"] and sub["ImageId"].tolist() == list(range(1, 101))

@@ -265,7 +265,8 @@ def _plan(name: str, workdir: Path, train: LabelTable, valid: LabelTable, test: 
     positive, positive_reason = None, ""
     if fmt is not None and fmt.kind == "probability":
         positive = fmt.positive
-        positive_reason = getattr(fmt, "positive_reason", "") or inferred.get("positive_reason") or "as inferred"
+        positive_reason = ((inferred.get("positive_reason") if inferred.get("positive") is not None else None)
+                           or getattr(fmt, "positive_reason", "") or "as inferred")
         if inferred.get("positive") is None and not any(a.startswith("positive") for a in ambiguities):
             ambiguities.append(f"positive: {fmt.columns[1]} is taken as P({positive}); settle it with --positive CLASS")
     if saved is not None:

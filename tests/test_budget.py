@@ -43,7 +43,7 @@ def test_plan_is_printed_before_training_from_images_and_hardware(timed_run):
     assert "from scratch" in got[plan_at] and "of a 1.5 min budget" in got[plan_at], got[plan_at]
     assert "hardware: " in text and "images: 1200 images, median 32x32" in text
     assert "size 32: images are 32x32" in text  # the digits are never upscaled to a photo size
-    saved = json.loads((result.workdir / "run.json").read_text())["done"]["plan"]
+    saved = json.loads((result.workdir / "run.json").read_text())["steps"]["plan"]["result"]
     assert saved["budget_s"] == BUDGET_S and saved["sizes"] == [32] and saved["weights"] is None
 
 

@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .logs import to_stream
 
     args = build_parser().parse_args(argv)
-    to_stream(sys.stdout)
+    handler = to_stream(sys.stdout)  # for this command only: main() called in-process leaves the logger as it was
     try:
         return args.func(args)
     except KaggleKitError as exc:
@@ -320,6 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kagglekit {args.command}: interrupted; run the same command again to continue.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kagglekit doctor DIR | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout once more at exit
+        return 0
+    finally:
+        from .logs import logger
+
+        logger.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -156,7 +156,9 @@ def chance(comp: zoo.ZooCompetition) -> float:
 
 
 # How much better than chance a tiny run must be (in the metric's own units).
-MARGIN = {"log_loss": 0.05, "multiclass_log_loss": 0.1, "roc_auc": 0.1, "mean_column_roc_auc": 0.1}
+# MAP@5 on Humpback: most whales have one to four photos and ~38% are new_whale, so at this size a tiny
+# from-scratch model only edges past the constant five commonest ids (measured 0.378 against 0.339).
+MARGIN = {"log_loss": 0.05, "multiclass_log_loss": 0.1, "roc_auc": 0.1, "mean_column_roc_auc": 0.1, "map_at_5": 0.02}
 SCORES: dict[str, tuple[float, float]] = {}
 
 

@@ -225,6 +225,18 @@ def f2_micro(y: object, p: object, **kwargs) -> float:
     return fbeta_micro(y, p, beta=2.0, **kwargs)
 
 
+def _one_truth_and_probs(y: object, p: object, not_2d: str, multilabel: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (true class index per row, probabilities (n, k)) for metrics scoring one class per image; `not_2d`/`multilabel` are the errors."""
+    p = _as_probs(p)
+    if p.ndim != 2:
+        raise ConfigError(not_2d)
+    truth = _single_truth(y, p.shape[1])
+    if truth is None:
+        raise ConfigError(multilabel)
+    _check_lengths(truth, p)
+    return truth, p
+
+
 def auc(y: object, p: object) -> float:
     """Return the ROC AUC of (n,) P(positive) against 0/1 `y`, or the mean column-wise ROC AUC of a probability matrix (n, k).
 
@@ -263,13 +275,9 @@ def qwk(y: object, p: object, cuts: Sequence[float] | None = None) -> float:
     """
     from sklearn.metrics import cohen_kappa_score
 
-    p = _as_probs(p)
-    if p.ndim != 2:
-        raise ConfigError("Quadratic weighted kappa needs class probabilities (n, grades), one column per grade.")
-    truth = _single_truth(y, p.shape[1])
-    if truth is None:
-        raise ConfigError("Quadratic weighted kappa scores one grade per image; the targets are multi-label.")
-    _check_lengths(truth, p)
+    truth, p = _one_truth_and_probs(
+        y, p, "Quadratic weighted kappa needs class probabilities (n, grades), one column per grade.",
+        "Quadratic weighted kappa scores one grade per image; the targets are multi-label.")
     return float(cohen_kappa_score(truth, pp.grades(p, cuts), weights="quadratic"))
 
 
@@ -280,13 +288,8 @@ def map_at_k(y: object, p: object, k: int = 5, new_index: int | None = None, new
     score max(p_new, threshold) (`kagglekit.postprocess.rank_top_k`); own code,
     as scikit-learn has no MAP@k over one true class.
     """
-    p = _as_probs(p)
-    if p.ndim != 2:
-        raise ConfigError("MAP@k needs class probabilities (n, classes).")
-    truth = _single_truth(y, p.shape[1])
-    if truth is None:
-        raise ConfigError("MAP@k scores one true class per image; the targets are multi-label.")
-    _check_lengths(truth, p)
+    truth, p = _one_truth_and_probs(y, p, "MAP@k needs class probabilities (n, classes).",
+                                    "MAP@k scores one true class per image; the targets are multi-label.")
     return float(pp.average_precision_at_k(truth, pp.rank_top_k(p, k, new_index, new_threshold)).mean())
 
 

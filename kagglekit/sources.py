@@ -26,7 +26,7 @@ from .submission import SAMPLE_NAMES, find_sample_submission  # noqa: F401 (re-e
 
 MANIFEST = ".kagglekit-manifest.json"
 MAX_NESTING = 3  # archives inside archives are unpacked this many levels deep
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.7z", ".7z")  # .7z: py7zr
 
 
 @dataclass
@@ -135,6 +135,30 @@ def _is_zip(archive: Path) -> bool:
     return archive.name.lower().endswith(".zip") or zipfile.is_zipfile(archive)
 
 
+def _is_7z(archive: Path) -> bool:
+    """Return whether `archive` is a 7z archive (Planet ships its images as .tar.7z), by its signature."""
+    with open(archive, "rb") as fh:
+        return fh.read(6) == b"7z\xbc\xaf\x27\x1c"
+
+
+def _py7zr():
+    try:
+        import py7zr
+    except ImportError:  # a dependency of kagglekit; missing only from a partial install
+        raise ArchiveError("7z archives need py7zr, a dependency of kagglekit that is missing here. "
+                           "Fix: pip install 'py7zr>=0.21,<2'.") from None
+    return py7zr
+
+
+def _bad_7z() -> tuple[type[BaseException], ...]:
+    """Return the exceptions py7zr raises for a damaged archive (none when py7zr is missing)."""
+    try:
+        import py7zr.exceptions as e
+    except ImportError:
+        return ()
+    return (e.ArchiveError, e.Bad7zFile, e.CrcError, e.DecompressionError, e.UnsupportedCompressionMethodError)
+
+
 def _members(archive: Path) -> list[tuple[PurePosixPath, bool, object]]:
     """Return (relative path, is_dir, handle) for every entry, refusing unsafe ones."""
     out = []
@@ -145,6 +169,14 @@ def _members(archive: Path) -> list[tuple[PurePosixPath, bool, object]]:
                 if stat.S_ISLNK(info.external_attr >> 16):
                     raise ArchiveError(f"Archive {archive} holds a symbolic link ({info.filename!r}); it was not unpacked. Fix: do not use this archive; get it from a trusted source.")
                 out.append((rel, info.is_dir(), info))
+        return out
+    if _is_7z(archive):
+        with _py7zr().SevenZipFile(archive) as sz:
+            for info in sz.list():
+                rel = _check_member(info.filename, archive)
+                if getattr(info, "is_symlink", False):
+                    raise ArchiveError(f"Archive {archive} holds a symbolic link ({info.filename!r}); it was not unpacked. Fix: do not use this archive; get it from a trusted source.")
+                out.append((rel, bool(info.is_directory), info.filename))
         return out
     with tarfile.open(archive) as tf:
         for member in tf.getmembers():
@@ -173,18 +205,50 @@ def _checked_members(archive: Path, fix: str = REFETCH) -> list[tuple[PurePosixP
         return _members(archive)
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, *_bad_7z()) as e:
         raise ArchiveError(f"Archive {archive} is corrupt or not an archive ({type(e).__name__}: {_first_line(e)}); "
                            f"nothing was unpacked or marked complete. Fix: {fix}.") from None
 
 
-def _nested_target(archive: Path, members: list) -> Path:
-    """Unpack next to the archive when its entries sit in a folder named like it, else into that folder."""
+def _nested_target(archive: Path, members: list, where: Path | None = None) -> Path:
+    """Return where `archive` unpacks in `where` (default: beside it): there when its entries sit in a folder named
+    like it or it only wraps one archive of its name (Planet's train-jpg.tar.7z holds train-jpg.tar), else in a
+    folder named like it."""
     stem = _stem(archive)
+    where = archive.parent if where is None else where
     names = [m[0] for m in members if str(m[0]) != "."]
     if names and all(n.parts[0] == stem for n in names):
-        return archive.parent
-    return archive.parent / stem
+        return where
+    if len(names) == 1 and is_archive(names[0].name) and _stem(Path(names[0].name)) == stem:
+        return where
+    return where / stem
+
+
+def _extract(archive: Path, members: list, staging: Path, bar) -> list[PurePosixPath]:
+    """Return the files of `archive` written into `staging` (its checked `members`; `bar` shows progress)."""
+    written = []
+    if _is_7z(archive):  # a solid 7z archive decompresses in one pass: extract it all, then check each entry
+        with _py7zr().SevenZipFile(archive) as sz:
+            sz.extractall(path=staging)
+        for rel, is_dir, _ in bar:
+            if not is_dir:
+                if not (staging / rel).is_file():
+                    raise OSError(f"entry {rel} was not extracted")
+                written.append(rel)
+        return written
+    handle = zipfile.ZipFile(archive) if _is_zip(archive) else tarfile.open(archive)
+    open_member = handle.open if isinstance(handle, zipfile.ZipFile) else handle.extractfile
+    with handle:
+        for rel, is_dir, member in bar:
+            dest = staging / rel
+            if is_dir:
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open_member(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            written.append(rel)
+    return written
 
 
 def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True, _depth: int = 0, _fix: str = REFETCH) -> list[Path]:
@@ -208,19 +272,8 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     bar = tqdm(members, desc=f"unpack {archive.name}", unit="file", leave=False, disable=not progress or len(members) < 500)
     try:
         try:
-            handle = zipfile.ZipFile(archive) if _is_zip(archive) else tarfile.open(archive)
-            open_member = handle.open if isinstance(handle, zipfile.ZipFile) else handle.extractfile
-            with handle:
-                for rel, is_dir, member in bar:
-                    dest = staging / rel
-                    if is_dir:
-                        dest.mkdir(parents=True, exist_ok=True)
-                        continue
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    with open_member(member) as src, open(dest, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    written.append(rel)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            written = _extract(archive, members, staging, bar)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, *_bad_7z()) as e:
             raise ArchiveError(f"Archive {archive} is corrupt ({type(e).__name__}: {_first_line(e)}); nothing was unpacked or marked complete. Fix: {_fix}.") from None
         for rel in written:  # all entries read intact: move them into place
             final = target / rel
@@ -243,8 +296,26 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
 
 
 # --------------------------------------------------------------------------- fetch
+def _unpack_archives(folder: Path, work: Path, fix: str, origin: str) -> None:
+    """Unpack the archives at the top of `folder` into `work` (once: recorded in work's manifest); link the rest
+    of `folder` into `work` when they differ. An archive whose folder is already there is left as it is."""
+    manifest = Manifest(work)
+    for item in sorted(folder.iterdir()):
+        if item.is_file() and is_archive(item):
+            key = f"{origin}:{item.name}"
+            if manifest.unpacked(key) or (work / _stem(item)).exists():  # done, by an earlier run or by hand
+                continue
+            target = _nested_target(item, _checked_members(item, fix), where=work)
+            files = unpack(item, target, _fix=fix)
+            manifest.mark(key, item, item.stat().st_size, "", files)
+        elif work != folder and not (work / item.name).exists():
+            (work / item.name).symlink_to(item, target_is_directory=item.is_dir())
+
+
 def _from_local(source: Path, path: str | os.PathLike | None) -> Competition:
     if source.is_dir():
+        if any(p.is_file() and is_archive(p) for p in source.iterdir()):  # e.g. Planet's train-jpg.tar.7z, unzipped
+            _unpack_archives(source, source, REFETCH, "local")
         return describe(source, source.name, "local")
     if not is_archive(source) and not zipfile.is_zipfile(source):
         raise SourceError(f"{source} is neither a folder nor an archive (.zip, .tar.gz, ...). Fix: pass a competition slug, a folder or a zip.")
@@ -266,18 +337,7 @@ def _from_notebook(slug: str, folder: Path, path: str | os.PathLike | None) -> C
     # Archives in the (read-only) input: unpack them into a working folder, link the rest.
     work = Path(path) if path else working_root() / slug
     work.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(work)
-    for item in sorted(folder.iterdir()):
-        if item in archives:
-            key = f"notebook:{item.name}"
-            if manifest.unpacked(key):
-                continue
-            members = _checked_members(item, NOTEBOOK_REFETCH)
-            target = work if all(m[0].parts and m[0].parts[0] == _stem(item) for m in members) else work / _stem(item)
-            files = unpack(item, target, _fix=NOTEBOOK_REFETCH)
-            manifest.mark(key, item, item.stat().st_size, "", files)
-        elif not (work / item.name).exists():
-            (work / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    _unpack_archives(folder, work, NOTEBOOK_REFETCH, "notebook")
     return describe(work, slug, "notebook")
 
 

@@ -69,6 +69,31 @@ def test_corrupt_archives_leave_nothing_behind(tmp_path):
     assert list(target.iterdir()) == []
 
 
+
+def test_7z_archives_unpack_and_damaged_or_linked_ones_are_refused(tmp_path):
+    import py7zr
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("x" * 5000)
+    (tmp_path / "src" / "b.txt").write_text("y" * 5000)
+    good = tmp_path / "data.7z"
+    with py7zr.SevenZipFile(good, "w") as sz:
+        sz.writeall(tmp_path / "src", "data")
+    assert sorted(p.name for p in unpack(good)) == ["a.txt", "b.txt"]
+    assert (tmp_path / "data" / "a.txt").read_text() == "x" * 5000  # entries already in data/: not data/data/
+    cut = tmp_path / "cut.7z"
+    cut.write_bytes(good.read_bytes()[:-40])
+    with pytest.raises(ArchiveError, match="cut.7z is corrupt"):
+        unpack(cut, tmp_path / "c")
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.txt"))
+    (tmp_path / "src" / "link").symlink_to("/etc/passwd")
+    linked = tmp_path / "linked.7z"
+    with py7zr.SevenZipFile(linked, "w") as sz:
+        sz.writeall(tmp_path / "src", "data")
+    with pytest.raises(ArchiveError, match="symbolic link"):
+        unpack(linked, tmp_path / "d")
+    assert not (tmp_path / "d" / "data" / "link").exists()
+
 def test_nested_archives_unpack_where_they_belong(tmp_path):
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as zf:

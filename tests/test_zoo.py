@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+import kagglekit as kk
 from PIL import Image
 
 from kagglekit.testing import scoring, zoo
@@ -83,19 +85,30 @@ def test_planet_format(built):
     assert "artisinal_mine" in comp.classes and comp.label_kind == "multi"
 
 
-def test_planet_archives(tmp_path):
-    pytest.importorskip("py7zr", reason="py7zr is not installed: Planet's .tar.7z archives cannot be written here")
-    comp = zoo.build("planet-understanding-the-amazon-from-space", tmp_path / "planet", n_train=6, n_test=3, archives=True)
-    import py7zr
-    import tarfile
+def test_planet_archives_are_unpacked_by_fetch(tmp_path):
+    """Planet ships train-jpg.tar.7z (a 7z holding train-jpg.tar): fetch unpacks both levels, from the download's
+    zip, from an unzipped folder and from a notebook's read-only input, to the folders the layout reads."""
+    import shutil
 
-    for folder in ("train-jpg", "test-jpg", "test-jpg-additional"):
-        assert not (comp.path / folder).exists()
-        with py7zr.SevenZipFile(comp.path / f"{folder}.tar.7z") as archive:
-            archive.extractall(tmp_path / "x")
-        with tarfile.open(tmp_path / "x" / f"{folder}.tar") as tar:
-            tar.extractall(tmp_path / "x")
-    assert len(list((tmp_path / "x" / "train-jpg").glob("train_*.jpg"))) == 6
+    from kagglekit import layout, sources
+
+    comp = zoo.build("planet-understanding-the-amazon-from-space", tmp_path / "planet", n_train=6, n_test=3, archives=True)
+    folders = ("train-jpg", "test-jpg", "test-jpg-additional")
+    assert all((comp.path / f"{f}.tar.7z").is_file() and not (comp.path / f).exists() for f in folders)
+    shutil.make_archive(str(tmp_path / "download" / "planet"), "zip", comp.path)  # what the Kaggle API downloads
+    pristine = tmp_path / "pristine"
+    shutil.copytree(comp.path, pristine)
+    for got in (kk.fetch(str(tmp_path / "download" / "planet.zip")), kk.fetch(str(comp.path))):
+        assert sorted(p.name for p in (got.path / "train-jpg").glob("train_*.jpg")) == [f"train_{i}.jpg" for i in range(6)]
+        assert not (got.path / "train-jpg" / "train-jpg").exists()  # the tar's own folder is not nested again
+        train, test = layout.read_competition(got.path)
+        assert len(train) == 6 and len(test) == 3
+    again = kk.fetch(str(comp.path))  # a second fetch unpacks nothing again
+    assert again.path == comp.path
+    # A notebook's input is read-only: the archives unpack into the working folder.
+    work = sources._from_notebook("planet-understanding-the-amazon-from-space", pristine, tmp_path / "working")
+    assert len(list((work.path / "test-jpg-additional").glob("*.jpg"))) + len(list((work.path / "test-jpg").glob("*.jpg"))) == 3
+    assert not list(pristine.glob("*-jpg"))  # nothing written into the input
 
 
 def test_imaterialist_format(built):

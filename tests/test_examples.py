@@ -104,11 +104,13 @@ def test_dogs_vs_cats_example(served, tmp_path):
 def test_imaterialist_example(served, tmp_path):
     emu, env, root = served
     weights = notop_file(root, "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
-    out = run_example("imaterialist_fashion.py", ["--sizes", "32,48", "--epochs", "1", "--weights", str(weights),
+    # One size (two stages: frozen, then unfrozen): progressive resizing itself is tested in test_learner.py;
+    # ResNet50's two sizes took 250-400 s here, most of it building and tracing the model per stage.
+    out = run_example("imaterialist_fashion.py", ["--sizes", "32", "--epochs", "1", "--weights", str(weights),
                                                   "--batch-size", "32", "--tta", "2",
                                                   "--out", str(tmp_path / "run"), "--submit"], env, tmp_path)
     assert "64 train, 32 validation, 16 test images" in out.stdout
-    assert "validation F2" in out.stdout and "stage 4/4" in out.stdout + out.stderr
+    assert "validation F2" in out.stdout and "stage 2/2" in out.stdout + out.stderr
     sub = pd.read_csv(tmp_path / "run" / "submission.csv", dtype=str)
     assert list(sub.columns) == ["image_id", "label_id"] and len(sub) == 16
     assert sub["label_id"].str.split().map(len).min() >= 1  # the at-least-one-label fallback

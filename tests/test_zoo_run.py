@@ -24,7 +24,7 @@ N_TRAIN, N_TEST = 160, 40
 # name -> (build options, run options)
 BUILDS: dict[str, tuple[dict, dict]] = {
     "dogs-vs-cats-redux-kernels-edition": ({"image_size": 32}, {}),
-    "planet-understanding-the-amazon-from-space": ({"image_size": 32}, {}),
+    "planet-understanding-the-amazon-from-space": ({"image_size": 32, "archives": True}, {}),  # .tar.7z, as shipped
     "imaterialist-challenge-fashion-2018": ({"image_size": 32}, {}),
     "plant-seedlings-classification": ({"image_size": 32}, {}),
     "aerial-cactus-identification": ({}, {}),

@@ -63,6 +63,10 @@ PRETRAINED_UPSCALE = 2.0
 MIN_PHOTO_SIZE = 64
 #: Share of the training time the plan fills; the rest absorbs estimate errors (Deadline trims the plan).
 FILL = 0.9
+#: fine_tune's default peak learning rate (one device); with N devices the plan's batch is N times one device's
+#: and its learning rate N times this (the linear scaling rule, Goyal et al. 2017), capped at 8x.
+BASE_LR = 1e-3
+MAX_LR_SCALE = 8
 #: TTA views are cut down until predicting takes at most this share of the budget.
 RESERVE_SHARE = 0.25
 #: A prediction costs this share of a training step per image (forward only, no optimizer).
@@ -246,6 +250,7 @@ class Plan:
     valid_s: float = 0.0  # estimated seconds of the first validation pass (tracing included)
     budget_given: bool = False
     reasons: list[str] = field(default_factory=list)
+    lr: float | None = None  # a peak learning rate the plan sets (several devices), else fine_tune's default
 
     @property
     def total_epochs(self) -> int:
@@ -260,7 +265,8 @@ class Plan:
     def fine_tune_kwargs(self) -> dict:
         """Return the arguments of ``fine_tune`` this plan sets (backbone, weights, sizes, epochs, ...)."""
         return {"backbone": self.backbone, "weights": self.weights, "sizes": list(self.sizes), "epochs": self.epochs,
-                "freeze_epochs": self.freeze_epochs, "batch_size": self.batch_size}
+                "freeze_epochs": self.freeze_epochs, "batch_size": self.batch_size,
+                **({"lr": self.lr} if self.lr is not None else {})}
 
     def to_dict(self) -> dict:
         """Return the plan as a JSON-ready dict (for the run state)."""
@@ -525,13 +531,20 @@ def make_plan(
         reasons.append(f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
                        f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
                        f"(the rest absorbs estimate errors)")
+    devices, lr = max(1, len(hw.devices)), None
+    if devices > 1 and not batch_size:  # the planned batch is per device x devices: so is the learning rate
+        scale = min(devices, MAX_LR_SCALE)
+        lr = BASE_LR * scale
+        reasons.append(f"lr {lr:g}: {devices} devices share each batch of {int(best.batch)} ({int(best.batch) // devices} "
+                       f"per device), so the learning rate is {scale}x one device's {BASE_LR:g} (linear scaling"
+                       f"{', capped at ' + str(MAX_LR_SCALE) + 'x' if devices > MAX_LR_SCALE else ''}); --lr sets it")
     reasons.append(f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
                    f"view{'s' if best.tta != 1 else ''} of {n_test} test and {n_valid} validation images"
                    + (f" ({views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < views else ""))
     return Plan(best.backbone, weights if weights is None else str(weights), [int(s) for s in best.sizes],
                 int(best.epochs), 1 if pretrained else 0, int(best.batch), float(budget), float(best.reserve_s),
                 float(best.train_s), float(best.spi), hw.describe(), best.tta, float(spent_s), startup,
-                n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2, given, reasons)
+                n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2, given, reasons, lr)
 
 
 def __getattr__(name: str) -> Any:

@@ -172,6 +172,26 @@ def test_batch_size_from_memory():
     assert two.batch_size == 2 * small.batch_size  # one batch per device
 
 
+def test_batch_and_learning_rate_scale_with_the_device_count():
+    import inspect
+
+    from kagglekit.learner import fine_tune
+
+    assert P.BASE_LR == inspect.signature(fine_tune).parameters["lr"].default  # one device: fine_tune's own default
+    photos = P.ImageStats.from_sizes([(375, 500)] * 5, count=20000)
+    plans = {n: P.make_plan(16000, photos, P.Hardware.gpu("T4", 16, count=n), "1h", backbone="resnet50", n_test=100)
+             for n in (1, 2, 8, 16)}
+    assert plans[1].lr is None and "lr" not in plans[1].fine_tune_kwargs()
+    for n in (2, 8):
+        assert plans[n].batch_size == n * plans[1].batch_size
+        assert plans[n].lr == pytest.approx(n * P.BASE_LR) and plans[n].fine_tune_kwargs()["lr"] == plans[n].lr
+        assert any(r.startswith(f"lr {plans[n].lr:g}: {n} devices") and "--lr" in r for r in plans[n].reasons)
+    assert plans[16].lr == pytest.approx(P.MAX_LR_SCALE * P.BASE_LR)  # capped
+    asked = P.make_plan(16000, photos, P.Hardware.gpu("T4", 16, count=8), "1h", backbone="resnet50", batch_size=64)
+    assert asked.batch_size == 64 and asked.lr is None  # an explicit batch is the user's: no scaling
+    assert P.Plan.from_dict(plans[8].to_dict()).lr == plans[8].lr  # kept in the run state
+
+
 def test_measured_speed_replaces_the_model():
     slow = P.make_plan(8000, DIGITS, CPU, "10m", weights=None, sizes=[32], n_test=100, seconds_per_image=0.02)
     fast = P.make_plan(8000, DIGITS, CPU, "10m", weights=None, sizes=[32], n_test=100, seconds_per_image=0.001)

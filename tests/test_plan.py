@@ -332,9 +332,9 @@ def test_bad_explicit_settings(kwargs):
 
 
 def test_default_budget_grows_to_one_epoch_but_a_given_one_is_honoured_or_refused():
-    cats = P.ImageStats.from_sizes([(375, 500)], count=25000)
-    plan = P.make_plan(20000, cats, CPU, None, weights="imagenet", n_test=12500)
+    cats = P.ImageStats.from_sizes([(375, 500)], count=60000)
+    plan = P.make_plan(50000, cats, CPU, None, weights="imagenet", n_test=12500)
     assert plan.budget_s > P.DEFAULT_BUDGET_S["cpu"] and plan.estimated_s <= plan.budget_s
     assert "does not afford one epoch" in plan.describe()
     with pytest.raises(PlanError, match=r"too short.*--time \d+m.*weights none"):
-        P.make_plan(20000, cats, CPU, "10m", weights="imagenet", n_test=12500)
+        P.make_plan(50000, cats, CPU, "10m", weights="imagenet", n_test=12500)

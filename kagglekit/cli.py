@@ -112,6 +112,11 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tta", type=_tta, help="test-time views averaged: 0 (none) .. 12, or 'auto' (chosen on validation; default)")
     g.add_argument("--metric", help="competition metric: accuracy, logloss, f2, ... (default: from the submission format)")
     g.add_argument("--seed", type=int)
+    flip = g.add_mutually_exclusive_group()
+    flip.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                      help="flip images in training and TTA (default: judged from the images: off for digits, text)")
+    flip.add_argument("--no-flip", dest="flip", action="store_const", const=False,
+                      help="never flip images (a mirror image would be another class)")
 
 
 def _add_layout(p: argparse.ArgumentParser) -> None:
@@ -138,7 +143,7 @@ def _layout_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed")}
+    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed", "flip")}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": None,
     "lr": None,  # the recipe's default
     "metric": None,  # inferred from the submission format
+    "flip": None,  # horizontal flips in training and TTA; None: judged from the images (fine_tune's flip_check)
 }
 
 # What `run` passes to `kagglekit.layout.detect` when given (CLI flags / the recipe's [layout] keys:
@@ -41,7 +42,8 @@ LAYOUT_KEYS = ("multilabel", "positive", "group_col", "id_col", "label_col", "id
 
 
 # fine_tune arguments the run passes itself: the data and the [train] settings (a [fine_tune] section may not repeat them)
-_SET_BY_RUN = frozenset({"data", "valid", "backbone", "sizes", "epochs", "weights", "batch_size", "seed", "workdir", "lr"})
+_SET_BY_RUN = frozenset({"data", "valid", "backbone", "sizes", "epochs", "weights", "batch_size", "seed", "workdir", "lr",
+                        "flip"})
 
 
 @dataclass
@@ -479,7 +481,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     learner_dir = workdir / "learner"
     extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
     callbacks = list(extra.pop("callbacks", None) or [])
-    train_inputs = {k: cfg[k] for k in ("valid", "seed", "lr")}
+    train_inputs = {k: cfg[k] for k in ("valid", "seed", "lr", "flip")}
     train_inputs.update(plan=state.result("plan"), fit=extra.get("fit", "squash"), fine_tune=extra,
                         layout_recipe={**spec, **given}, data=state.result("split"),
                         model=str(Path(model).resolve()) if model is not None else None)
@@ -499,7 +501,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
                                      reserve_s=plan.reserve_s, batch_size=plan.batch_size, size=plan.sizes[-1],
                                      valid_s=plan.valid_s)
             callbacks.insert(0, deadline)
-        kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}), **extra}
+        kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}),
+                  **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **extra}
         learner = fine_tune(train, valid=valid, workdir=workdir / "train", callbacks=callbacks, **kwargs)
         learner.save(learner_dir)
         state.put("epochs_done", len(learner.history))

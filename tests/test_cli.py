@@ -198,6 +198,17 @@ def test_run_layout_flags_are_parsed_into_detect_overrides():
         build_parser().parse_args(["run", "x", "--multilabel", "--single-label"])
 
 
+def test_run_flip_flags_reach_the_run_settings():
+    from kagglekit.cli import _training_kwargs, build_parser
+    from kagglekit.job import DEFAULTS
+
+    assert DEFAULTS["flip"] is None  # judged from the images unless given
+    for argv, flip in ((["--flip"], True), (["--no-flip"], False), ([], None)):
+        assert _training_kwargs(build_parser().parse_args(["run", "x", *argv]))["flip"] is flip
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "x", "--flip", "--no-flip"])
+
+
 def test_run_with_an_empty_train_csv_is_one_line_naming_the_file_and_exit_2(tmp_path):
     comp = tmp_path / "comp"
     (comp / "train_images").mkdir(parents=True)

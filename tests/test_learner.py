@@ -326,3 +326,17 @@ def test_frozen_stage_trains_the_head_on_cached_features(tmp_path):
     # (measured: 0.83 against 0.15; chance is 0.1)
     assert learner.history["val_accuracy"].iloc[-1] > 0.6
     assert learner.history["val_accuracy"].iloc[-1] > runs[False].history["val_accuracy"].iloc[-1]
+
+
+def test_flip_is_judged_from_the_images_and_reaches_training_and_tta(tmp_path):
+    x, y = digit_arrays(240)
+
+    def flips(learner):
+        return [layer for layer in learner.model._flatten_layers() if isinstance(layer, keras.layers.RandomFlip)]
+
+    common = dict(backbone="resnet_tiny", weights=None, epochs=1, valid=0.25, batch_size=64, verbose=0)
+    judged = L.fine_tune((x, y), workdir=tmp_path / "judged", **common)  # digits: a mirrored 2 is no 2
+    assert judged.settings["tta_flip"] is False and not flips(judged)
+    assert judged.settings["recipe"]["flip"] is False
+    forced = L.fine_tune((x, y), workdir=tmp_path / "forced", flip=True, **common)
+    assert forced.settings["tta_flip"] is True and flips(forced)

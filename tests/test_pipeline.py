@@ -271,3 +271,30 @@ def test_jax_backend_builds_batches_and_fits_without_tensorflow(digits_table, tm
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "JAX-OK" in out.stdout, out.stderr[-3000:]
+
+
+def _photo_crops(n: int, side: int = 32) -> np.ndarray:
+    """Return `n` crops of scikit-learn's two sample photos (natural images: a mirror image looks like one)."""
+    from sklearn.datasets import load_sample_images
+
+    from kagglekit.images import resize_images
+
+    rng = np.random.default_rng(0)
+    photos = [np.asarray(p) for p in load_sample_images().images]
+    out = []
+    for i in range(n):
+        photo, s = photos[i % 2], int(rng.integers(60, 200))
+        top, left = int(rng.integers(0, photo.shape[0] - s)), int(rng.integers(0, photo.shape[1] - s))
+        out.append(resize_images(photo[None, top:top + s, left:left + s], side)[0])
+    return np.stack(out)
+
+
+def test_flip_check_keeps_flips_for_photos_and_drops_them_for_digits(digits_table):
+    from kagglekit.pipeline import FLIP_AUC, flip_check
+
+    photos = flip_check(_photo_crops(300))
+    assert photos.flip and photos.auc < FLIP_AUC and "flip on" in photos.reason and "--no-flip" in photos.reason
+    digits = flip_check(digits_table)  # real handwritten digits: a mirrored 2 is no 2
+    assert not digits.flip and digits.auc >= 0.85 and "flip off" in digits.reason and "--flip" in digits.reason
+    assert flip_check((_photo_crops(30), None)).auc is None  # too few to judge: flips stay on, said so
+    assert flip_check(digits_table) == digits  # seeded: a resumed run judges the same

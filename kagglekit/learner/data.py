@@ -64,11 +64,11 @@ def validation(data: LabelTable | tuple, valid: float | LabelTable | tuple | Non
     return data, None
 
 
-def default_augmentation() -> keras.layers.Layer:
+def default_augmentation(flip: bool = True) -> keras.layers.Layer:
     """Return the pipeline's default augmentation (flip, small rotation, zoom, contrast) as Keras layers."""
     from ..pipeline import augmentation
 
-    return augmentation()
+    return augmentation(flip="horizontal" if flip else None)
 
 
 class _Data:

@@ -34,6 +34,7 @@ import pandas as pd
 from .. import backbones as bb
 from ..errors import ConfigError
 from ..logs import logger
+from ..pipeline import flip_check
 from ..table import LabelTable
 from .checkpoints import _Recorder, _Run
 from .data import _Data, default_augmentation, describe_data, validation
@@ -263,6 +264,7 @@ def fine_tune(
     class_weight: str | dict | None = None,
     dropout: float = 0.25,
     augment: bool | keras.layers.Layer = True,
+    flip: bool | None = None,
     mixed_precision: str | bool = "auto",
     distribute: bool | str = "auto",
     workdir: str | os.PathLike | None = None,
@@ -292,6 +294,10 @@ def fine_tune(
         lr, lr_mult: peak learning rate and the factors for early, late, head.
         schedule: "one_cycle", "sgdr" (with `cycle_len`, `cycle_mult` in epochs) or "constant".
         class_weight: "balanced" (scikit-learn's rule), ``{class: weight}`` or None.
+        augment: True: the default augmentation (flip, small rotation, zoom, contrast); False:
+            none; or Keras layers of your own.
+        flip: horizontal flips in the default augmentation and in TTA; None: judged from the
+            training images (`kagglekit.pipeline.flip_check`: off for digits, text, fixed layouts).
         mixed_precision: "auto" (on when a GPU is present), True, False, or a policy name.
         distribute: "auto" (data-parallel over 2+ GPUs), True (all devices, CPU included), False.
         workdir: where checkpoints, state.json, history.csv and curves.png go;
@@ -317,12 +323,16 @@ def fine_tune(
         monitor = ("val_loss" if multilabel else "val_accuracy") if valid_src is not None else "loss"
     loss, metrics, target_kind = loss_and_metrics(multilabel, label_smoothing)
     cw = class_weights(class_weight, classes, multilabel, train_src)
+    if flip is None and augment is True:  # judged from the images, said once
+        check = flip_check(train_src, seed=seed)
+        flip = check.flip
+        (_announce if verbose else logger.info)(f"kagglekit: augmentation: {check.reason}")
     args = {"backbone": entry.name, "sizes": [list(s) if isinstance(s, tuple) else s for s in sizes],
             "weights": str(weights), "valid": valid if isinstance(valid, float) else type(valid).__name__,
             "epochs": epochs, "freeze_epochs": freeze_epochs, "lr": lr, "lr_mult": list(lr_mult),
             "batch_size": batch_size, "schedule": schedule, "cycle_len": cycle_len, "cycle_mult": cycle_mult,
             "optimizer": optimizer, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
-            "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "seed": seed,
+            "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "flip": flip, "seed": seed,
             "head_on_features": bool(head_on_features), "fit": fit,
             "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
     fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -335,11 +345,12 @@ def fine_tune(
     strategy = _Strategy(distribute)
     policy = precision_policy(mixed_precision)
     keras.utils.set_random_seed(seed)
-    augment_layer = default_augmentation() if augment is True else (augment or None)
+    augment_layer = default_augmentation(flip is not False) if augment is True else (augment or None)
     settings = {"backbone": entry.name, "weights": str(weights), "sizes": args["sizes"],
                 "preprocess": entry.preprocess, "policy": policy, "workdir": str(workdir),
                 "recipe": args, "fingerprint": fingerprint, "distribution": strategy.kind,
-                "fit": fit}  # how images were brought to size: predict prepares them the same way
+                "fit": fit,  # how images were brought to size: predict prepares them the same way
+                **({"tta_flip": bool(flip)} if flip is not None else {})}  # TTA flips only where training flipped
     batch = batch_size
     if strategy.replicas > 1 and batch % strategy.replicas:
         batch = (batch // strategy.replicas + 1) * strategy.replicas

@@ -26,6 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slug", default="imaterialist-challenge-fashion-2018", help="Kaggle competition (or a local folder/zip)")
     p.add_argument("--data", help="where the competition is downloaded (default ./data/<slug>)")
     p.add_argument("--out", default="runs/imaterialist", help="tables, model and submission go here")
+    p.add_argument("--backbone", default="resnet50", help="backbone (see `kagglekit backbones`)")
     p.add_argument("--weights", default="imagenet", help="'imagenet', a *_notop.h5 / .weights.h5 / .keras file, or 'none'")
     p.add_argument("--sizes", type=_sizes, default=[64, 128, 300], help="progressive input sizes")
     p.add_argument("--epochs", type=int, default=2, help="epochs per size after unfreezing")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{train.frame['labels'].map(len).mean():.2f} per image")
 
     weights = None if args.weights.lower() == "none" else args.weights
-    learner = kk.fine_tune(train, valid=valid, backbone="resnet50", sizes=args.sizes, weights=weights,
+    learner = kk.fine_tune(train, valid=valid, backbone=args.backbone, sizes=args.sizes, weights=weights,
                            freeze_epochs=args.freeze_epochs, epochs=args.epochs, batch_size=args.batch_size,
                            workdir=out / "train")
     tta = args.tta if args.tta == "auto" else int(args.tta)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                                path=out / "submission.csv")
     print(f"submission: {path}")
     if args.submit:
-        result = kk.submit(args.slug, path, f"kagglekit resnet50 {args.sizes}", wait=True)
+        result = kk.submit(args.slug, path, f"kagglekit {args.backbone} {args.sizes}", wait=True)
         print(f"public score: {result.public_score}")
     return 0
 

@@ -103,22 +103,22 @@ def test_dogs_vs_cats_example(served, tmp_path):
 
 def test_imaterialist_example(served, tmp_path):
     emu, env, root = served
-    weights = notop_file(root, "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
-    # One size (two stages: frozen, then unfrozen): progressive resizing itself is tested in test_learner.py;
-    # ResNet50's two sizes took 250-400 s here, most of it building and tracing the model per stage.
-    out = run_example("imaterialist_fashion.py", ["--sizes", "32", "--epochs", "1", "--weights", str(weights),
-                                                  "--batch-size", "32", "--tta", "2",
+    # A small from-scratch ResNet with progressive resizing (two sizes, two stages): the example's own steps (JSON
+    # to tables, thresholds tuned for F2, the curve, the submission, the upload) at a fraction of ResNet50's cost
+    # (156 s at one size here); ResNet50 and its *_notop.h5 file are tested in test_backbones.py.
+    out = run_example("imaterialist_fashion.py", ["--backbone", "resnet_tiny", "--sizes", "32,48", "--epochs", "2",
+                                                  "--weights", "none", "--batch-size", "32", "--tta", "2",
                                                   "--out", str(tmp_path / "run"), "--submit"], env, tmp_path)
     assert "64 train, 32 validation, 16 test images" in out.stdout
-    assert "validation F2" in out.stdout and "stage 2/2" in out.stdout + out.stderr
+    assert "validation F2" in out.stdout and "stage 2/2 unfrozen at size 48" in out.stdout + out.stderr
     sub = pd.read_csv(tmp_path / "run" / "submission.csv", dtype=str)
     assert list(sub.columns) == ["image_id", "label_id"] and len(sub) == 16
     assert sub["label_id"].str.split().map(len).min() >= 1  # the at-least-one-label fallback
     assert (tmp_path / "run" / "threshold_f2.png").stat().st_size > 0
     scored = emu.submissions[IMAT][-1]
     assert public_score(out) == pytest.approx(scored.public, rel=1e-3)  # as printed
-    # Not asserted above chance: at this size (64 images, random ResNet50 weights, 1 epoch) the run scored public
-    # F2 0.603 against 0.682 for the best fixed label set (measured once); it needs a bigger run to learn.
+    # Not asserted above chance: 64 training images and 4 epochs from scratch are too few to learn 20-odd labels
+    # (with random ResNet50 weights it scored public F2 0.603 against 0.682 for the best fixed label set).
 
 
 def test_fashion_mnist_example(served, tmp_path):

@@ -7,8 +7,8 @@
 For each competition of `kagglekit.testing.zoo` (built in its exact shipping format, from real images):
 
 1. **kagglekit**: `python -m kagglekit run DIR --weights none --time 5m` (plus `--metric` where the sample
-   submission cannot tell the metric apart: APTOS's kappa, Plant Pathology's AUC, as the plan says), in a
-   subprocess, as a user types it. Its train/valid split is saved in the run folder.
+   submission cannot tell the metric apart: APTOS's kappa, Plant Pathology's AUC, iMaterialist's micro-F1, as the
+   plan says), in a subprocess, as a user types it. Its train/valid split is saved in the run folder.
 2. **Keras CNN**, as the Keras tutorials write it: the same train images and the same validation images
    (kagglekit's split), resized to `--cnn-size`; Rescaling, three Conv2D/MaxPooling2D blocks (16, 32, 64
    filters), Flatten, Dense(128), Dropout; Adam; early stopping on the validation loss (patience 3, best
@@ -42,7 +42,9 @@ sys.path.insert(0, str(ROOT))
 from kagglekit.testing import scoring, zoo  # noqa: E402
 
 # The sample submission cannot tell these metrics apart from another one: the user names it (the plan says so).
-METRIC_FLAG = {"aptos2019-blindness-detection": "qwk", "plant-pathology-2020-fgvc7": "auc"}
+# iMaterialist 2018 is scored with micro-F1 (kagglekit's default for its label sets is F2, the other metric used).
+METRIC_FLAG = {"aptos2019-blindness-detection": "qwk", "plant-pathology-2020-fgvc7": "auc",
+               "imaterialist-challenge-fashion-2018": "f1_micro"}
 # Whales with one or two photos: a larger validation share keeps the split stratifiable.
 EXTRA_FLAGS = {"humpback-whale-identification": ["--valid", "0.3"]}
 BUILD_OPTIONS = {"cassava-leaf-disease-classification": {"rerun": True}}  # scored on the hidden re-run test set

@@ -47,6 +47,7 @@ METRIC_FLAG = {"aptos2019-blindness-detection": "qwk", "plant-pathology-2020-fgv
                "imaterialist-challenge-fashion-2018": "f1_micro"}
 # Whales with one or two photos: a larger validation share keeps the split stratifiable.
 EXTRA_FLAGS = {"humpback-whale-identification": ["--valid", "0.3"]}
+CAPS = {"digit-recognizer": 1797}  # built from scikit-learn's 1,797 real digits: no more images than that
 BUILD_OPTIONS = {"cassava-leaf-disease-classification": {"rerun": True}}  # scored on the hidden re-run test set
 
 
@@ -196,12 +197,16 @@ def main(argv: list[str] | None = None) -> None:
         base = Path(args.out or tmp)
         base.mkdir(parents=True, exist_ok=True)
         for name in names:
-            built = zoo.build(name, base / name / "data", n_train=args.n_train, n_test=args.n_test,
-                              **BUILD_OPTIONS.get(name, {}))
-            comp = built.extra.get("rerun", built)
-            workdir = base / name / "run"
             metric = scoring.metric_for(name)
+            workdir = base / name / "run"
+            n_train, n_test = args.n_train, args.n_test
+            if name in CAPS and n_train + n_test > CAPS[name]:  # scikit-learn's digits: 1,797 in all
+                n_train = min(n_train, CAPS[name] * 4 // 5)
+                n_test = CAPS[name] - n_train
             try:
+                built = zoo.build(name, base / name / "data", n_train=n_train, n_test=n_test,
+                                  **BUILD_OPTIONS.get(name, {}))
+                comp = built.extra.get("rerun", built)
                 ks, kt, result = run_kagglekit(comp, workdir, args.time)
                 plan = {**(result.get("plan") or {}), "metric": result["metric"], "native_side": native_side(workdir)}
                 ls, lt = run_logistic(comp, workdir, plan, base / name / "logistic.csv")
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
                 failed.append(name)
                 continue
             row = {"competition": name, "metric": metric, "higher": scoring.HIGHER_IS_BETTER[metric],
-                   "train+valid": args.n_train, "test": len(comp.answers),
+                   "train+valid": n_train, "test": len(comp.answers),
                    "kagglekit": ks, "kagglekit_s": kt, "valid_score": result["valid_score"],
                    "logistic": ls, "logistic_s": lt, "cnn": cs, "cnn_s": ct, "cnn_epochs": ce}
             rows.append(row)

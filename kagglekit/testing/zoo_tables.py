@@ -305,6 +305,9 @@ def build_digit_recognizer(root: Path, n_train: int = 60, n_test: int = 20, seed
     if image_size not in (None, 28, (28, 28)):
         raise ValueError("Digit Recognizer images are 28×28 pixels by definition")
     images, labels = digits(n_train + n_test, seed)
+    if len(images) < n_train + n_test:
+        raise ValueError(f"Digit Recognizer is built from scikit-learn's {len(images)} real digits: n_train + n_test "
+                         f"= {n_train + n_test} is more; ask for {len(images)} or fewer")
 
     def mnist(im: np.ndarray) -> np.ndarray:
         out = np.zeros((28, 28), "uint8")

@@ -476,7 +476,6 @@ class ImageBatches(_Base):
         )
 
 
-
 #: A linear probe telling images from their mirror images at this ROC AUC or better turns flips off.
 FLIP_AUC = 0.75
 
@@ -537,6 +536,7 @@ def flip_check(data: LabelTable | np.ndarray | tuple, n: int = 600, seed: int = 
                                      "layout, where a flip may change what an image shows (--flip forces it)")
     return FlipCheck(True, auc, f"flip on: mirror images look like the originals (a linear probe's ROC AUC {auc:.2f} "
                                 f"on {len(x)} train images; --no-flip turns it off)")
+
 
 def augmentation(
     flip: str | None = "horizontal",

@@ -3,6 +3,7 @@
 
     python examples/fashion_mnist.py                          # CPU profile: resnet_compact, 11 epochs (2 cores)
     KERAS_BACKEND=jax python examples/fashion_mnist.py --profile gpu   # wide_resnet + random erasing, for a GPU
+    python examples/fashion_mnist.py --time 10m                # no profile: kagglekit plans for a 10-minute budget
     python examples/fashion_mnist.py --slug my-fashion-competition --submit   # fetched and submitted through Kaggle
 
 Without --slug the original idx files (Debian's dataset-fashion-mnist puts them in
@@ -14,6 +15,7 @@ layout detection, split, fine-tuning, prediction and the validated submission fi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -49,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help="batch size (default: the profile's)")
     p.add_argument("--n", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--n-test", type=int, help="use only the first N test images")
+    p.add_argument("--time", help="a time budget (e.g. 10m): kagglekit plans backbone, size, epochs and batch "
+                                  "for it with its defaults; the profile is not used")
     p.add_argument("--out", default="runs/fashion-mnist", help="competition, model and submission go here")
     p.add_argument("--submit", action="store_true", help="with --slug: submit through the Kaggle API and wait for the score")
     return p.parse_args(argv)
@@ -76,12 +80,22 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"writing Fashion-MNIST from {args.idx} as a competition in {folder}")
             build_competition("fashion-mnist", folder, n_train=args.n, n_test=args.n_test, source=args.idx)
         source, solution = folder, out / "fashion-mnist.solution.csv"
-    result = kk.run(
-        source, workdir=out / "run", submit=args.submit and bool(args.slug), message=f"kagglekit {profile['backbone']}",
-        backbone=profile["backbone"], sizes=[28], weights="none", epochs=args.epochs or profile["epochs"],
-        batch_size=args.batch_size or profile["batch_size"], lr=profile["lr"], valid=0.05, tta="auto", metric="accuracy",
-        fine_tune={"augment": augmentation(profile["augment"]), "label_smoothing": profile["label_smoothing"]},
-    )
+    common = dict(workdir=out / "run", submit=args.submit and bool(args.slug), weights="none", valid=0.05, tta="auto",
+                  metric="accuracy")
+    if args.time:  # kagglekit's defaults, planned for the budget (explicit choices still win)
+        chosen = {k: v for k, v in (("backbone", args.backbone), ("epochs", args.epochs),
+                                    ("batch_size", args.batch_size)) if v}
+        result = kk.run(source, time_budget=args.time, message=f"kagglekit --time {args.time}", **chosen, **common)
+        planned = json.loads((out / "run" / "run.json").read_text())["steps"]["plan"]["result"]
+        profile = {"backbone": planned["backbone"], "epochs": planned["epochs"], "batch_size": planned["batch_size"],
+                   "sizes": planned["sizes"], "time_budget": args.time}
+    else:
+        result = kk.run(
+            source, message=f"kagglekit {profile['backbone']}", backbone=profile["backbone"], sizes=[28],
+            epochs=args.epochs or profile["epochs"], batch_size=args.batch_size or profile["batch_size"], lr=profile["lr"],
+            fine_tune={"augment": augmentation(profile["augment"]), "label_smoothing": profile["label_smoothing"]},
+            **common,
+        )
     report = {"valid_accuracy": result.valid_score, "test_accuracy": None, "public_score": result.public_score,
               "seconds": time.time() - started, "submission": str(result.submission), **profile}
     if solution is not None and solution.is_file():

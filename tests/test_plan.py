@@ -173,11 +173,6 @@ def test_batch_size_from_memory():
 
 
 def test_batch_and_learning_rate_scale_with_the_device_count():
-    import inspect
-
-    from kagglekit.learner import fine_tune
-
-    assert P.BASE_LR == inspect.signature(fine_tune).parameters["lr"].default  # one device: fine_tune's own default
     photos = P.ImageStats.from_sizes([(375, 500)] * 5, count=20000)
     plans = {n: P.make_plan(16000, photos, P.Hardware.gpu("T4", 16, count=n), "1h", backbone="resnet50", n_test=100)
              for n in (1, 2, 8, 16)}
@@ -190,6 +185,25 @@ def test_batch_and_learning_rate_scale_with_the_device_count():
     asked = P.make_plan(16000, photos, P.Hardware.gpu("T4", 16, count=8), "1h", backbone="resnet50", batch_size=64)
     assert asked.batch_size == 64 and asked.lr is None  # an explicit batch is the user's: no scaling
     assert P.Plan.from_dict(plans[8].to_dict()).lr == plans[8].lr  # kept in the run state
+    scratch = P.make_plan(16000, photos, P.Hardware.gpu("T4", 16, count=4), "1h", weights=None, n_test=100)
+    assert scratch.lr == pytest.approx(4 * P.SCRATCH_LR)  # from scratch: 4x its own single-device rate
+
+
+def test_fine_tune_default_learning_rate_depends_on_the_weights(tmp_path):
+    """One device: 1e-3 fine-tuning pretrained weights, 3e-3 from scratch (the plan's BASE_LR, SCRATCH_LR)."""
+    import numpy as np
+
+    from kagglekit import backbones
+    from kagglekit.learner import fine_tune
+
+    x = np.random.default_rng(0).integers(0, 255, (32, 16, 16, 3), dtype="uint8")
+    y = np.arange(32) % 2
+    common = dict(backbone="resnet_micro", sizes=[16], epochs=1, valid=None, batch_size=16, verbose=0, augment=False)
+    scratch = fine_tune((x, y), weights=None, workdir=tmp_path / "scratch", **common)
+    path = tmp_path / "micro.weights.h5"
+    backbones.load_backbone("resnet_micro", input_shape=(16, 16, 3)).save_weights(path)
+    tuned = fine_tune((x, y), weights=str(path), freeze_epochs=0, workdir=tmp_path / "tuned", **common)
+    assert scratch.settings["recipe"]["lr"] == P.SCRATCH_LR and tuned.settings["recipe"]["lr"] == P.BASE_LR
 
 
 def test_measured_speed_replaces_the_model():

@@ -176,6 +176,10 @@ register(  # resnet_small's widths at resnet_tiny's cost: the first stage alread
     "resnet_compact", _small(widths=(32, 64, 128), blocks=1, name="resnet_compact", strides=(2, 2, 2)),
     "unit", 32, "stage2_", None, min_size=8,
 )
+register(  # resnet_tiny's widths, every stage at half the size before: a quarter of resnet_compact's cost
+    "resnet_micro", _small(widths=(16, 32, 64), blocks=1, name="resnet_micro", strides=(2, 2, 2)),
+    "unit", 32, "stage2_", None, min_size=8,
+)
 register("wide_resnet", _small(widths=(96, 192, 384), blocks=2, name="wide_resnet"), "unit", 32, "stage2_", None,
          min_size=8)
 

@@ -35,6 +35,7 @@ from .. import backbones as bb
 from ..errors import ConfigError
 from ..logs import logger
 from ..pipeline import flip_check
+from ..plan import BASE_LR, SCRATCH_LR
 from ..table import LabelTable
 from .checkpoints import _Recorder, _Run
 from .data import _Data, default_augmentation, describe_data, validation
@@ -252,7 +253,7 @@ def fine_tune(
     valid: float | LabelTable | tuple | None = 0.2,
     epochs: int = 3,
     freeze_epochs: int = 1,
-    lr: float = 1e-3,
+    lr: float | None = None,
     lr_mult: Sequence[float] = (1 / 9, 1 / 3, 1.0),
     batch_size: int = 32,
     schedule: str = "one_cycle",
@@ -291,7 +292,8 @@ def fine_tune(
         valid: a fraction held out (by ``kagglekit.layout.split`` / ``split_arrays``:
             stratified), a table / (x, y), or None.
         epochs, freeze_epochs: epochs of the unfrozen and frozen stage per size.
-        lr, lr_mult: peak learning rate and the factors for early, late, head.
+        lr, lr_mult: peak learning rate (default 1e-3 fine-tuning pretrained weights, 3e-3 from scratch:
+            ``kagglekit.plan.BASE_LR``, ``SCRATCH_LR``) and the factors for early, late, head.
         schedule: "one_cycle", "sgdr" (with `cycle_len`, `cycle_mult` in epochs) or "constant".
         class_weight: "balanced" (scikit-learn's rule), ``{class: weight}`` or None.
         augment: True: the default augmentation (flip, small rotation, zoom, contrast); False:
@@ -317,6 +319,8 @@ def fine_tune(
     classes, multilabel, n_rows, data_digest = describe_data(data)
     entry = bb.get(backbone)
     sizes = _sizes(sizes, entry, data)
+    if lr is None:
+        lr = BASE_LR if weights is not None else SCRATCH_LR
     plan = plan_stages(sizes, weights is not None, freeze_epochs, epochs, lr, lr_mult)
     train_src, valid_src = validation(data, valid, classes, seed)
     if monitor is None:

@@ -123,9 +123,11 @@ def test_imaterialist_example(served, tmp_path):
 
 def test_fashion_mnist_example(served, tmp_path):
     emu, env, root = served
-    out = run_example("fashion_mnist.py", ["--slug", "fashion-mnist", "--epochs", "6", "--batch-size", "64", "--out", str(tmp_path / "run"),
+    # --time: no profile, kagglekit's own plan for the budget (backbone, size, epochs, batch), as kk.run(time_budget=...)
+    out = run_example("fashion_mnist.py", ["--slug", "fashion-mnist", "--time", "2m", "--out", str(tmp_path / "run"),
                                            "--submit"], env, tmp_path)
     assert "validation accuracy:" in out.stdout
+    assert "budget 2 min: asked" in out.stdout and "plan: resnet_" in out.stdout, out.stdout[-3000:]
     score = public_score(out)  # the emulator scores test accuracy
     assert emu.submissions["fashion-mnist"][-1].public == pytest.approx(score, rel=1e-3)
     # accuracy well above the best constant label (chance)

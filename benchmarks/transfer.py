@@ -77,8 +77,9 @@ def main() -> None:
                 for name in names:
                     file_run = name == "weights file"
                     t = time.perf_counter()
-                    run_args = dict(freeze_epochs=1 if file_run else 0, epochs=budget if file_run else budget + 1)
-                    if timed:  # as `kagglekit run --time` plans it: epochs, batch, frozen stage; default rates
+                    if not timed:
+                        run_args = dict(freeze_epochs=1 if file_run else 0, epochs=budget if file_run else budget + 1)
+                    else:  # as `kagglekit run --time` plans it: epochs, batch, frozen stage; default rates
                         n_train = int(args.n * 0.8)
                         plan = make_plan(n_train, ImageStats.from_sizes([(28, 28)], count=args.n), Hardware.probe(),
                                          budget, weights=str(weights) if file_run else None, backbone=args.backbone,

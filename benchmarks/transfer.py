@@ -55,6 +55,7 @@ def main() -> None:
     pre = np.flatnonzero(y < 5)[: args.n_pre]
     test = np.flatnonzero(ys >= 5)
     common = dict(backbone=args.backbone, batch_size=64, lr=3e-3, augment=False, resume=False, verbose=0)
+    n_train, stats = int(args.n * 0.8), ImageStats.from_sizes([(28, 28)], count=args.n)  # what --time plans for
     t0 = time.perf_counter()
     names = ("weights file", "from scratch")
     results = {(b, n): [] for b in budgets for n in names}
@@ -80,8 +81,7 @@ def main() -> None:
                     if not timed:
                         run_args = dict(freeze_epochs=1 if file_run else 0, epochs=budget if file_run else budget + 1)
                     else:  # as `kagglekit run --time` plans it: epochs, batch, frozen stage; default rates
-                        n_train = int(args.n * 0.8)
-                        plan = make_plan(n_train, ImageStats.from_sizes([(28, 28)], count=args.n), Hardware.probe(),
+                        plan = make_plan(n_train, stats, Hardware.probe(),
                                          budget, weights=str(weights) if file_run else None, backbone=args.backbone,
                                          sizes=[28], n_valid=args.n - n_train, n_test=0, tta=0)
                         run_args = dict(epochs=plan.epochs, freeze_epochs=plan.freeze_epochs,

@@ -15,7 +15,6 @@ layout detection, split, fine-tuning, prediction and the validated submission fi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -64,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
     import pandas as pd
 
     import kagglekit as kk
+    from kagglekit.plan import Plan
+    from kagglekit.runstate import RunState
     from kagglekit.testing.competitions import build_competition
 
     started = time.time()
@@ -86,9 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
         chosen = {k: v for k, v in (("backbone", args.backbone), ("epochs", args.epochs),
                                     ("batch_size", args.batch_size)) if v}
         result = kk.run(source, time_budget=args.time, message=f"kagglekit --time {args.time}", **chosen, **common)
-        planned = json.loads((out / "run" / "run.json").read_text())["steps"]["plan"]["result"]
-        profile = {"backbone": planned["backbone"], "epochs": planned["epochs"], "batch_size": planned["batch_size"],
-                   "sizes": planned["sizes"], "time_budget": args.time}
+        planned = Plan.from_dict(RunState(out / "run").result("plan"))  # what the run planned, as it saved it
+        profile = {"backbone": planned.backbone, "epochs": planned.epochs, "batch_size": planned.batch_size,
+                   "sizes": planned.sizes, "time_budget": args.time}
     else:
         result = kk.run(
             source, message=f"kagglekit {profile['backbone']}", backbone=profile["backbone"], sizes=[28],

@@ -44,7 +44,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -271,94 +271,26 @@ def read_format(
     """
     if isinstance(like, SubmissionFormat):
         return like
-    if hasattr(like, "sample_submission") and not isinstance(like, (str, os.PathLike, pd.DataFrame)):
-        sample = like.sample_submission
-        if sample is None:
-            raise SubmissionError(
-                f"{getattr(like, 'path', like)} has no sample_submission.csv, so the submission shape is unknown; "
-                "download it from the competition's Data page and pass like=<its path>."
-            )
-        like = sample
-    if isinstance(like, pd.DataFrame):
-        frame, source = _frame_as_text(like), "the sample frame"
-    else:
-        frame, source = _read_csv_text(like)
+    frame, source = _sample_frame(like)
     columns = [str(c) for c in frame.columns]
     if len(columns) < 2:
         raise SubmissionError(f"The sample {source} has columns {columns}; a submission needs an id column and at least one value column.")
     ids = frame.iloc[:, 0].astype(str).tolist()
     values = frame.iloc[:, 1].fillna("").astype(str).tolist() if len(columns) == 2 else []
     classes = [str(c) for c in classes] if classes is not None else None
-    metric_out = None
+    m = None
     if metric is not None:
         from . import metrics
 
         m = metrics.get_metric(metric)
-        metric_out = m.output
+    sample = _Sample(source, columns, values, classes, m)
     notes: list[str] = []
-    k = None
-    tokens = max((len(v.split()) for v in values), default=0)
     if kind is not None:
         notes.append(f"kind {kind!r}: set by kind=")
-    elif len(columns) > 2:
-        kind = "per_class"
-    elif metric_out == "ranked":
-        kind, k = "ranked", m.k
-        notes.append(f"{k} ranked guesses per row: the metric {m.name} scores them")
-    elif metric_out == "probability" and classes is not None and len(classes) == 2 and _all(values, _is_number):
-        kind = "probability"
-        notes.append(f"one probability column: the metric {m.name} scores probabilities, never hard labels")
-    elif classes is not None and len(classes) == 2 and _all(values, _is_number) and len(set(values)) == 1 and (
-            metric_out is None and _binary_pair(classes)):
-        kind = "probability"
-        notes.append(f"{source} holds {values[0]!r} in every row of {columns[1]!r}, a placeholder, for a two-class (no/yes) "
-                     "problem: a probability column is written, ranked by AUC (pass --metric accuracy to write 0/1 labels)")
-    elif _all(values, _is_number) and any(not _is_int(v) for v in values):
-        kind = "probability"
-    elif classes is not None and len(classes) == 2 and columns[1] in classes:
-        kind = "probability"
-    elif classes is not None and _all(values, lambda v: v.strip() in classes) and not multilabel:
-        kind = "label"
-        if tokens > 1:
-            notes.append(f"{source}'s values are whole class names with spaces (e.g. {values[0]!r}): one label per row, written whole")
-    elif tokens > 1 or multilabel:
-        if multilabel is False and metric_out != "probability":
-            kind, k = "ranked", tokens
-            notes.append(f"{source} lists {tokens} space-separated guesses per row and the model has one label per image: "
-                         f"{tokens} guesses, best first (kind='labels' for label sets)")
-        else:
-            kind = "labels"
-    elif (
-        classes is not None
-        and values
-        and all(_is_int(v) for v in values)
-        and not all(_is_number(c) for c in classes)
-        and not set(values) <= set(classes)
-    ):
-        kind = "label_id"
-        notes.append(f"{source} holds integers for the named classes {list_offenders(classes, 3)}: class indices are written")
+        k = None
     else:
-        kind = "label"
-    if kind not in KINDS:
-        raise SubmissionError(f"Unknown submission kind {kind!r}; choose one of {KINDS}.")
-    if metric_out == "probability" and kind in ("label", "label_id", "labels", "ranked"):
-        raise SubmissionError(f"The metric {m.name} scores probabilities but the sample {source} holds {kind}s "
-                              f"(e.g. {values[0] if values else ''!r}); pass kind='probability' or a label metric (--metric accuracy).")
-    if kind == "ranked" and k is None:
-        k = max(1, tokens)
-    if kind == "per_class" and classes is not None:
-        missing = [c for c in columns[1:] if c not in classes]
-        if missing:
-            raise SubmissionError(
-                f"The sample has class columns the model does not know: {list_offenders(missing)} "
-                f"(model classes: {list_offenders(classes)}). Train on the competition's classes, with the same names."
-            )
-        extra = [c for c in classes if c not in columns[1:]]
-        if extra:
-            raise SubmissionError(
-                f"The model has classes the sample has no column for: {list_offenders(extra)} (sample columns: "
-                f"{list_offenders(columns[1:])}); their probability would be dropped. Train on the competition's classes."
-            )
+        kind, k = _infer_kind(sample, multilabel, notes)
+    k = _check_kind(sample, kind, k)
     fmt = SubmissionFormat(columns=columns, ids=ids, kind=kind, classes=classes, source=source, sample_values=values, k=k, notes=notes)
     if kind == "probability" and classes is not None:
         if len(classes) != 2:
@@ -370,6 +302,104 @@ def read_format(
         if fmt.positive is not None and positive is None:
             notes.append(f"{columns[1]!r} holds P({fmt.positive}): {fmt.positive_reason}")
     return fmt
+
+
+def _sample_frame(like: Any) -> tuple[pd.DataFrame, str]:
+    """Return (the sample submission as text cells, how to name it) from a path, a frame or a competition."""
+    if hasattr(like, "sample_submission") and not isinstance(like, (str, os.PathLike, pd.DataFrame)):
+        sample = like.sample_submission
+        if sample is None:
+            raise SubmissionError(
+                f"{getattr(like, 'path', like)} has no sample_submission.csv, so the submission shape is unknown; "
+                "download it from the competition's Data page and pass like=<its path>."
+            )
+        like = sample
+    if isinstance(like, pd.DataFrame):
+        return _frame_as_text(like), "the sample frame"
+    return _read_csv_text(like)
+
+
+@dataclass
+class _Sample:
+    """What `read_format` knows of a sample submission while it infers the kind."""
+
+    source: str
+    columns: list[str]
+    values: list[str]
+    classes: list[str] | None
+    metric: Any  # kagglekit.metrics.Metric or None
+
+    @property
+    def out(self) -> str | None:
+        return self.metric.output if self.metric is not None else None
+
+    @property
+    def tokens(self) -> int:
+        return max((len(v.split()) for v in self.values), default=0)
+
+    def binary_numbers(self) -> bool:
+        return self.classes is not None and len(self.classes) == 2 and _all(self.values, _is_number)
+
+
+def _infer_kind(s: _Sample, multilabel: bool | None, notes: list[str]) -> tuple[str, int | None]:
+    """Return (kind, k) that the sample's values say, adding each inference's reason to `notes`."""
+    classes, values, columns, tokens = s.classes, s.values, s.columns, s.tokens
+    if len(columns) > 2:
+        return "per_class", None
+    if s.out == "ranked":
+        notes.append(f"{s.metric.k} ranked guesses per row: the metric {s.metric.name} scores them")
+        return "ranked", s.metric.k
+    if s.out == "probability" and s.binary_numbers():
+        notes.append(f"one probability column: the metric {s.metric.name} scores probabilities, never hard labels")
+        return "probability", None
+    if s.binary_numbers() and len(set(values)) == 1 and s.out is None and _binary_pair(classes):
+        notes.append(f"{s.source} holds {values[0]!r} in every row of {columns[1]!r}, a placeholder, for a two-class (no/yes) "
+                     "problem: a probability column is written, ranked by AUC (pass --metric accuracy to write 0/1 labels)")
+        return "probability", None
+    if _all(values, _is_number) and any(not _is_int(v) for v in values):
+        return "probability", None
+    if classes is not None and len(classes) == 2 and columns[1] in classes:
+        return "probability", None
+    if classes is not None and _all(values, lambda v: v.strip() in classes) and not multilabel:
+        if tokens > 1:
+            notes.append(f"{s.source}'s values are whole class names with spaces (e.g. {values[0]!r}): one label per row, written whole")
+        return "label", None
+    if tokens > 1 or multilabel:
+        if multilabel is False and s.out != "probability":
+            notes.append(f"{s.source} lists {tokens} space-separated guesses per row and the model has one label per image: "
+                         f"{tokens} guesses, best first (kind='labels' for label sets)")
+            return "ranked", tokens
+        return "labels", None
+    if (classes is not None and values and all(_is_int(v) for v in values)
+            and not all(_is_number(c) for c in classes) and not set(values) <= set(classes)):
+        notes.append(f"{s.source} holds integers for the named classes {list_offenders(classes, 3)}: class indices are written")
+        return "label_id", None
+    return "label", None
+
+
+def _check_kind(s: _Sample, kind: str, k: int | None) -> int | None:
+    """Return k (the guesses per row of a ranked kind); raise SubmissionError when the kind cannot serve."""
+    if kind not in KINDS:
+        raise SubmissionError(f"Unknown submission kind {kind!r}; choose one of {KINDS}.")
+    if s.out == "probability" and kind in ("label", "label_id", "labels", "ranked"):
+        raise SubmissionError(f"The metric {s.metric.name} scores probabilities but the sample {s.source} holds {kind}s "
+                              f"(e.g. {s.values[0] if s.values else ''!r}); pass kind='probability' or a label metric (--metric accuracy).")
+    if kind == "ranked" and k is None:
+        k = max(1, s.tokens)
+    if kind == "per_class" and s.classes is not None:
+        missing = [c for c in s.columns[1:] if c not in s.classes]
+        if missing:
+            raise SubmissionError(
+                f"The sample has class columns the model does not know: {list_offenders(missing)} "
+                f"(model classes: {list_offenders(s.classes)}). Train on the competition's classes, with the same names."
+            )
+        extra = [c for c in s.classes if c not in s.columns[1:]]
+        if extra:
+            raise SubmissionError(
+                f"The model has classes the sample has no column for: {list_offenders(extra)} (sample columns: "
+                f"{list_offenders(s.columns[1:])}); their probability would be dropped. Train on the competition's classes."
+            )
+    return k
 
 
 # ------------------------------------------------------------------ writing
@@ -579,22 +609,43 @@ def validate_submission(
     if fmt is not None and classes is not None and fmt.classes is None:
         fmt.classes = [str(c) for c in classes]
     columns = [str(c) for c in frame.columns]
+    _check_header(columns, fmt, name)
+    ids = _check_rows(frame, columns, name)
+    if fmt is not None:
+        _check_ids_against_sample(ids, fmt, name)
+    kind = fmt.kind if fmt is not None else None
+    vocab = [str(c) for c in (classes if classes is not None else (fmt.classes if fmt is not None else None) or [])] or None
+    _check_probabilities(frame, ids, kind, name)
+    if kind in ("label", "labels") and vocab is not None:
+        _check_labels(frame[columns[1]], ids, kind, vocab, name)
+    if kind == "label_id":
+        _check_label_ids(frame[columns[1]], ids, vocab, name)
+    return frame.reset_index(drop=True)
+
+
+def _capital(name: str) -> str:
+    return f"{name[:1].upper()}{name[1:]}"
+
+
+def _check_header(columns: list[str], fmt: SubmissionFormat | None, name: str) -> None:
+    """Raise SubmissionError unless the header has an id and a value column and, with a sample, the sample's columns."""
     if len(columns) < 2:
-        raise SubmissionError(f"{name[:1].upper()}{name[1:]} has the columns {columns}; a submission needs an id column and at least one value column (write it with write_submission).")
-    if fmt is not None and columns != fmt.columns:
-        missing = [c for c in fmt.columns if c not in columns]
-        extra = [c for c in columns if c not in fmt.columns]
-        what = []
-        if missing:
-            what.append(f"missing {missing}")
-        if extra:
-            what.append(f"unexpected {extra}")
-        if not what:
-            what.append(f"order {columns} instead of {fmt.columns}")
-        raise SubmissionError(
-            f"The header of {name} does not match the sample ({', '.join(what)}). "
-            f"Write the columns exactly as the sample: {','.join(fmt.columns)}."
-        )
+        raise SubmissionError(f"{_capital(name)} has the columns {columns}; a submission needs an id column and at least one value column (write it with write_submission).")
+    if fmt is None or columns == fmt.columns:
+        return
+    missing = [c for c in fmt.columns if c not in columns]
+    extra = [c for c in columns if c not in fmt.columns]
+    what = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+    if not what:
+        what.append(f"order {columns} instead of {fmt.columns}")
+    raise SubmissionError(
+        f"The header of {name} does not match the sample ({', '.join(what)}). "
+        f"Write the columns exactly as the sample: {','.join(fmt.columns)}."
+    )
+
+
+def _check_rows(frame: pd.DataFrame, columns: list[str], name: str) -> pd.Series:
+    """Return the ids as text (set back into `frame`) after checking every row has an id, values and a unique id."""
     id_col = columns[0]
     ids = frame[id_col]
     if ids.isna().any():
@@ -612,27 +663,31 @@ def validate_submission(
     dupes = ids[ids.duplicated()].unique().tolist()
     if dupes:
         raise SubmissionError(f"{len(dupes)} ids appear more than once in {name}: {list_offenders(dupes)}. Keep one row per id.")
-    if fmt is not None:
-        if len(frame) != len(fmt.ids):
-            note = f"{name} has {len(frame)} rows but the sample has {len(fmt.ids)}"
-        else:
-            note = None
-        sample, given = set(fmt.ids), set(ids)  # built once: linear in the rows (test sets reach 100,000)
-        missing = [i for i in fmt.ids if i not in given]
-        extra = [i for i in ids if i not in sample]
-        if missing or extra or note:
-            parts = [note] if note else []
-            if missing:
-                parts.append(f"{len(missing)} sample ids are missing: {list_offenders(missing)}")
-            if extra:
-                parts.append(f"{len(extra)} ids are not in the sample: {list_offenders(extra)}")
-            raise SubmissionError(
-                f"The ids do not match the sample submission ({'; '.join(parts)}). "
-                "Write one row for each id of the sample, with the id exactly as the sample writes it."
-            )
-    kind = fmt.kind if fmt is not None else None
-    vocab = [str(c) for c in (classes if classes is not None else (fmt.classes if fmt is not None else None) or [])] or None
-    value_cols = columns[1:]
+    return ids
+
+
+def _check_ids_against_sample(ids: pd.Series, fmt: SubmissionFormat, name: str) -> None:
+    """Raise SubmissionError unless the ids are the sample's, one row each."""
+    note = f"{name} has {len(ids)} rows but the sample has {len(fmt.ids)}" if len(ids) != len(fmt.ids) else None
+    sample, given = set(fmt.ids), set(ids)  # built once: linear in the rows (test sets reach 100,000)
+    missing = [i for i in fmt.ids if i not in given]
+    extra = [i for i in ids if i not in sample]
+    if not (missing or extra or note):
+        return
+    parts = [note] if note else []
+    if missing:
+        parts.append(f"{len(missing)} sample ids are missing: {list_offenders(missing)}")
+    if extra:
+        parts.append(f"{len(extra)} ids are not in the sample: {list_offenders(extra)}")
+    raise SubmissionError(
+        f"The ids do not match the sample submission ({'; '.join(parts)}). "
+        "Write one row for each id of the sample, with the id exactly as the sample writes it."
+    )
+
+
+def _check_probabilities(frame: pd.DataFrame, ids: pd.Series, kind: str | None, name: str) -> None:
+    """Convert the probability columns of `frame` to floats after checking they hold numbers in [0, 1]."""
+    value_cols = [str(c) for c in frame.columns[1:]]
     numeric_cols = value_cols if kind in ("probability", "per_class") else []
     if kind is None:  # no sample: numeric columns that hold fractions must be probabilities
         numeric_cols = [c for c in value_cols if frame[c].map(_is_number).all() and not frame[c].map(_is_int).all()]
@@ -648,27 +703,30 @@ def validate_submission(
                 "Write probabilities (apply softmax/sigmoid to logits), not scores."
             )
         frame[col] = vals.astype("float64")
-    if kind in ("label", "labels") and vocab is not None:
-        col = value_cols[0]
-        tokens = frame[col].str.split() if kind == "labels" else frame[col].map(lambda v: [v.strip()])
-        vset = set(vocab)
-        unknown = sorted({t for row in tokens for t in row if t not in vset})
-        if unknown:
-            rows = [i for i, row in zip(ids, tokens) if any(t not in vset for t in row)]
-            raise SubmissionError(
-                f"{name[:1].upper()}{name[1:]} has labels outside the vocabulary: {list_offenders(unknown)} (ids {list_offenders(rows, 3)}). "
-                f"Use the competition's labels: {list_offenders(vocab, 8)}."
-            )
-        empty = [i for i, row in zip(ids, tokens) if not row]
-        if empty:
-            raise SubmissionError(f"{len(empty)} rows have no label: {list_offenders(empty)}. Keep at least one label per row (fallback=True).")
-    if kind == "label_id":
-        col = value_cols[0]
-        k = len(vocab) if vocab else None
-        bad = [i for i, v in zip(ids, frame[col]) if not _is_int(v) or (k is not None and not 0 <= int(float(v)) < k)]
-        if bad:
-            raise SubmissionError(
-                f"Column {col!r} of {name} must hold class indices{f' 0..{k - 1}' if k else ''} but has {len(bad)} other values: ids {list_offenders(bad)}. "
-                "Write the index of the predicted class."
-            )
-    return frame.reset_index(drop=True)
+
+
+def _check_labels(column: pd.Series, ids: pd.Series, kind: str, vocab: list[str], name: str) -> None:
+    """Raise SubmissionError when a row has a label outside `vocab` or no label at all."""
+    tokens = column.str.split() if kind == "labels" else column.map(lambda v: [v.strip()])
+    vset = set(vocab)
+    unknown = sorted({t for row in tokens for t in row if t not in vset})
+    if unknown:
+        rows = [i for i, row in zip(ids, tokens) if any(t not in vset for t in row)]
+        raise SubmissionError(
+            f"{_capital(name)} has labels outside the vocabulary: {list_offenders(unknown)} (ids {list_offenders(rows, 3)}). "
+            f"Use the competition's labels: {list_offenders(vocab, 8)}."
+        )
+    empty = [i for i, row in zip(ids, tokens) if not row]
+    if empty:
+        raise SubmissionError(f"{len(empty)} rows have no label: {list_offenders(empty)}. Keep at least one label per row (fallback=True).")
+
+
+def _check_label_ids(column: pd.Series, ids: pd.Series, vocab: list[str] | None, name: str) -> None:
+    """Raise SubmissionError when a row holds anything but a class index."""
+    k = len(vocab) if vocab else None
+    bad = [i for i, v in zip(ids, column) if not _is_int(v) or (k is not None and not 0 <= int(float(v)) < k)]
+    if bad:
+        raise SubmissionError(
+            f"Column {column.name!r} of {name} must hold class indices{f' 0..{k - 1}' if k else ''} but has {len(bad)} other values: ids {list_offenders(bad)}. "
+            "Write the index of the predicted class."
+        )

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, ImageError, list_offenders
+from .hardware import cores
 
 try:  # libjpeg-turbo with decode-time downscaling; optional (Pillow is the fallback)
     import simplejpeg as _simplejpeg
@@ -52,14 +53,6 @@ _SUFFIX_FORMATS = {
     ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".dib": "BMP", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF",
 }
-
-
-def default_workers() -> int:
-    """Return the number of CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def as_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -566,7 +559,7 @@ def scan_images(
     def one(i: int):
         return _probe(paths[i], full, None if vouch is None else (lambda fp: vouch(i, fp)))
 
-    workers = workers or default_workers()
+    workers = workers or cores()
     if len(paths) < 256 or workers == 1:
         results = [one(i) for i in range(len(paths))]
     else:

@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, ImageError, list_offenders
 from .hardware import cores
+from .table import IMAGE_FORMATS
 
 try:  # libjpeg-turbo with decode-time downscaling; optional (Pillow is the fallback)
     import simplejpeg as _simplejpeg
@@ -48,11 +49,6 @@ ALPHA_BACKGROUND = (255, 255, 255)
 # decoder or resampling rebuilds caches instead of mixing two kinds of pixels.
 DECODER_VERSION = f"3-{'sj' if _simplejpeg is not None else 'pil'}-{'cv' if _cv2 is not None else 'pil'}"
 
-_SUFFIX_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
-    ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".dib": "BMP", ".webp": "WEBP",
-    ".tif": "TIFF", ".tiff": "TIFF",
-}
 
 
 def as_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -464,7 +460,7 @@ def _probe(path: str, full: bool, known_good=None) -> tuple[str | None, str | No
         os.close(fd)
     fmt = sniff_format(head)
     note = None
-    expected = _SUFFIX_FORMATS.get(os.path.splitext(path)[1].lower())
+    expected = IMAGE_FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt is not None and expected is not None and fmt != expected:
         note = f"named {os.path.splitext(path)[1]} but holds {fmt}; decoded by content"
     intact = {

@@ -14,10 +14,11 @@ import pandas as pd
 
 from ..errors import SubmissionError, list_offenders
 from ..io import data_root, is_slug, notebook_input
+from ..table import IMAGE_EXTENSIONS, is_int, is_number
 
 KINDS = ("label", "label_id", "probability", "per_class", "labels", "ranked")
 ZIP_OVER_BYTES = 50 * 1024 * 1024
-_IMAGE_EXT = re.compile(r"\.(jpe?g|png|tiff?|bmp|gif|webp)$", re.IGNORECASE)
+_IMAGE_EXT = re.compile("(" + "|".join(re.escape(e) for e in sorted(IMAGE_EXTENSIONS)) + ")$", re.IGNORECASE)
 SAMPLE_NAMES = ("sample_submission.csv", "samplesubmission.csv", "sample_submission.csv.zip")
 
 
@@ -173,21 +174,6 @@ def _read_csv_text(source: str | os.PathLike) -> tuple[pd.DataFrame, str]:
     return frame, str(path)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_int(text: str) -> bool:
-    try:
-        return float(text) == int(float(text))
-    except (TypeError, ValueError, OverflowError):
-        return False
-
-
 def _infer_positive(classes: Sequence[str], columns: Sequence[str], positive: str | None,
                     values: Sequence[str] = ()) -> tuple[str | None, str]:
     """Return (the class a single probability column holds, the reason), or (None, why not) when nothing says which."""
@@ -300,7 +286,7 @@ class _Sample:
         return max((len(v.split()) for v in self.values), default=0)
 
     def binary_numbers(self) -> bool:
-        return self.classes is not None and len(self.classes) == 2 and _all(self.values, _is_number)
+        return self.classes is not None and len(self.classes) == 2 and _all(self.values, is_number)
 
 
 def _infer_kind(s: _Sample, multilabel: bool | None, notes: list[str]) -> tuple[str, int | None]:
@@ -318,7 +304,7 @@ def _infer_kind(s: _Sample, multilabel: bool | None, notes: list[str]) -> tuple[
         notes.append(f"{s.source} holds {values[0]!r} in every row of {columns[1]!r}, a placeholder, for a two-class (no/yes) "
                      "problem: a probability column is written, ranked by AUC (pass --metric accuracy to write 0/1 labels)")
         return "probability", None
-    if _all(values, _is_number) and any(not _is_int(v) for v in values):
+    if _all(values, is_number) and any(not is_int(v) for v in values):
         return "probability", None
     if classes is not None and len(classes) == 2 and columns[1] in classes:
         return "probability", None
@@ -332,8 +318,8 @@ def _infer_kind(s: _Sample, multilabel: bool | None, notes: list[str]) -> tuple[
                          f"{tokens} guesses, best first (kind='labels' for label sets)")
             return "ranked", tokens
         return "labels", None
-    if (classes is not None and values and all(_is_int(v) for v in values)
-            and not all(_is_number(c) for c in classes) and not set(values) <= set(classes)):
+    if (classes is not None and values and all(is_int(v) for v in values)
+            and not all(is_number(c) for c in classes) and not set(values) <= set(classes)):
         notes.append(f"{s.source} holds integers for the named classes {list_offenders(classes, 3)}: class indices are written")
         return "label_id", None
     return "label", None

@@ -9,7 +9,8 @@ import pandas as pd
 
 from ..errors import SubmissionError, list_offenders
 
-from .format import SubmissionFormat, _frame_as_text, _is_int, _is_number, _read_csv_text, read_format
+from ..table import is_int, is_number
+from .format import SubmissionFormat, _frame_as_text, _read_csv_text, read_format
 
 
 def validate_submission(
@@ -113,7 +114,7 @@ def _check_probabilities(frame: pd.DataFrame, ids: pd.Series, kind: str | None, 
     value_cols = [str(c) for c in frame.columns[1:]]
     numeric_cols = value_cols if kind in ("probability", "per_class") else []
     if kind is None:  # no sample: numeric columns that hold fractions must be probabilities
-        numeric_cols = [c for c in value_cols if frame[c].map(_is_number).all() and not frame[c].map(_is_int).all()]
+        numeric_cols = [c for c in value_cols if frame[c].map(is_number).all() and not frame[c].map(is_int).all()]
     for col in numeric_cols:
         vals = pd.to_numeric(frame[col], errors="coerce")
         bad = ids[vals.isna()].tolist()
@@ -147,7 +148,7 @@ def _check_labels(column: pd.Series, ids: pd.Series, kind: str, vocab: list[str]
 def _check_label_ids(column: pd.Series, ids: pd.Series, vocab: list[str] | None, name: str) -> None:
     """Raise SubmissionError when a row holds anything but a class index."""
     k = len(vocab) if vocab else None
-    bad = [i for i, v in zip(ids, column) if not _is_int(v) or (k is not None and not 0 <= int(float(v)) < k)]
+    bad = [i for i, v in zip(ids, column) if not is_int(v) or (k is not None and not 0 <= int(float(v)) < k)]
     if bad:
         raise SubmissionError(
             f"Column {column.name!r} of {name} must hold class indices{f' 0..{k - 1}' if k else ''} but has {len(bad)} other values: ids {list_offenders(bad)}. "

@@ -254,7 +254,7 @@ def load_backbone(
         except Exception as exc:  # noqa: BLE001 - any download failure means: attach the file
             raise WeightsError(
                 f"ImageNet weights for {entry.name!r} are not cached and could not be downloaded "
-                f"(offline? {type(exc).__name__}: {str(exc)[:200]}). Attach the file {entry.weights_file!r} "
+                f"({download_failure(exc)}). Attach the file {entry.weights_file!r} "
                 "(on Kaggle: Add Data -> a dataset holding the keras.applications weights, e.g. search "
                 f"'keras pretrained models'; it is then found under {input_root()} automatically), copy it to "
                 f"{keras_cache_dir()}, or pass its path: fine_tune(..., weights='/path/to/{entry.weights_file}')."
@@ -262,6 +262,19 @@ def load_backbone(
         finally:
             socket.setdefaulttimeout(previous)
     return _load_from_file(entry, Path(weights), input_shape)
+
+
+def download_failure(exc: BaseException) -> str:
+    """Say in words why a download failed: a server that never answered, or the error it gave."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in seen:
+        seen.append(cause)
+        reason = getattr(cause, "reason", None)
+        if isinstance(cause, TimeoutError) or isinstance(reason, TimeoutError):
+            return f"no answer from the server within {DOWNLOAD_TIMEOUT:g} s"
+        cause = cause.__cause__ or cause.__context__
+    return f"offline? {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _load_from_file(entry: Backbone, path: Path, input_shape: tuple) -> keras.Model:

@@ -15,7 +15,8 @@ import os
 import re
 import sys
 import tempfile
-from typing import Sequence
+import warnings
+from typing import Any, Sequence
 
 # Environment that keeps a backend's C++ logging quiet once it is initialised; a value the user set wins.
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
@@ -251,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_as_one_line(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None,
+                         line: str | None = None) -> None:
+    """Show a Python warning as one plain line of the kagglekit logger (no file path or source line)."""
+    from .logs import logger
+
+    logger.warning("warning: " + " ".join(str(message).split()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of the `kagglekit` command."""
     from .errors import KaggleKitError
@@ -258,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     handler = to_stream(sys.stdout)  # for this command only: main() called in-process leaves the logger as it was
+    shown_before = warnings.showwarning
+    warnings.showwarning = _warning_as_one_line  # no "path/to/file.py:272: UserWarning:" and its source line
     try:
         return args.func(args)
     except KaggleKitError as exc:
@@ -272,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         from .logs import logger
 
+        warnings.showwarning = shown_before
         logger.removeHandler(handler)
 
 

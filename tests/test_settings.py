@@ -276,3 +276,21 @@ def test_declared_fine_tune_settings_match_fine_tunes_signature():
             if s.default is not None:
                 assert s.default == default, (s.name, s.default, default)
     assert S.SET_BY_RUN <= set(params)
+
+
+def test_a_python_warning_on_the_cli_is_one_plain_line_without_a_path(capsys, monkeypatch):
+    import warnings
+
+    import kagglekit.cli as cli
+
+    def backbones_that_warn(args):  # a library warning raised while a command runs, as layout's readers raise them
+        warnings.warn("Dropped 2 rows whose image is missing:\n a.png, b.png.", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_backbones", backbones_that_warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["backbones"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "warning: Dropped 2 rows whose image is missing: a.png, b.png.\n" and out.err == ""
+    assert warnings.showwarning is not cli._warning_as_one_line  # put back after the command

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,17 @@ def test_a_fine_tune_argument_the_schema_does_not_declare_is_checked_by_its_anno
         S.check_fine_tune({"new_flag": "yes"}, params)
     with pytest.raises(ConfigError, match=r"Unknown key 'ratoi'.*did you mean ratio\?"):
         S.check_fine_tune({"ratoi": 0.2}, params)
+
+
+def test_layout_reader_args_are_checked_by_the_readers_annotations():
+    for args, says in [({"csv": "a.csv", "classes": "abc"}, "classes takes a list of texts (a text is not split"),
+                       ({"csv": "a.csv", "multilabel": "yes"}, "multilabel takes true or false"),
+                       ({"csv": 3}, "csv takes a path")]:
+        with pytest.raises(ConfigError, match=re.escape(f"[layout.args] {list(args)[-1]} = ")) as caught:
+            S.check_recipe({"layout": {"reader": "from_csv", "args": args}})
+        assert says in _one_line(caught.value), str(caught.value)
+    ok = {"layout": {"reader": "from_pixel_csv", "args": {"csv": "train.csv", "shape": [28, 28], "first_id": 1}}}
+    assert S.check_recipe(ok) == ok
 
 
 # ------------------------------------------------------------------ one schema: the parser, job and the docs follow it

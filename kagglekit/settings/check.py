@@ -96,14 +96,18 @@ def _convert(s: Setting, value: Any, python: bool) -> Any:
         if not 0 < v < 1:
             raise _Refused("")
         return v
-    if kind in ("sizes", "floats"):
+    if kind in ("sizes", "floats", "ints", "texts"):
         if kind == "sizes" and isinstance(value, numbers.Integral) and not isinstance(value, bool):
             value = [value]
         if isinstance(value, str):
             raise _Refused("a text is not split into a list: write a list")
         if not isinstance(value, (list, tuple)) or not value:
             raise _Refused("")
-        out = [_number(v, kind == "sizes") for v in value]
+        if kind == "texts":
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                raise _Refused("")
+            return list(value)
+        out = [_number(v, kind in ("sizes", "ints")) for v in value]
         for v in out:
             _in_range(s, v)
         return out
@@ -220,11 +224,17 @@ def fine_tune_parameters() -> Mapping[str, inspect.Parameter]:
     return inspect.signature(fine_tune).parameters
 
 
-def _from_annotation(name: str, param: inspect.Parameter) -> Setting:
-    """Return a `Setting` for a fine_tune argument `SETTINGS` does not declare: typed by a plain annotation, else unchecked."""
-    kind = {"bool": "bool", "int": "int", "float": "float", "str": "str"}.get(str(param.annotation).strip(), "any")
-    example = param.default if param.default is not inspect.Parameter.empty else None
-    return Setting(name, kind, "", section="fine_tune", keyword=False, example=example)
+# The kind of an argument `SETTINGS` does not declare, read from its annotation (" | None" aside); others are not checked.
+_ANNOTATED = {"bool": "bool", "int": "int", "float": "float", "str": "str", "str | os.PathLike": "path",
+              "Sequence[str]": "texts", "tuple[int, ...]": "ints"}
+_KIND_EXAMPLES = {"bool": True, "int": 1, "float": 0.5, "str": "text", "path": "folder", "texts": ["a", "b"], "ints": [28, 28]}
+
+
+def _from_annotation(name: str, param: inspect.Parameter, section: str = "fine_tune") -> Setting:
+    """Return a `Setting` for an argument `SETTINGS` does not declare (fine_tune's, a layout reader's), typed by its annotation."""
+    kind = _ANNOTATED.get(str(param.annotation).strip().removesuffix(" | None"), "any")
+    example = param.default if param.default not in (inspect.Parameter.empty, None) else _KIND_EXAMPLES.get(kind)
+    return Setting(name, kind, "", section=section, keyword=False, example=example)
 
 
 def check_fine_tune(section: Any, params: Mapping[str, inspect.Parameter] | None = None,
@@ -345,10 +355,11 @@ def _check_reader_args(layout: dict, where: str) -> None:
     params = inspect.signature(getattr(layouts, reader)).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    for key in layout["args"]:
+    for key, value in layout["args"].items():
         if key not in params:
             raise ConfigError(f"{where}: the recipe's layout.args do not fit kagglekit.layout.{reader}: it has no "
                               f"argument {key!r}{_then(suggest(key, params), 'its arguments: ' + ', '.join(params))}.")
+        check_value(_from_annotation(key, params[key], "layout.args"), value, Origin("recipe", where))
 
 
 # ------------------------------------------------------------------ kk.run

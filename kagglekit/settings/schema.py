@@ -18,8 +18,8 @@ SET_BY_RUN = frozenset({"data", "valid", "backbone", "sizes", "epochs", "weights
 class Setting:
     """One setting: its name, type and range or choices, default, recipe section, CLI flags and help text.
 
-    kind: "int", "float", "bool", "str", "path", "duration" (seconds or "10m"), "sizes" (whole numbers),
-    "floats" (numbers), "fraction" (in (0, 1), or a whole number of images), "table" (a TOML table / dict),
+    kind: "int", "float", "bool", "str", "path", "duration" (seconds or "10m"), "sizes" / "ints" (whole numbers),
+    "floats" (numbers), "texts" (a list of texts), "fraction" (in (0, 1), or a whole number of images), "table" (a TOML table / dict),
     "recipe" (a path or a dict), "ledger" (a path, or false for none), "objects" (Python objects, kk.run only)
     or "any" (not checked).
     """
@@ -54,7 +54,8 @@ class Setting:
         """Return what the setting takes, in words ("a whole number >= 1", "true or false", ...)."""
         what = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a text",
                 "path": "a path", "duration": "a duration such as 90s, 10m, 1h30m (or seconds)",
-                "sizes": "a list of whole numbers", "floats": "a list of numbers",
+                "sizes": "a list of whole numbers", "ints": "a list of whole numbers", "floats": "a list of numbers",
+                "texts": "a list of texts",
                 "fraction": "a fraction in (0, 1) or a whole number of images", "table": "a table (key = value)",
                 "recipe": "a .toml/.json path (or a dict)", "ledger": "a CSV path, or false for no ledger",
                 "objects": "a list of objects (kk.run only)", "any": "any value"}[self.kind]
@@ -62,7 +63,7 @@ class Setting:
             what = "one of " + ", ".join(self.choices)
         bounds = _bounds_text(self)
         if bounds:
-            what += (", each " if self.kind in ("sizes", "floats") else " ") + bounds
+            what += (", each " if self.kind in ("sizes", "floats", "ints") else " ") + bounds
         if self.also:
             what += " or " + " or ".join(repr(a) for a in self.also)
         if self.objects and self.kind != "objects":

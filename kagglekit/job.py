@@ -326,6 +326,10 @@ def run(
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
+
+    Every argument, keyword and recipe value is checked against `kagglekit.settings` before
+    anything is fetched or read (docs/settings.md lists them): a wrong type, range or name is
+    a `ConfigError` naming the setting, the value and the fix (with the closest valid name).
     """
     with shown(log):
         return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)

@@ -133,7 +133,7 @@ SETTINGS: tuple[Setting, ...] = (
             "20m on a GPU/TPU); the plan (backbone, size, epochs, batch) is made for it", flags=("--time",),
             metavar="DURATION", example="10m", aliases=("time", "budget")),
     Setting("ledger", "ledger", "run ledger CSV a row is added to (default: ledger.csv beside the run folder, "
-            "runs/ledger.csv)", flags=("--ledger",), metavar="PATH", example="runs/ledger.csv"),
+            "runs/ledger.csv); none: no ledger", flags=("--ledger",), metavar="PATH", example="runs/ledger.csv"),
     Setting("dry_run", "bool", "print the plan (what was inferred, and the flags that change it) and stop before "
             "training", default=False, flags=("--dry-run",), example=True),
     Setting("model", "path", "a learner folder saved by an earlier run (its learner/): no training, only prediction",

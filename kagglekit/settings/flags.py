@@ -55,8 +55,10 @@ def _cell(text: str) -> str:
 
 def _default_text(s: Setting) -> str:
     """Return the default as the docs show it."""
+    if s.default_text:
+        return s.default_text
     if s.default is None:
-        return "planned" if s.section == _TRAIN else "-"
+        return {_TRAIN: "planned", _LAYOUT: "inferred" if s.keyword else "-"}.get(s.section, "-")
     return f"`{json.dumps(s.default)}`"
 
 

@@ -44,6 +44,8 @@ class Setting:
     aliases: tuple[str, ...] = ()  # names users try for it ("learning_rate" for lr): "did you mean" finds them
     objects: tuple[str, ...] = ()  # class names (in the value's MRO) kk.run also accepts: a Keras Layer, Callbacks
     text_ok: bool = False  # a "str" setting that also takes a number, read as its text (a class named 1)
+    takes: str = ""  # what it takes, in words, where the kind says too little ("a registered backbone name")
+    default_text: str = ""  # the default in words, where it is worked out ("from the submission format")
 
     @property
     def flag(self) -> str:
@@ -61,6 +63,8 @@ class Setting:
                 "objects": "a list of objects (kk.run only)", "any": "any value"}[self.kind]
         if self.choices:
             what = "one of " + ", ".join(self.choices)
+        if self.takes:
+            what = self.takes
         bounds = _bounds_text(self)
         if bounds:
             what += (", each " if self.kind in ("sizes", "floats", "ints") else " ") + bounds
@@ -163,16 +167,17 @@ SETTINGS: tuple[Setting, ...] = (
             section=_LAYOUT, keyword=False, example={"csv": "labels.csv"}),
     # ---- [train]: the training settings the run plans with (None: planned from the budget, hardware and images)
     Setting("backbone", "str", "backbone name (see `kagglekit backbones`); default: planned", section=_TRAIN,
-            flags=("--backbone",), check=_known_backbone, example="resnet_tiny", aliases=("model_name", "arch")),
+            flags=("--backbone",), check=_known_backbone, takes="a registered backbone name (`kagglekit backbones`)", example="resnet_tiny", aliases=("model_name", "arch")),
     Setting("sizes", "sizes", "progressive input sizes, e.g. 64,128,300; default: planned from the images",
             section=_TRAIN, flags=("--sizes",), low=8, high=4096, example=[64, 128],
             aliases=("size", "image_size", "img_size")),
     Setting("epochs", "int", "epochs per stage; default: planned from the time budget", section=_TRAIN,
             flags=("--epochs",), low=1, high=100_000, example=3, aliases=("epoch", "n_epochs", "num_epochs")),
     Setting("weights", "str", "'imagenet', 'none' or a weights file (e.g. a *_notop.h5 attached to a notebook)",
-            default="imagenet", section=_TRAIN, flags=("--weights",), check=_weights_source, example="none"),
+            default="imagenet", section=_TRAIN, flags=("--weights",), check=_weights_source,
+            takes="'imagenet', 'none' or the path of an existing weights file", example="none"),
     Setting("lr", "float", "peak learning rate of the head; default: the recipe's (1e-3 pretrained, 3e-3 from scratch)",
-            section=_TRAIN, flags=("--lr",), low=0, high=10, open_low=True, example=0.001,
+            section=_TRAIN, flags=("--lr",), low=0, high=10, open_low=True, default_text="the recipe's", example=0.001,
             aliases=("learning_rate", "lr_max", "max_lr")),
     Setting("batch_size", "int", "images per batch; default: planned", section=_TRAIN, flags=("--batch-size",),
             low=1, high=65_536, example=32, aliases=("batch", "bs")),
@@ -181,11 +186,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tta", "int", "test-time views averaged: 0 (none) .. 12, or 'auto' (chosen on validation; default)",
             default="auto", section=_TRAIN, flags=("--tta",), low=0, high=12, also=("auto",), example=4),
     Setting("metric", "str", "competition metric: accuracy, logloss, f2, ... (default: from the submission format)",
-            section=_TRAIN, flags=("--metric",), check=_known_metric, example="logloss"),
+            section=_TRAIN, flags=("--metric",), check=_known_metric, default_text="from the submission format",
+            takes="a metric name (accuracy, logloss, f1, f2, f1_micro, f2_micro, auc, qwk, map@K, or an alias)", example="logloss"),
     Setting("seed", "int", "random seed of the split, the initial weights and the augmentation", default=0,
             section=_TRAIN, flags=("--seed",), low=0, high=2**32 - 1, example=1),
     Setting("flip", "bool", "flip images in training and TTA (default: judged from the images: off for digits, text)",
-            section=_TRAIN, flags=("--flip", "--no-flip"), example=False,
+            section=_TRAIN, flags=("--flip", "--no-flip"), example=False, default_text="judged from the images",
             flag_help=("flip images in training and TTA (default: judged from the images: off for digits, text)",
                        "never flip images (a mirror image would be another class)")),
     # ---- [fine_tune]: further kagglekit.learner.fine_tune arguments (kk.run: fine_tune={...})

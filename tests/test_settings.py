@@ -263,6 +263,14 @@ def test_layout_reader_args_are_checked_by_the_readers_annotations():
     assert S.check_recipe(ok) == ok
 
 
+def test_class_weights_are_positive_numbers():
+    for table in ({"cat": "high"}, {"cat": 2, "dog": 0}, {"cat": True}):
+        with pytest.raises(ConfigError, match=r"\[fine_tune\] class_weight = .* positive numbers as weights"):
+            S.check_recipe({"fine_tune": {"class_weight": table}}, "the recipe", PARAMS)
+    assert S.check_recipe({"fine_tune": {"class_weight": {"cat": 2}}}, "the recipe", PARAMS)["fine_tune"] == {
+        "class_weight": {"cat": 2}}
+
+
 # ------------------------------------------------------------------ one schema: the parser, job and the docs follow it
 def test_the_docs_table_is_the_schema_rendered():
     assert (ROOT / "docs" / "settings.md").read_text(encoding="utf-8") == S.markdown(), \
@@ -277,6 +285,9 @@ def test_the_run_parser_job_defaults_and_layout_keys_come_from_the_schema():
     assert set(LAYOUT_KEYS) == {s.name for s in S.SETTINGS if s.section == "layout" and s.keyword}
     names = [(s.section, s.name) for s in S.SETTINGS]
     assert len(names) == len(set(names))
+    from kagglekit.job import run as kk_run  # the CLI passes every run-level setting to kk.run by its name
+
+    assert set(S.section_settings(None)) <= set(inspect.signature(kk_run).parameters)
 
 
 def test_declared_fine_tune_settings_match_fine_tunes_signature():

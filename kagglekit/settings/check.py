@@ -124,9 +124,6 @@ def _convert_other(s: Setting, value: Any, python: bool) -> Any:
             raise _Refused("")
         if s.choices and value not in s.choices:
             raise _Refused(suggest(value, s.choices).lstrip("; "))
-        why = s.check(value) if s.check is not None else None
-        if why:
-            raise _Refused(why, instead=True)
         return value
     if kind in ("path", "recipe", "ledger"):
         if kind == "recipe" and isinstance(value, dict):
@@ -201,7 +198,11 @@ def check_value(s: Setting, value: Any, origin: Origin = Origin("api")) -> Any:
         return None
     try:
         typed = _from_text(s, value) if origin.kind == "cli" and isinstance(value, str) else value
-        return _convert(s, typed, python=origin.kind == "api")
+        got = _convert(s, typed, python=origin.kind == "api")
+        why = s.check(got) if s.check is not None and not (isinstance(got, str) and got in s.also) else None
+        if why:
+            raise _Refused(why, instead=True)
+        return got
     except _Refused as why:
         reason = (f": {why}" if why.instead else f" ({why})") if str(why) else ""
         takes = "" if why.instead else f": {s.name} takes {s.describe()}"

@@ -119,6 +119,13 @@ def _weights_source(value: str) -> str | None:
     return f"it is not 'imagenet', 'none' nor an existing weights file{suggest(value.lower(), ['imagenet', 'none'])}"
 
 
+def _class_weights(value: dict) -> str | None:
+    """Return why a {class: weight} table is refused (a weight that is not a positive number), or None."""
+    bad = [k for k, w in value.items() if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0]
+    return (f"class_weight takes 'balanced' or {{class = weight}} with positive numbers as weights; "
+            f"{bad[0]!r} has {value[bad[0]]!r}") if bad else None
+
+
 LAYOUT_READERS = ("from_csv", "from_filenames", "from_folders", "from_ids", "from_imaterialist_json", "from_pixel_csv")
 PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16", "float16", "bfloat16", "float32")
 
@@ -212,7 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("label_smoothing", "float", "label smoothing of the loss", default=0.0, section="fine_tune", keyword=False, low=0,
             high=1, open_high=True, example=0.1),
     Setting("class_weight", "table", "per-class loss weights: 'balanced' (scikit-learn's rule) or {class = weight}",
-            section="fine_tune", keyword=False, also=("balanced",), example="balanced"),
+            section="fine_tune", keyword=False, also=("balanced",), check=_class_weights, example="balanced"),
     Setting("dropout", "float", "dropout before the classifier", default=0.25, section="fine_tune", keyword=False, low=0, high=1,
             open_high=True, example=0.25),
     Setting("augment", "bool", "the default augmentation (flip, small rotation, zoom, contrast) or none",

@@ -126,7 +126,8 @@ def load_recipe(path: str | os.PathLike | None) -> dict:
     try:
         data = toml.loads(text) if toml is not None else json.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
-        raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
+        read_as = "TOML" if toml is not None else "JSON" + ("" if path.suffix == ".json" else " (its name does not end in .toml)")
+        raise ConfigError(f"The recipe {path} is not valid {read_as}: "
                           f"{' '.join(str(exc).split())}; fix the line it names.") from None
     return check_recipe(data, f"the recipe {path}")
 

@@ -263,6 +263,19 @@ def test_layout_reader_args_are_checked_by_the_readers_annotations():
     assert S.check_recipe(ok) == ok
 
 
+def test_json_null_numpy_values_and_a_recipe_of_another_format(tmp_path):
+    import numpy as np
+
+    with pytest.raises(ConfigError, match=r"\[train\] weights = null is refused.*leave the key out for the default"):
+        S.check_recipe({"train": {"weights": None}})  # not silently "from scratch"
+    assert S.check_keywords({"epochs": np.int64(3), "lr": np.float32(0.5), "flip": np.bool_(False)}) == {
+        "epochs": 3, "lr": 0.5, "flip": False}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"is not valid JSON \(its name does not end in \.toml\)"):
+        load_recipe(recipe)
+
+
 def test_class_weights_are_positive_numbers():
     for table in ({"cat": "high"}, {"cat": 2, "dog": 0}, {"cat": True}):
         with pytest.raises(ConfigError, match=r"\[fine_tune\] class_weight = .* positive numbers as weights"):

@@ -80,8 +80,8 @@ def _convert(s: Setting, value: Any, python: bool) -> Any:
     if kind == "any":
         return value
     if kind == "bool":
-        if value is True or value is False:
-            return value
+        if value is True or value is False or (type(value).__module__ == "numpy" and "bool" in type(value).__name__):
+            return bool(value)
         raise _Refused("")
     if kind in ("int", "float"):
         v = _number(value, kind == "int")
@@ -194,9 +194,11 @@ def check_value(s: Setting, value: Any, origin: Origin = Origin("api")) -> Any:
 
     From the CLI (`origin` "cli") the value is the text typed: numbers are parsed, lists split at commas.
     """
-    if value is None:
+    if value is None and origin.kind != "recipe":
         return None
     try:
+        if value is None:  # JSON null: leaving the key out is how a recipe says "the default"
+            raise _Refused("null is not a value: leave the key out for the default")
         typed = _from_text(s, value) if origin.kind == "cli" and isinstance(value, str) else value
         got = _convert(s, typed, python=origin.kind == "api")
         why = s.check(got) if s.check is not None and not (isinstance(got, str) and got in s.also) else None
@@ -360,7 +362,8 @@ def _check_reader_args(layout: dict, where: str) -> None:
         if key not in params:
             raise ConfigError(f"{where}: the recipe's layout.args do not fit kagglekit.layout.{reader}: it has no "
                               f"argument {key!r}{_then(suggest(key, params), 'its arguments: ' + ', '.join(params))}.")
-        check_value(_from_annotation(key, params[key], "layout.args"), value, Origin("recipe", where))
+        if value is not None:
+            check_value(_from_annotation(key, params[key], "layout.args"), value, Origin("recipe", where))
 
 
 # ------------------------------------------------------------------ kk.run

@@ -236,7 +236,8 @@ _KIND_EXAMPLES = {"bool": True, "int": 1, "float": 0.5, "str": "text", "path": "
 def _from_annotation(name: str, param: inspect.Parameter, section: str = "fine_tune") -> Setting:
     """Return a `Setting` for an argument `SETTINGS` does not declare (fine_tune's, a layout reader's), typed by its annotation."""
     kind = _ANNOTATED.get(str(param.annotation).strip().removesuffix(" | None"), "any")
-    example = param.default if param.default not in (inspect.Parameter.empty, None) else _KIND_EXAMPLES.get(kind)
+    given = param.default is not inspect.Parameter.empty and param.default is not None
+    example = param.default if given else _KIND_EXAMPLES.get(kind)
     return Setting(name, kind, "", section=section, keyword=False, example=example)
 
 
@@ -259,7 +260,8 @@ def check_fine_tune(section: Any, params: Mapping[str, inspect.Parameter] | None
     out = {}
     for key, value in section.items():
         if key in SET_BY_RUN:
-            fix = (f"put it in the [train] section or give --{key.replace('_', '-')}" if key in _BY_SECTION[_TRAIN] else
+            fix = (f"give run({key}=...)" if origin.kind == "api" and key in _BY_SECTION[_TRAIN] else
+                   f"put it in the [train] section or give --{key.replace('_', '-')}" if key in _BY_SECTION[_TRAIN] else
                    "give --workdir" if key == "workdir" else "the run passes the competition's table itself")
             raise ConfigError(f"{key!r} in {where} is set by the run ({fix}); "
                               f"valid [fine_tune] keys: {', '.join(valid)}.")

@@ -15,7 +15,8 @@ import os
 import re
 import sys
 import tempfile
-from typing import Sequence
+import warnings
+from typing import Any, Sequence
 
 # Environment that keeps a backend's C++ logging quiet once it is initialised; a value the user set wins.
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
@@ -84,66 +85,18 @@ def _import_backend() -> str:
     return keras.backend.backend()
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes takes integers such as '64,128,300', not {text!r}") from None
-
-
-def _tta(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--tta takes a number of views (0..12) or 'auto', not {text!r}") from None
-
-
-def _add_training(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--backbone", help="backbone name (see `kagglekit backbones`)")
-    g.add_argument("--sizes", type=_sizes, help="progressive input sizes, e.g. 64,128,300")
-    g.add_argument("--epochs", type=int, help="epochs per stage")
-    g.add_argument("--weights", help="'imagenet', 'none' or a weights file (e.g. a *_notop.h5 attached to a notebook)")
-    g.add_argument("--lr", type=float, help="peak learning rate of the head")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--valid", type=float, help="validation fraction (default 0.2)")
-    g.add_argument("--tta", type=_tta, help="test-time views averaged: 0 (none) .. 12, or 'auto' (chosen on validation; default)")
-    g.add_argument("--metric", help="competition metric: accuracy, logloss, f2, ... (default: from the submission format)")
-    g.add_argument("--seed", type=int)
-    flip = g.add_mutually_exclusive_group()
-    flip.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
-                      help="flip images in training and TTA (default: judged from the images: off for digits, text)")
-    flip.add_argument("--no-flip", dest="flip", action="store_const", const=False,
-                      help="never flip images (a mirror image would be another class)")
-
-
-def _add_layout(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("layout (settles what detection infers; see the plan printed before training)")
-    kind = g.add_mutually_exclusive_group()
-    kind.add_argument("--multilabel", dest="multilabel", action="store_const", const=True, default=None,
-                      help="read the labels as multi-label (several per image)")
-    kind.add_argument("--single-label", dest="multilabel", action="store_const", const=False,
-                      help="read the labels as single-label (one class per image)")
-    g.add_argument("--positive", metavar="CLASS", help="the class a single probability column holds (binary problems)")
-    g.add_argument("--group-col", metavar="NAME", help="column of groups (driver, patient) kept whole in validation")
-    g.add_argument("--id-col", metavar="NAME", help="column of the train CSV holding the image ids")
-    g.add_argument("--label-col", metavar="NAME", help="column of the train CSV holding the labels")
-    ext = g.add_mutually_exclusive_group()
-    ext.add_argument("--id-extension", dest="id_extension", action="store_const", const=True, default=None,
-                     help="submission ids keep the image extension (abc.jpg)")
-    ext.add_argument("--no-id-extension", dest="id_extension", action="store_const", const=False,
-                     help="submission ids drop the image extension (abc)")
-    g.add_argument("--test", metavar="PATH", help="the test image folder or a CSV of test ids")
-
-
 def _layout_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")}
+    """Return the layout overrides given on the command line, checked (`kagglekit.settings`); None: not given."""
+    from . import settings
+
+    return {k: v for k, v in settings.from_cli(args).items() if k in settings.section_settings("layout")}
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed", "flip")}
+    """Return the training settings given on the command line, checked (`kagglekit.settings`); None: not given."""
+    from . import settings
+
+    return {k: v for k, v in settings.from_cli(args).items() if k in settings.section_settings("train")}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -158,13 +111,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit run`."""
+    from .settings import from_cli
+
+    given = from_cli(args)  # every flag checked (kagglekit.settings) before the backend starts
     start_backend_quietly()
     from .job import run
 
-    result = run(args.source, workdir=args.workdir, recipe=args.recipe, submit=args.submit, message=args.message,
-                 log=None, time_budget=args.time, ledger=args.ledger, dry_run=args.dry_run, model=args.model,
-                 **_training_kwargs(args), **_layout_kwargs(args))
-    if args.dry_run:
+    result = run(args.source, log=None, **given)
+    if given["dry_run"]:
         return 0  # the plan was shown by the run's messages
     print(result)
     return 0
@@ -241,7 +195,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `kagglekit` command."""
-    from . import __version__
+    from . import __version__, settings
 
     parser = argparse.ArgumentParser(prog="kagglekit", description="From a Kaggle image competition to a scored submission.")
     parser.add_argument("--version", action="version", version=f"kagglekit {__version__}")
@@ -254,19 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="fetch, lay out, fine-tune, predict and write (and optionally submit) a submission")
     p.add_argument("source", help="competition slug, or a local folder/zip with its files")
-    p.add_argument("--workdir", help="run folder (default runs/<slug>); re-running continues there")
-    p.add_argument("--recipe", help="TOML/JSON recipe: layout reader and training settings")
-    p.add_argument("--submit", action="store_true", help="submit through the Kaggle API and wait for the score")
-    p.add_argument("-m", "--message", help="submission message (default: backbone, validation score and run id)")
-    p.add_argument("--time", metavar="DURATION",
-                   help="time budget for the whole run, e.g. 90s, 10m, 1h30m (default: 10m on CPU, 20m on a GPU/TPU); "
-                        "the plan (backbone, size, epochs, batch) is made for it")
-    p.add_argument("--ledger", default=None, metavar="PATH",
-                   help="run ledger CSV a row is added to (default: ledger.csv beside the run folder, runs/ledger.csv)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (what was inferred, and the flags that change it) and stop before training")
-    p.add_argument("--model", metavar="DIR", help="a learner folder saved by an earlier run (its learner/): no training, only prediction")
-    _add_layout(p)
-    _add_training(p)
+    settings.add_arguments(p)  # every run setting's flags, from the one schema (kagglekit.settings)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("fetch", help="download and unpack a competition (or use /kaggle/input)")
@@ -310,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_as_one_line(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None,
+                         line: str | None = None) -> None:
+    """Show a Python warning as one plain line of the kagglekit logger (no file path or source line)."""
+    from .logs import logger
+
+    logger.warning("warning: " + " ".join(str(message).split()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of the `kagglekit` command."""
     from .errors import KaggleKitError
@@ -317,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     handler = to_stream(sys.stdout)  # for this command only: main() called in-process leaves the logger as it was
+    shown_before = warnings.showwarning
+    warnings.showwarning = _warning_as_one_line  # no "path/to/file.py:272: UserWarning:" and its source line
     try:
         return args.func(args)
     except KaggleKitError as exc:
@@ -331,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         from .logs import logger
 
+        warnings.showwarning = shown_before
         logger.removeHandler(handler)
 
 

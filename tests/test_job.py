@@ -34,8 +34,8 @@ def test_run_with_a_recipe_layout_and_logloss_clip(dogs_vs_cats_dir, tmp_path):
 
 
 @pytest.mark.parametrize("recipe, message", [
-    ({"train": {"epoch": 3}}, r"Unknown settings \['epoch'\] in the recipe's \[train\] section"),
-    ({"layout": {"reader": "split"}}, r"layout.reader 'split' is not a kagglekit.layout reader"),
+    ({"train": {"epoch": 3}}, r"Unknown key 'epoch' in the recipe's \[train\] section; did you mean epochs\?"),
+    ({"layout": {"reader": "split"}}, r"\[layout\] reader = \"split\" is refused: reader takes one of from_csv, "),
     ({"layout": {"reader": "from_filenames", "args": {"folder": "train", "patern": "x"}}}, r"layout.args do not fit"),
 ])
 def test_recipe_errors_name_the_setting(dogs_vs_cats_dir, tmp_path, recipe, message):
@@ -96,7 +96,7 @@ def test_layout_overrides_from_flags_and_the_recipe(dogs_vs_cats_dir, tmp_path):
 
 
 @pytest.mark.parametrize("recipe, overrides, error, message", [
-    ({"layout": {"positve": "cat"}}, {}, ConfigError, r"Unknown keys \['positve'\] in the recipe's \[layout\] section"),
+    ({"layout": {"positve": "cat"}}, {}, ConfigError, r"Unknown key 'positve' in the recipe's \[layout\] section; did you mean positive\?"),
     ({}, {"positive": "horse"}, ConfigError, r"positive='horse' is not a class"),
     ({"layout": {"reader": "from_filenames", "args": {"folder": "train", "pattern": r"^(cat|dog)\."}}},
      {"multilabel": True}, ConfigError, r"multilabel settle what layout detection infers.*layout.args"),

@@ -20,6 +20,7 @@ from ..runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_lear
                        read_saved_tables, remove_partial_files, submit_once, table_digest, unchanged)
 from ..table import LabelTable
 from .inferred import Inference, _check_saved, _infer, _read_tables
+from ..settings import check_keywords, check_recipe, check_run_arguments
 from .recipe import DEFAULTS, LAYOUT_KEYS, _layout_settings, check_fine_tune_keys, load_recipe
 
 @dataclass
@@ -96,6 +97,10 @@ def run(
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
+
+    Every argument, keyword and recipe value is checked against `kagglekit.settings` before
+    anything is fetched or read (docs/settings.md lists them): a wrong type, range or name is
+    a `ConfigError` naming the setting, the value and the fix (with the closest valid name).
     """
     with shown(log):
         return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)
@@ -134,24 +139,16 @@ def _fresh_result(state: RunState, step: str, inputs: dict, read: Callable[[], A
 
 
 def _settings(recipe: Any, overrides: dict) -> tuple[dict, dict, dict, dict]:
-    """Return (cfg, layout spec, layout overrides, fine_tune extras) checked before any work."""
+    """Return (cfg, layout spec, layout overrides, fine_tune extras), every value checked (`kagglekit.settings`) before any work."""
+    import inspect
+
     from ..learner import fine_tune
 
-    section = "the recipe's [fine_tune] section" if recipe is None or isinstance(recipe, dict) else \
-        f"the [fine_tune] section of the recipe {recipe}"
-    recipe = recipe if isinstance(recipe, dict) else load_recipe(recipe)
-    unknown = set(overrides) - set(DEFAULTS) - set(LAYOUT_KEYS) - {"fine_tune"}
-    if unknown:
-        raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)} and the layout's "
-                          f"{', '.join(LAYOUT_KEYS)}.")
+    params = inspect.signature(fine_tune).parameters
+    recipe = check_recipe(recipe, "the recipe", params) if isinstance(recipe, dict) else load_recipe(recipe)
+    overrides = check_keywords(overrides, params)  # a misspelt keyword names the closest one
     spec, given = _layout_settings(recipe, overrides)
     overrides = {k: v for k, v in overrides.items() if k not in LAYOUT_KEYS}
-    unknown = set(recipe.get("train", {})) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"Unknown settings {sorted(unknown)} in the recipe's [train] section; known: {sorted(DEFAULTS)} "
-                          "(other fine_tune arguments go in a [fine_tune] section).")
-    check_fine_tune_keys(recipe.get("fine_tune"), fine_tune, section)  # up front: a misspelt key fails before any download
-    check_fine_tune_keys(overrides.get("fine_tune"), fine_tune, "run(fine_tune=...)")
     cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
     if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
         cfg["weights"] = None  # from scratch
@@ -440,7 +437,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     from ..durations import parse_duration
     from ..learner import Learner
 
-    budget_given = parse_duration(time_budget) if time_budget is not None else None  # a bad one fails before any work
+    check_run_arguments(workdir=workdir, recipe=recipe, submit=submit, message=message, time_budget=time_budget,
+                        ledger=ledger_path, dry_run=dry_run, model=model)  # before any work, as every other setting
+    budget_given = parse_duration(time_budget) if time_budget is not None else None
     ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started)
     train, valid, test, inferred = _stage_layout(ctx)
     saved = Learner.load(model) if model is not None else None

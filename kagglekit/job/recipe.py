@@ -7,35 +7,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..settings import SET_BY_RUN, check_fine_tune, check_recipe, defaults, section_settings
 
-# Settings a run starts from. None for backbone, sizes, epochs and batch_size: planned from the time
-# budget, the hardware and the images (`kagglekit.plan.make_plan`); a value given always wins.
-DEFAULTS: dict[str, Any] = {
-    "backbone": None,
-    "sizes": None,
-    "epochs": None,
-    "weights": "imagenet",
-    "valid": 0.2,
-    "tta": "auto",  # the number of TTA views that helps on validation (0 up to the plan's cap)
-    "seed": 0,
-    "batch_size": None,
-    "lr": None,  # the recipe's default
-    "metric": None,  # inferred from the submission format
-    "flip": None,  # horizontal flips in training and TTA; None: judged from the images (fine_tune's flip_check)
-}
+# Settings a run starts from: the recipe's [train] settings as declared in `kagglekit.settings`. None for backbone,
+# sizes, epochs and batch_size: planned from the time budget, the hardware and the images (`kagglekit.plan.make_plan`);
+# a value given always wins (tta "auto": the number of views that helps on validation; lr None: the recipe's default;
+# metric None: from the submission format; flip None: judged from the images).
+DEFAULTS: dict[str, Any] = defaults("train")
 
 # What `run` passes to `kagglekit.layout.detect` when given (CLI flags / the recipe's [layout] keys:
 # `kagglekit.layout.OVERRIDES` names each one's flag).
-LAYOUT_KEYS = ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")
+LAYOUT_KEYS = tuple(k for k in section_settings("layout") if k not in ("reader", "args"))
 
 
 # fine_tune arguments the run passes itself: the data and the [train] settings (a [fine_tune] section may not repeat them)
-_SET_BY_RUN = frozenset({"data", "valid", "backbone", "sizes", "epochs", "weights", "batch_size", "seed", "workdir", "lr",
-                        "flip"})
+_SET_BY_RUN = SET_BY_RUN
 
 
 def load_recipe(path: str | os.PathLike | None) -> dict:
-    """Return the settings in a recipe file (TOML or JSON), or {} when no file is given."""
+    """Return the settings in a recipe file (TOML or JSON), each checked (`kagglekit.settings.check_recipe`), or {} when no file is given."""
     if path is None:
         return {}
     path = Path(path)
@@ -47,10 +37,12 @@ def load_recipe(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"The recipe {path} cannot be read as UTF-8 text ({exc}); save it as a UTF-8 .toml or .json file.") from None
     toml = _toml_parser(path) if path.suffix == ".toml" else None
     try:
-        return toml.loads(text) if toml is not None else json.loads(text)
+        data = toml.loads(text) if toml is not None else json.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
-        raise ConfigError(f"The recipe {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
+        read_as = "TOML" if toml is not None else "JSON" + ("" if path.suffix == ".json" else " (its name does not end in .toml)")
+        raise ConfigError(f"The recipe {path} is not valid {read_as}: "
                           f"{' '.join(str(exc).split())}; fix the line it names.") from None
+    return check_recipe(data, f"the recipe {path}")
 
 
 def _toml_parser(path: Path) -> Any:
@@ -74,27 +66,12 @@ def check_fine_tune_keys(section: Any, fine_tune: Callable, where: str = "the re
     """Return `section` (the recipe's extra ``fine_tune`` arguments) after checking each key against `fine_tune`'s signature.
 
     Keys the run sets itself (backbone, sizes, epochs, ...: the [train] settings) and
-    unknown keys are a `ConfigError` naming the key and the valid ones.
+    unknown keys are a `ConfigError` naming the key and the valid ones; values are checked
+    by `kagglekit.settings` (declared type and range, else the signature's annotation).
     """
     import inspect
 
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where[:1].upper()}{where[1:]} must be a table of fine_tune arguments "
-                          f"(key = value), not {type(section).__name__}.")
-    params = inspect.signature(fine_tune).parameters
-    valid = sorted(k for k in params if k not in _SET_BY_RUN)
-    for key in section:
-        if key in _SET_BY_RUN:
-            fix = (f"put it in the [train] section or give --{key.replace('_', '-')}" if key in DEFAULTS else
-                   "give --workdir" if key == "workdir" else "the run passes the competition's table itself")
-            raise ConfigError(f"{key!r} in {where} is set by the run ({fix}); "
-                              f"valid [fine_tune] keys: {', '.join(valid)}.")
-        if key not in params:
-            raise ConfigError(f"Unknown key {key!r} in {where}: fine_tune has no such argument; "
-                              f"valid keys: {', '.join(valid)}.")
-    return dict(section)
+    return check_fine_tune(section, inspect.signature(fine_tune).parameters, where)
 
 
 def _layout_settings(recipe: dict, overrides: dict) -> tuple[dict, dict]:

@@ -360,7 +360,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
          dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | RunPlan:
     """Return the `RunResult` of `run` (its body; messages go to the kagglekit logger)."""
     started = time.time()  # the budget's clock: importing the backend counts too
-    from . import layout, predict, sources, submission
+    from . import layout, predict, preflight, sources, submission
     from . import ledger as run_ledger
     from .durations import format_duration, parse_duration
     from .hardware import Hardware
@@ -395,6 +395,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     comp = sources.fetch(str(source))
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
     workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
+    preflight.check_settings(cfg, workdir, ledger_path)  # the rest of `preflight` once the data is read
     workdir.mkdir(parents=True, exist_ok=True)
     state = RunState(workdir)
     remove_partial_files(workdir)
@@ -412,6 +413,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         inferred = state.result("layout").get("inferred", {})
     else:
         full, valid, test, inferred = _read_tables(comp.path, spec, given)
+        preflight.check_classes(full, valid)  # one class, or no class to validate: refused before the split
         if valid is None:
             full.validate()
             train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
@@ -441,6 +443,11 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if test is None:
         raise ConfigError(f"No test images found in {comp.path}; name the test folder or CSV with --test PATH "
                           "(recipe: layout.test).")
+    checked = preflight.preflight(cfg, workdir=workdir, train=train, valid=valid, test=test, sample=sample,
+                                  budget=budget_given, ledger=ledger_path, trains=saved is None)
+    for note in checked.notes:
+        logger.info(f"  note: {note}")
+    inference.notes += checked.notes
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
         return inference

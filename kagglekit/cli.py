@@ -136,10 +136,13 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
     ext.add_argument("--no-id-extension", dest="id_extension", action="store_const", const=False,
                      help="submission ids drop the image extension (abc)")
     g.add_argument("--test", metavar="PATH", help="the test image folder or a CSV of test ids")
+    g.add_argument("--tag-sep", metavar="SEP", help="what separates the tags of one image in a multi-label column "
+                   "(default: a space, or a comma when the cells hold tags split by commas)")
 
 
 def _layout_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")}
+    return {k: getattr(args, k) for k in ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test",
+                                      "tag_sep")}
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:

@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
 
 # What `run` passes to `kagglekit.layout.detect` when given (CLI flags / the recipe's [layout] keys:
 # `kagglekit.layout.OVERRIDES` names each one's flag).
-LAYOUT_KEYS = ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test")
+LAYOUT_KEYS = ("multilabel", "positive", "group_col", "id_col", "label_col", "id_extension", "test", "tag_sep")
 
 
 # fine_tune arguments the run passes itself: the data and the [train] settings (a [fine_tune] section may not repeat them)
@@ -216,7 +216,7 @@ def _read_tables(comp_path: Path, spec: dict, given: dict) -> tuple[LabelTable, 
                 "label_kind_reason": kind_fact.reason if kind_fact is not None else "",
                 "positive": positive.value if positive is not None else None,
                 "positive_reason": positive.reason if positive is not None else "",
-                "ambiguities": [str(a) for a in found.ambiguities]}
+                "ambiguities": [str(a) for a in found.ambiguities], "notes": list(found.notes)}
         return train, valid, test, info
     reader = getattr(layout, spec.get("reader", ""), None)
     if not spec.get("reader", "").startswith("from_") or not callable(reader):
@@ -248,7 +248,7 @@ def _plan(name: str, workdir: Path, train: LabelTable, valid: LabelTable, test: 
     from . import submission
 
     classes = list(saved.classes) if saved is not None else list(train.classes)
-    fmt, notes = None, []
+    fmt, notes = None, list(inferred.get("notes", []))  # what layout detection said (a comma tag separator, ...)
     asked = cfg["metric"] or (saved.settings.get("tuned_for") if saved is not None else None)
     if sample is not None:
         choice = submission.infer_metric(sample, classes=classes, multilabel=train.multilabel, metric=asked)
@@ -346,7 +346,7 @@ def run(
         model: a learner folder saved by an earlier run (``Learner.save``; e.g. a
             notebook dataset under /kaggle/input): no training, only prediction.
         **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
-            positive, group_col, id_col, label_col, id_extension, test; they win
+            positive, group_col, id_col, label_col, id_extension, test, tag_sep; they win
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).

@@ -123,3 +123,81 @@ def test_classes_with_a_single_image_are_named_and_stated_or_refused(capsys, tmp
     code, out, err = dry_run(capsys, comp, tmp_path / "some-run")
     assert code == 0, err
     assert "note: 1 classes have a single image (b): kept in train, never validated" in out
+
+
+@pytest.mark.parametrize("layout", ["folders", "csv"])
+def test_a_single_class_is_refused_and_doctor_flags_it(capsys, tmp_path, layout):
+    if layout == "folders":
+        comp = class_folders(tmp_path / "comp", {"a": 6})
+    else:
+        comp = label_csv(tmp_path / "comp", "id,label\n" + "".join(f"a{i},cat\n" for i in range(6)), 6)
+    line = refused(capsys, comp, tmp_path)
+    assert "only one class" in line and "a classifier needs at least two classes" in line
+    assert main(["doctor", str(comp)]) == 0
+    verdict = [x for x in capsys.readouterr().out.splitlines() if x.startswith("verdict")]
+    assert verdict and "only one class" in verdict[0] and "healthy" not in verdict[0]
+
+
+def test_tags_separated_by_commas_are_detected_and_said_and_tag_sep_settles_them(capsys, tmp_path):
+    tags = ["x,y", "y", "x, z", "z", "x", "y,z"] * 3
+    comp = label_csv(tmp_path / "comp", "id,tags\n" + "".join(f'a{i},"{t}"\n' for i, t in enumerate(tags)), len(tags))
+    code, out, err = dry_run(capsys, comp, tmp_path)
+    assert code == 0, err
+    assert "multi-label" in out and "3 classes (x, y, z)" in out
+    assert "note: train.csv: the tags in column 'tags' are separated by commas" in out and "--tag-sep" in out
+    from kagglekit.table import LabelTable
+
+    train = LabelTable.read_csv(tmp_path / "run" / "train.table.csv")
+    assert set(train.classes) == {"x", "y", "z"}  # "x, z" is x and z, not a class "x, z"
+    # --tag-sep settles it the other way: the cells are whole class names (6 of them: a stratified split needs 6 valid).
+    assert "give --valid 0.34" in refused(capsys, comp, tmp_path / "other", "--tag-sep", ";", "--single-label")
+    code, out, err = dry_run(capsys, comp, tmp_path / "other", "--tag-sep", ";", "--single-label", "--valid", "0.34")
+    assert code == 0 and "6 classes" in out and "note: train.csv: the tags" not in out, err
+
+
+def test_missing_labels_nan_na_and_empty_are_named_and_refused(capsys, tmp_path):
+    labels = ["x", "NaN", "y", "NA", "x", "y", "", "x", "y", "x"]
+    comp = label_csv(tmp_path / "comp", "id,label\n" + "".join(f"a{i},{v}\n" for i, v in enumerate(labels)), len(labels))
+    line = refused(capsys, comp, tmp_path)
+    assert "3 rows of" in line and "have no label in column 'label'" in line
+    assert "a1 ('NaN'), a3 ('NA'), a6 (empty)" in line
+    assert "fill in their class or drop those rows" in line
+
+
+def test_folder_links_that_loop_are_not_followed_and_each_image_is_read_once(capsys, tmp_path):
+    comp = class_folders(tmp_path / "comp", {"a": 8, "b": 8})
+    os.symlink("..", comp / "train" / "a" / "up")  # a loop to the train folder (would read b's images as a, again and again)
+    os.symlink(".", comp / "train" / "b" / "self")
+    os.symlink(comp / "train" / "a" / "a0.png", comp / "train" / "b" / "copy-of-a0.png")  # one file in two classes
+    code, out, err = dry_run(capsys, comp, tmp_path)
+    assert code == 0, err
+    assert "folder links lead back to a folder already read or above it (up)" in out and "(self)" in out
+    assert "1 images are links to an image already read in another class folder: b/copy-of-a0 (= a/a0)" in out
+    from kagglekit.table import LabelTable
+
+    train, valid = (LabelTable.read_csv(tmp_path / "run" / f"{k}.table.csv") for k in ("train", "valid"))
+    assert len(train) + len(valid) == 16
+    real = [os.path.realpath(p) for p in train.paths + valid.paths]
+    assert len(set(real)) == 16  # no copy leaks into validation
+
+
+@pytest.mark.parametrize("encoding, delimiter, said", [
+    ("utf-8", ";", "columns separated by ';', not commas"),
+    ("utf-8", "\t", "columns separated by a tab, not commas"),
+    ("latin-1", ",", "not UTF-8, read as Latin-1"),
+    ("utf-16", ",", "encoded in UTF-16"),
+    ("utf-8-sig", ";", "columns separated by ';'"),
+])
+def test_a_csv_in_another_delimiter_or_encoding_is_read_and_said(capsys, tmp_path, encoding, delimiter, said):
+    labels = ["café", "thé"] * 5
+    text = f"id{delimiter}label\n" + "".join(f"a{i}{delimiter}{v}\n" for i, v in enumerate(labels))
+    comp = label_csv(tmp_path / "comp", text, len(labels), encoding=encoding)
+    code, out, err = dry_run(capsys, comp, tmp_path)
+    assert code == 0, err
+    assert f"train.csv: {said}" in out and "2 classes (café, thé)" in out
+
+
+def test_a_csv_that_cannot_be_parsed_names_the_encoding_and_delimiter_tried(capsys, tmp_path):
+    comp = label_csv(tmp_path / "comp", 'id,label\na0,"x\na1,y,z,w\n', 2)
+    line = refused(capsys, comp, tmp_path)
+    assert "cannot be read as a CSV in utf-8 with ',' between columns" in line and "id_col" not in line

@@ -160,7 +160,7 @@ def check_classes(table: LabelTable, valid: LabelTable | None = None, where: str
 
 
 def _norm(ids: Sequence[str]) -> list[str]:
-    from .submission import _norm_id
+    from .submission.write import _norm_id
 
     return [_norm_id(i) for i in ids]
 

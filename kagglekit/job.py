@@ -444,7 +444,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         raise ConfigError(f"No test images found in {comp.path}; name the test folder or CSV with --test PATH "
                           "(recipe: layout.test).")
     checked = preflight.preflight(cfg, workdir=workdir, train=train, valid=valid, test=test, sample=sample,
-                                  budget=budget_given, ledger=ledger_path, trains=saved is None)
+                                  budget=budget_given, ledger=ledger_path, trains=saved is None, run_plan=inference)
     for note in checked.notes:
         logger.info(f"  note: {note}")
     inference.notes += checked.notes

@@ -13,6 +13,7 @@ check_backbone     a backbone name that is not registered (naming the closest on
 check_classes      one class only; classes whose single images leave no class to validate on
 check_sample       a sample submission with no rows, repeated ids, ids in another column than
                    the first, ids that name no test image, test images it does not list
+check_positive     one probability column when nothing says which class it holds (``--positive``)
 check_budget       a ``--time`` too short to train one epoch (naming the minimum)
 =================  ==========================================================================
 
@@ -216,6 +217,20 @@ def check_sample(sample: str | os.PathLike | None, test: LabelTable | None) -> l
     return []
 
 
+def check_positive(kind: str | None, positive: str | None, columns: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """Return [] after checking a single probability column knows its class; raise `PositiveClassError` otherwise.
+
+    `kind`, `positive`, `columns`: the submission format the plan read from the sample (`RunPlan`).
+    """
+    if kind != "probability" or positive is not None:
+        return []
+    from .errors import PositiveClassError
+
+    column = columns[1] if len(columns) > 1 else "its value column"
+    raise PositiveClassError(f"the sample submission's {column!r} holds one probability, and nothing says which class "
+                             f"it is of ({', '.join(map(str, classes))}): give --positive CLASS (recipe: layout.positive).")
+
+
 def check_budget(budget: float | None, train: LabelTable, valid: LabelTable | None, test: LabelTable | None,
                  cfg: dict, hardware: Any = None) -> Any:
     """Return the plan of one epoch (or None when no budget is given) after checking `budget` trains one; raise `PlanError` otherwise.
@@ -254,17 +269,21 @@ def check_settings(cfg: dict, workdir: str | os.PathLike, ledger: str | os.PathL
 
 def preflight(cfg: dict, *, workdir: str | os.PathLike, train: LabelTable, valid: LabelTable | None = None,
               test: LabelTable | None = None, sample: str | os.PathLike | None = None, budget: float | None = None,
-              ledger: str | os.PathLike | bool | None = None, trains: bool = True) -> Preflight:
+              ledger: str | os.PathLike | bool | None = None, trains: bool = True, run_plan: Any = None) -> Preflight:
     """Return a `Preflight` (notes, the budget's one-epoch plan) after every check a run can make before training.
 
     Raises the package's error of the first check that refuses (one line naming the fix).
     `trains`: False when nothing is trained here (``--model``): the class and budget checks are skipped.
+    `run_plan`: the `RunPlan` (its submission format: a probability column must know its class).
     """
     found = Preflight()
     found.notes += check_settings(cfg, workdir, ledger)
     if trains:
         found.notes += check_classes(train, valid)
     found.notes += check_sample(sample, test)
+    if run_plan is not None:
+        found.notes += check_positive(run_plan.submission_kind, run_plan.positive, run_plan.submission_columns,
+                                      run_plan.classes)
     if trains:
         found.plan = check_budget(budget, train, valid, test, cfg)
     return found

@@ -201,3 +201,13 @@ def test_a_csv_that_cannot_be_parsed_names_the_encoding_and_delimiter_tried(caps
     comp = label_csv(tmp_path / "comp", 'id,label\na0,"x\na1,y,z,w\n', 2)
     line = refused(capsys, comp, tmp_path)
     assert "cannot be read as a CSV in utf-8 with ',' between columns" in line and "id_col" not in line
+
+
+def test_a_probability_column_of_unknown_class_is_refused_before_training_and_positive_settles_it(capsys, tmp_path):
+    sample = "id,label\n" + "".join(f"t{i},0.5\n" for i in range(4))
+    comp = class_folders(tmp_path / "comp", {"north": 5, "south": 5}, sample=sample)
+    line = refused(capsys, comp, tmp_path, "--metric", "logloss")
+    assert "'label' holds one probability, and nothing says which class it is of (north, south)" in line
+    assert "--positive CLASS" in line
+    code, out, err = dry_run(capsys, comp, tmp_path / "ok", "--metric", "logloss", "--positive", "south")
+    assert code == 0 and "holds P(south)" in out, err

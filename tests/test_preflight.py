@@ -97,6 +97,13 @@ def test_a_budget_too_short_to_train_one_epoch_is_refused_naming_the_minimum(cap
     comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
     line = refused(capsys, comp, tmp_path, "--time", "1s")
     assert "too short" in line and "give at least --time 1m" in line
+    # Time to start and predict, but not for one epoch of what was asked: the minimum is that epoch's.
+    big = ("--backbone", "wide_resnet", "--sizes", "512", "--tta", "0")
+    line = refused(capsys, comp, tmp_path, "--time", "3m", *big)
+    assert "--time 3 min is too short to train at all: one epoch of wide_resnet at 512 px on 8 images" in line
+    minimum = line.split("give at least --time ")[1].split("m")[0]
+    code, out, err = dry_run(capsys, comp, tmp_path / "enough", "--time", f"{minimum}m", *big)
+    assert code == 0, err
     assert not (tmp_path / "run" / "learner").exists()
 
 

@@ -207,7 +207,7 @@ def test_a_csv_in_another_delimiter_or_encoding_is_read_and_said(capsys, tmp_pat
 def test_a_csv_that_cannot_be_parsed_names_the_encoding_and_delimiter_tried(capsys, tmp_path):
     comp = label_csv(tmp_path / "comp", 'id,label\na0,"x\na1,y,z,w\n', 2)
     line = refused(capsys, comp, tmp_path)
-    assert "cannot be read as a CSV in utf-8 with ',' between columns" in line and "id_col" not in line
+    assert "cannot be read as a CSV (read in utf-8 with ',' between columns" in line and "id_col" not in line
 
 
 def test_a_probability_column_of_unknown_class_is_refused_before_training_and_positive_settles_it(capsys, tmp_path):

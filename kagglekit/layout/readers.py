@@ -518,9 +518,10 @@ def read_label_frame(csv: str | os.PathLike, delimiter: str | None = None, nrows
         raise LayoutError(f"{csv} is empty (no header, no rows). Download it again, or pass the right file "
                           "(from_csv(csv=...)) or read the layout explicitly.") from None
     except (pd.errors.ParserError, UnicodeError) as exc:
-        raise LayoutError(f"{csv} cannot be read as a CSV in {encoding} with {delimiter or found!r} between columns "
-                          f"({' '.join(str(exc).split())}); save it as a UTF-8 CSV with commas, or pass delimiter= "
-                          "(a recipe's layout.args) when another character separates its columns.") from None
+        raise LayoutError(f"{csv} cannot be read as a CSV (read in {encoding} with {delimiter or found!r} between "
+                          f"columns: {' '.join(str(exc).split())[:200]}). Download it again, or save it as a UTF-8 CSV "
+                          "with commas, or pass delimiter= (a recipe's layout.args) when another character separates "
+                          "its columns.") from None
     frame.columns = [str(c).lstrip("\ufeff") for c in frame.columns]
     return frame
 

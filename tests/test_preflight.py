@@ -160,6 +160,14 @@ def test_tags_separated_by_commas_are_detected_and_said_and_tag_sep_settles_them
     assert "give --valid 0.34" in refused(capsys, comp, tmp_path / "other", "--tag-sep", ";", "--single-label")
     code, out, err = dry_run(capsys, comp, tmp_path / "other", "--tag-sep", ";", "--single-label", "--valid", "0.34")
     assert code == 0 and "6 classes" in out and "note: train.csv: the tags" not in out, err
+    # The recipe's [layout] tag_sep and kk.run(tag_sep=) set it too.
+    import kagglekit as kk
+
+    plan = kk.run(comp, workdir=tmp_path / "recipe", dry_run=True, log=None, weights="none", recipe={"layout": {"tag_sep": ","}})
+    assert plan.multilabel and plan.classes == ["x", "y", "z"] and not any("separated by commas" in n for n in plan.notes)
+    plan = kk.run(comp, workdir=tmp_path / "api", dry_run=True, log=None, weights="none", tag_sep=";", multilabel=False,
+                  valid=0.34)
+    assert not plan.multilabel and len(plan.classes) == 6
 
 
 def test_missing_labels_nan_na_and_empty_are_named_and_refused(capsys, tmp_path):

@@ -98,6 +98,10 @@ def check_tta(tta: Any, flip: bool | None = None) -> list[str]:
         hint = " (--no-flip leaves only the unflipped views)" if flip is False else ""
         raise ConfigError(f"--tta {n} is outside 0..{most}: there are {most} test-time views{hint}; "
                           f"give --tta between 0 and {most}, or auto (recipe: train.tta).")
+    unflipped = _views(False)
+    if flip is None and n > unflipped:  # judged from the images during training (fine_tune's flip_check)
+        return [f"--tta {n} needs flipped views: if training judges flips wrong for these images (digits, text), only "
+                f"{unflipped} views exist and prediction stops; give --flip to keep them, or --tta {unflipped} or fewer"]
     return []
 
 

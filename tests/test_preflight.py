@@ -89,6 +89,8 @@ def test_tta_out_of_range_and_an_unknown_backbone_are_refused_with_the_valid_cho
     comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
     assert "--tta 13 is outside 0..12" in refused(capsys, comp, tmp_path, "--tta", "13")
     assert "--tta 7 is outside 0..6" in refused(capsys, comp, tmp_path, "--tta", "7", "--no-flip")
+    code, out, err = dry_run(capsys, comp, tmp_path / "tta", "--tta", "9")  # flips judged during training: said
+    assert code == 0 and "note: --tta 9 needs flipped views" in out and "--tta 6 or fewer" in out, err
     line = refused(capsys, comp, tmp_path, "--backbone", "resnet_tinny")
     assert "'resnet_tinny' is not a registered backbone: did you mean 'resnet_tiny'?" in line
 

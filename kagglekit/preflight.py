@@ -224,7 +224,7 @@ def check_sample(sample: str | os.PathLike | None, test: LabelTable | None) -> l
 def check_positive(kind: str | None, positive: str | None, columns: Sequence[str], classes: Sequence[str]) -> list[str]:
     """Return [] after checking a single probability column knows its class; raise `PositiveClassError` otherwise.
 
-    `kind`, `positive`, `columns`: the submission format the plan read from the sample (`RunPlan`).
+    `kind`, `positive`, `columns`: the submission format the plan read from the sample (`Inference`).
     """
     if kind != "probability" or positive is not None:
         return []
@@ -273,21 +273,21 @@ def check_settings(cfg: dict, workdir: str | os.PathLike, ledger: str | os.PathL
 
 def preflight(cfg: dict, *, workdir: str | os.PathLike, train: LabelTable, valid: LabelTable | None = None,
               test: LabelTable | None = None, sample: str | os.PathLike | None = None, budget: float | None = None,
-              ledger: str | os.PathLike | bool | None = None, trains: bool = True, run_plan: Any = None) -> Preflight:
+              ledger: str | os.PathLike | bool | None = None, trains: bool = True, inference: Any = None) -> Preflight:
     """Return a `Preflight` (notes, the budget's one-epoch plan) after every check a run can make before training.
 
     Raises the package's error of the first check that refuses (one line naming the fix).
     `trains`: False when nothing is trained here (``--model``): the class and budget checks are skipped.
-    `run_plan`: the `RunPlan` (its submission format: a probability column must know its class).
+    `inference`: the run's `Inference` (its submission format: a probability column must know its class).
     """
     found = Preflight()
     found.notes += check_settings(cfg, workdir, ledger)
     if trains:
         found.notes += check_classes(train, valid)
     found.notes += check_sample(sample, test)
-    if run_plan is not None:
-        found.notes += check_positive(run_plan.submission_kind, run_plan.positive, run_plan.submission_columns,
-                                      run_plan.classes)
+    if inference is not None:
+        found.notes += check_positive(inference.submission_kind, inference.positive, inference.submission_columns,
+                                      inference.classes)
     if trains:
         found.plan = check_budget(budget, train, valid, test, cfg)
     return found

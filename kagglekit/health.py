@@ -40,6 +40,13 @@ class DoctorReport:
         if self.duplicates_cross:
             out.append(f"{len(self.duplicates_cross)} test images identical to a train image")
         counts = self.class_counts[self.class_counts > 0]
+        if not self.train.multilabel and len(counts) < 2:
+            out.append(f"only one class ({', '.join(map(str, counts.index)) or 'none'}): a classifier needs at least two; "
+                       "add the other classes' images")
+        singles = [str(c) for c in counts.index if counts[c] == 1]
+        if singles and len(counts) >= 2:
+            out.append(f"{len(singles)} classes have a single image ({', '.join(singles[:5])}"
+                       f"{', ...' if len(singles) > 5 else ''}): they cannot be validated; add images to them")
         if len(counts) > 1 and counts.max() > 10 * counts.min():
             out.append(f"classes are imbalanced: {counts.idxmax()} has {counts.max()} images, "
                        f"{counts.idxmin()} has {counts.min()} (consider class_weight='balanced')")

@@ -189,9 +189,9 @@ def test_run_layout_flags_are_parsed_into_detect_overrides():
     from kagglekit.cli import _layout_kwargs, build_parser
 
     args = build_parser().parse_args(["run", "x", "--multilabel", "--positive", "1", "--group-col", "subject",
-                                      "--id-col", "img", "--label-col", "tags", "--id-extension", "--test", "t/"])
+                                      "--id-col", "img", "--label-col", "tags", "--id-extension", "--test", "t/", "--tag-sep", ","])
     assert _layout_kwargs(args) == {"multilabel": True, "positive": "1", "group_col": "subject", "id_col": "img",
-                                    "label_col": "tags", "id_extension": True, "test": "t/"}
+                                    "label_col": "tags", "id_extension": True, "test": "t/", "tag_sep": ","}
     args = build_parser().parse_args(["run", "x", "--single-label", "--model", "m/"])
     assert args.multilabel is False and args.model == "m/" and not args.dry_run
     with pytest.raises(SystemExit):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import kagglekit as kk
-from kagglekit.errors import ConfigError, LayoutError
+from kagglekit.errors import ConfigError, LayoutError, SubmissionError
 
 QUICK = {"backbone": "resnet_tiny", "sizes": [32], "weights": "none", "epochs": 2, "batch_size": 32, "tta": 0}
 
@@ -91,8 +91,11 @@ def test_layout_overrides_from_flags_and_the_recipe(dogs_vs_cats_dir, tmp_path):
                   positive="dog", **QUICK)
     assert plan.positive == "dog" and "set by positive=" in plan.positive_reason
     # test= names the test folder (relative to the competition folder).
-    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "c", dry_run=True, log=None, test="train", positive="dog", **QUICK)
-    assert plan.test_sources == ["train/"] and plan.test == len(list((dogs_vs_cats_dir / "train").iterdir()))
+    plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "c", dry_run=True, log=None, test="test", positive="dog", **QUICK)
+    assert plan.test_sources == ["test/"] and plan.test == len(list((dogs_vs_cats_dir / "test").iterdir()))
+    # A folder whose images the sample submission does not list is refused before training (kagglekit.preflight).
+    with pytest.raises(SubmissionError, match=r"none of its ids of sample_submission.csv name a test image"):
+        kk.run(dogs_vs_cats_dir, workdir=tmp_path / "d", dry_run=True, log=None, test="train", positive="dog", **QUICK)
 
 
 @pytest.mark.parametrize("recipe, overrides, error, message", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,7 +94,7 @@ def run(
         model: a learner folder saved by an earlier run (``Learner.save``; e.g. a
             notebook dataset under /kaggle/input): no training, only prediction.
         **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
-            positive, group_col, id_col, label_col, id_extension, test; they win
+            positive, group_col, id_col, label_col, id_extension, test, tag_sep; they win
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
@@ -157,9 +158,9 @@ def _settings(recipe: Any, overrides: dict) -> tuple[dict, dict, dict, dict]:
 
 
 def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None, model: Any,
-          started: float) -> _Context:
+          started: float, ledger: Any = None) -> _Context:
     """Return the run's context: the competition fetched, the run folder made and its state read."""
-    from .. import sources
+    from .. import preflight, sources
 
     cfg, spec, given, extra = settings
     if model is not None and not (Path(model) / "learner.json").is_file():
@@ -169,6 +170,7 @@ def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None
     comp = sources.fetch(str(source))
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
     workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
+    preflight.check_settings(cfg, workdir, ledger)  # the rest of `preflight` once the data is read (_stage_preflight)
     workdir.mkdir(parents=True, exist_ok=True)
     remove_partial_files(workdir)
     return _Context(comp=comp, name=name, workdir=workdir, state=RunState(workdir), cfg=cfg, spec=spec, given=given,
@@ -177,7 +179,7 @@ def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None
 
 def _stage_layout(ctx: _Context) -> tuple[LabelTable, LabelTable, LabelTable | None, dict]:
     """Return (train, valid, test or None, what was inferred): read and split once, then read back from the run folder."""
-    from .. import layout
+    from .. import layout, preflight
 
     state, cfg = ctx.state, ctx.cfg
     tables = {k: ctx.workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
@@ -189,9 +191,12 @@ def _stage_layout(ctx: _Context) -> tuple[LabelTable, LabelTable, LabelTable | N
         if read_back is not None:
             return (*read_back, state.result("layout").get("inferred", {}))
     full, valid, test, inferred = _read_tables(ctx.comp.path, ctx.spec, ctx.given)
+    preflight.check_classes(full, valid)  # one class, or no class to validate: refused before the split
     if valid is None:
         full.validate()
-        train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
+        with warnings.catch_warnings():  # classes with one image: stated in the notes (kagglekit.preflight)
+            warnings.filterwarnings("ignore", message=r"\d+ classes have a single image")
+            train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
     else:  # the competition ships its own validation set (iMaterialist): one vocabulary for both
         classes = sorted(set(full.classes) | set(valid.classes), key=layout.natural_key)
         train, valid = full.with_classes(classes), valid.with_classes(classes)
@@ -223,6 +228,19 @@ def _stage_infer(ctx: _Context, train: LabelTable, valid: LabelTable, test: Labe
         raise ConfigError(f"No test images found in {ctx.comp.path}; name the test folder or CSV with --test PATH "
                           "(recipe: layout.test).")
     return inference
+
+
+def _stage_preflight(ctx: _Context, train: LabelTable, valid: LabelTable, test: LabelTable, saved: Any,
+                     inference: Inference, ledger: Any) -> None:
+    """Run every check that needs no training (`kagglekit.preflight`): raise on a refusal, state the rest as notes."""
+    from .. import preflight
+
+    checked = preflight.preflight(ctx.cfg, workdir=ctx.workdir, train=train, valid=valid, test=test,
+                                  sample=ctx.comp.sample_submission, budget=ctx.budget_given, ledger=ledger,
+                                  trains=saved is None, inference=inference)
+    for note in checked.notes:
+        logger.info(f"  note: {note}")
+    inference.notes += checked.notes
 
 
 def _stage_plan(ctx: _Context, train: LabelTable, valid: LabelTable, test: LabelTable) -> Any:
@@ -440,10 +458,11 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     check_run_arguments(workdir=workdir, recipe=recipe, submit=submit, message=message, time_budget=time_budget,
                         ledger=ledger_path, dry_run=dry_run, model=model)  # before any work, as every other setting
     budget_given = parse_duration(time_budget) if time_budget is not None else None
-    ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started)
+    ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started, ledger_path)
     train, valid, test, inferred = _stage_layout(ctx)
     saved = Learner.load(model) if model is not None else None
     inference = _stage_infer(ctx, train, valid, test, inferred, saved)
+    _stage_preflight(ctx, train, valid, test, saved, inference, ledger_path)
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
         return inference

@@ -83,7 +83,7 @@ def _read_tables(comp_path: Path, spec: dict, given: dict) -> tuple[LabelTable, 
                 "label_kind_reason": kind_fact.reason if kind_fact is not None else "",
                 "positive": positive.value if positive is not None else None,
                 "positive_reason": positive.reason if positive is not None else "",
-                "ambiguities": [str(a) for a in found.ambiguities]}
+                "ambiguities": [str(a) for a in found.ambiguities], "notes": list(found.notes)}
         return train, valid, test, info
     reader = getattr(layout, spec.get("reader", ""), None)
     if not spec.get("reader", "").startswith("from_") or not callable(reader):
@@ -115,7 +115,7 @@ def _infer(name: str, workdir: Path, train: LabelTable, valid: LabelTable, test:
     from .. import submission
 
     classes = list(saved.classes) if saved is not None else list(train.classes)
-    fmt, notes = None, []
+    fmt, notes = None, list(inferred.get("notes", []))  # what layout detection said (a comma tag separator, ...)
     asked = cfg["metric"] or (saved.settings.get("tuned_for") if saved is not None else None)
     if sample is not None:
         choice = submission.infer_metric(sample, classes=classes, multilabel=train.multilabel, metric=asked)

@@ -46,6 +46,7 @@ OVERRIDES = {
     "metric": "--metric NAME (recipe: metric = \"NAME\")",
     "id_extension": "--id-extension / --no-id-extension (recipe: id_extension = true/false)",
     "test": "--test FOLDER_OR_CSV (recipe: layout.test = \"FOLDER\")",
+    "tag_sep": "--tag-sep SEP (recipe: tag_sep = \",\")",
 }
 
 
@@ -317,6 +318,7 @@ def detect(
     label_col: str | None = None,
     id_extension: bool | None = None,
     test: str | os.PathLike | None = None,
+    tag_sep: str | None = None,
 ) -> Layout:
     """Return the `Layout` of a competition folder: its readers, the facts inferred (each with its reason) and the ambiguities.
 
@@ -337,6 +339,8 @@ def detect(
         id_col, label_col: the train CSV's id and label columns.
         id_extension: True / False: submission ids keep / drop the image extension.
         test: the test images: a folder (relative to `directory` or absolute) or a CSV of ids.
+        tag_sep: what separates the tags of one image in a multi-label column (default: a space, or a
+            comma when the cells hold tags split by commas: said in the notes).
     """
     directory = Path(directory).absolute()
     if not directory.is_dir():
@@ -349,7 +353,7 @@ def detect(
         if extra.stem not in ("train", "validation", "test"):
             rec.add("class_names_file", extra.name, "seen; labels are kept as written in the train labels "
                                                     "(the submission uses them), the file only names them")
-    found = _train_reader(directory, rec, notes, sample, multilabel, group_col, id_col, label_col)
+    found = _train_reader(directory, rec, notes, sample, multilabel, group_col, id_col, label_col, tag_sep)
     kind, train, valid, base, shared, train_ids, test_reader = found
     train_table = train.read()
     rec.add("train_count", len(train_table), f"rows read by {train.function}")
@@ -419,7 +423,7 @@ def _positive(rec: _Record, table: LabelTable, sample: Sample | None, positive: 
 
 
 def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sample | None, multilabel: bool | None,
-                  group_col: str | None, id_col: str | None, label_col: str | None):
+                  group_col: str | None, id_col: str | None, label_col: str | None, tag_sep: str | None = None):
     """Return (kind, train Reader, valid Reader or None, base folder, shared image folders, train ids, test Reader or None)."""
     # 1. iMaterialist JSON.
     train_json = directory / "train.json"
@@ -446,7 +450,8 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
         for name in _CSV_NAMES:
             csv = base / name
             if csv.is_file():
-                return _csv_reader(directory, base, csv, rec, notes, sample, multilabel, group_col, id_col, label_col)
+                return _csv_reader(directory, base, csv, rec, notes, sample, multilabel, group_col, id_col, label_col,
+                                   tag_sep)
 
     # 3/4. A train folder: class folders or labels in file names (also one level down: imgs/train/).
     for base in _bases(directory):
@@ -457,7 +462,7 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
             classes = _class_dirs(folder)
             loose = _image_count(folder)
             where = folder.relative_to(directory)
-            if len(classes) >= 2 and not loose:
+            if classes and not loose:  # one class folder too: read, and refused as one class (kagglekit.preflight)
                 kwargs: dict = {"root": folder}
                 groups = _group_file(directory, folder, group_col, ())
                 if groups is not None:
@@ -489,7 +494,8 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
 
 
 def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: list[str], sample: Sample | None,
-                multilabel: bool | None, group_col: str | None, id_col: str | None, label_col: str | None):
+                multilabel: bool | None, group_col: str | None, id_col: str | None, label_col: str | None,
+                tag_sep: str | None = None):
     """Return `_train_reader`'s tuple for a label CSV (pixel CSV included)."""
     frame = read_label_frame(csv)
     if _pixel_columns(frame.columns):
@@ -553,8 +559,12 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     else:
         rec.add("label_columns", (label_col,), "set by label_col=" if "label_col" in kwargs else "the label column")
         kwargs["label_col"] = label_col
+        sep = _tag_separator(rec, notes, csv.name, label_col, frame[label_col].tolist(), tag_sep)
+        if sep != " ":
+            kwargs["sep"] = sep
+        cells = [sep.join(t.strip() for t in c.split(sep)) for c in frame[label_col].tolist()] if sep else frame[label_col].tolist()
         kind = (Guess(multilabel, "set by multilabel=") if multilabel is not None
-                else label_kind(frame[label_col].tolist(), " ", _label_cells_of_sample(sample)))
+                else label_kind(cells, sep, _label_cells_of_sample(sample)))
     kwargs["multilabel"] = bool(rec.guess("multilabel", kind, "multilabel",
                                           f"{kind.reason}; read as {'multi' if kind.value else 'single'}-label"))
     if group_col is not None:
@@ -563,6 +573,29 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     shared = [folder] if folder.name in ("images", "imgs", "jpg", "jpgs", "all") else []
     train_ids = frame[id_col].str.strip().tolist()
     return "csv", Reader("from_csv", kwargs), None, base, shared, train_ids, None
+
+
+def _tag_separator(rec: _Record, notes: list[str], name: str, column: str, cells: Sequence[str], given: str | None) -> str:
+    """Return what separates the tags of one cell: `given`, else a comma when the cells hold tags split by commas, else a space.
+
+    A comma taken is said in `notes`; commas that do not look like tag separators are an ambiguity.
+    """
+    if given is not None:
+        rec.add("tag_sep", given, "set by tag_sep=")
+        return given
+    with_commas = sorted({c.strip() for c in cells if "," in c})
+    if not with_commas:
+        return " "
+    guess = label_kind([",".join(t.strip() for t in c.split(",")) for c in cells], ",")
+    if guess.value and guess.sure:
+        rec.add("tag_sep", ",", f"cells of {column!r} hold tags separated by commas: {guess.reason}")
+        notes.append(f"{name}: the tags in column {column!r} are separated by commas (e.g. {with_commas[0]!r}): "
+                     f"{guess.reason}; --tag-sep sets another separator")
+        return ","
+    rec.ambiguities.append(Ambiguity("tag_sep", f"{len(with_commas)} cells of {column!r} hold commas (e.g. "
+                                                f"{with_commas[0]!r}) but do not look like tags split by commas; "
+                                                "read as whole class names", "tag_sep"))
+    return " "
 
 
 def read_competition(directory: str | os.PathLike, **overrides: Any) -> tuple[LabelTable, LabelTable | None]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import ConfigError, LayoutError, list_offenders
 from ..io import atomic_open, default_cache_dir
+from ..logs import logger
 from ..table import IMAGE_EXTENSIONS, LabelTable, natural_key
 
 
@@ -50,13 +51,30 @@ def _walk_images(folder: Path, extensions: frozenset[str], recursive: bool) -> l
     if not recursive:
         with os.scandir(folder) as it:
             return [e.name for e in it if e.is_file() and _is_image(e.name, extensions)]
-    found = []
+    root = os.path.realpath(folder)
+    found, seen_dirs, seen_files, skipped = [], {root}, set(), []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "__MACOSX"))]
         rel = os.path.relpath(dirpath, folder)
+        keep = []
+        for d in dirnames:
+            if d.startswith((".", "__MACOSX")):
+                continue
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in seen_dirs or root.startswith(real.rstrip(os.sep) + os.sep):  # a loop: read once only
+                skipped.append(d if rel == "." else Path(rel, d).as_posix())
+                continue
+            seen_dirs.add(real)
+            keep.append(d)
+        dirnames[:] = keep
         for name in filenames:
             if _is_image(name, extensions):
-                found.append(name if rel == "." else Path(rel, name).as_posix())
+                real = os.path.realpath(os.path.join(dirpath, name))
+                if real not in seen_files:
+                    seen_files.add(real)
+                    found.append(name if rel == "." else Path(rel, name).as_posix())
+    if skipped:
+        logger.warning("%s: %d folder links lead back to a folder already read or above it (%s): not followed, "
+                       "so each image is read once", folder, len(skipped), list_offenders(skipped, 3))
     return found
 
 
@@ -192,6 +210,7 @@ def from_folders(
         for rel in files:
             image_id = f"{entry.name}/{_strip_ext(rel)}" if ids == "relative" else _strip_ext(rel.rsplit("/", 1)[-1])
             rows.append((image_id, str(root / entry.name / rel), (entry.name,)))
+    rows = _once_per_file(rows, root)
     if not rows:
         raise LayoutError(
             f"No class folder with images under {root} (found: {list_offenders([e.name for e in entries]) or 'nothing'}). "
@@ -203,6 +222,24 @@ def from_folders(
             raise ConfigError(f"groups_csv={str(groups_csv)!r} needs group_col= (the column naming each image's group).")
         table = attach_groups(table, groups_csv, group_col)
     return table.validate(check_files=False, require_all_classes=False)
+
+
+def _once_per_file(rows: list[tuple[str, str, tuple[str, ...]]], root: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Return `rows` (id, path, labels) keeping the first row of each real file (links into other class folders dropped, said)."""
+    seen: dict[str, str] = {}
+    kept, dropped = [], []
+    for row in rows:
+        real = os.path.realpath(row[1])
+        if real in seen:
+            dropped.append(f"{row[0]} (= {seen[real]})")
+            continue
+        seen[real] = row[0]
+        kept.append(row)
+    if dropped:
+        logger.warning("%s: %d images are links to an image already read in another class folder: %s; each file is "
+                       "read once, in its first class folder (remove the links to settle its class)", root,
+                       len(dropped), list_offenders(dropped, 3))
+    return kept
 
 
 def _resolve_paths(
@@ -426,19 +463,67 @@ def attach_groups(
     return table.with_groups(groups)
 
 
-def read_label_frame(csv: str | os.PathLike, delimiter: str = ",", nrows: int | None = None) -> pd.DataFrame:
-    """Return the CSV at `csv` as strings (no NaN), or raise `LayoutError` naming the file when it is empty or garbled."""
+# Delimiters a label CSV may use instead of commas (spreadsheets in many locales write ';'), in the order tried.
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def csv_dialect(csv: str | os.PathLike) -> tuple[str, str, str]:
+    """Return (encoding, delimiter, what differs from a UTF-8 comma CSV, or "") of the CSV at `csv`, from its first bytes.
+
+    Encodings: a BOM says UTF-8, UTF-16 or UTF-32; NUL bytes without one say UTF-16; text that is
+    not UTF-8 is read as Latin-1 (every byte is a character), and said. The delimiter is a comma
+    unless the header holds none and holds ';', a tab or '|'.
+    """
+    import codecs
+
+    with open(csv, "rb") as fh:
+        raw = fh.read(65536)
+    said = []
+    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    encoding = next((enc for bom, enc in boms if raw.startswith(bom)), None)
+    if encoding is None and b"\x00" in raw[:200]:
+        encoding = "utf-16-le" if raw[1:200:2].count(0) > raw[0:200:2].count(0) else "utf-16-be"
+    if encoding is None:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(raw, final=len(raw) < 65536)
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            encoding = "latin-1"
+            said.append("not UTF-8, read as Latin-1")
+    elif encoding != "utf-8-sig":
+        said.append(f"encoded in {encoding.upper().replace('-LE', ' LE').replace('-BE', ' BE')}")
+    text = raw.decode(encoding, errors="replace")
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    delimiter = ","
+    if "," not in header:
+        delimiter = next((d for d in OTHER_DELIMITERS if d in header), ",")
+        if delimiter != ",":
+            said.append(f"columns separated by {'a tab' if delimiter == chr(9) else repr(delimiter)}, not commas")
+    return encoding, delimiter, "; ".join(said)
+
+
+def read_label_frame(csv: str | os.PathLike, delimiter: str | None = None, nrows: int | None = None) -> pd.DataFrame:
+    """Return the CSV at `csv` as strings (no NaN), or raise `LayoutError` naming the file when it is empty or garbled.
+
+    The encoding and (unless `delimiter` is given) the delimiter are detected (`csv_dialect`).
+    """
     csv = Path(csv)
     if not csv.is_file():
         raise LayoutError(f"No CSV at {csv}. Pass the path of the CSV that lists ids and labels.")
+    encoding, found, said = csv_dialect(csv)
     try:
-        return pd.read_csv(csv, dtype=str, keep_default_na=False, sep=delimiter, nrows=nrows)
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, sep=delimiter or found, nrows=nrows, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise LayoutError(f"{csv} is empty (no header, no rows). Download it again, or pass the right file "
                           "(from_csv(csv=...)) or read the layout explicitly.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise LayoutError(f"{csv} cannot be read as a CSV ({str(exc).strip()}). Download it again, or pass delimiter= "
-                          "when its columns are not comma-separated.") from None
+    except (pd.errors.ParserError, UnicodeError) as exc:
+        raise LayoutError(f"{csv} cannot be read as a CSV (read in {encoding} with {delimiter or found!r} between "
+                          f"columns: {' '.join(str(exc).split())[:200]}). Download it again, or save it as a UTF-8 CSV "
+                          "with commas, or pass delimiter= (a recipe's layout.args) when another character separates "
+                          "its columns.") from None
+    frame.columns = [str(c).lstrip("\ufeff") for c in frame.columns]
+    return frame
 
 
 def _pixel_columns(columns: Sequence[str]) -> list[str]:

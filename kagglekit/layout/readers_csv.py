@@ -16,7 +16,8 @@ from ..errors import ConfigError, LayoutError, list_offenders
 from ..logs import logger
 from ..table import LabelTable
 from .infer import Guess, label_kind, wide_kind
-from .readers import IMAGE_EXTENSIONS, _resolve_paths, _strip_ext, _walk_images, attach_groups, read_label_frame
+from .readers import (IMAGE_EXTENSIONS, _resolve_paths, _strip_ext, _walk_images, attach_groups, csv_dialect,
+                      read_label_frame)
 
 _ID_NAMES = ("id", "image_id", "imageid", "image", "image_name", "imagename", "id_code", "file", "filename",
              "file_name", "fname", "img", "image_path", "path", "name")
@@ -32,6 +33,31 @@ def _find_column(columns: Sequence[str], candidates: Sequence[str]) -> str | Non
         if name in lowered:
             return lowered[name]
     return None
+
+
+# Cells pandas reads as NaN by default that no competition uses as a class name: a label missing, not a class.
+MISSING_TEXT = frozenset({"NaN", "nan", "-nan", "NA", "N/A", "n/a", "#N/A", "#NA", "<NA>", "NULL", "null"})
+
+
+def _refuse_missing(csv: Path, label_col: str, rows: list[tuple[str, str]]) -> None:
+    """Raise `LayoutError` naming the rows (id, cell) of `csv` whose label is missing (empty, NaN, NA, ...), if any."""
+    if not rows:
+        return
+    shown = [f"{i} ({repr(c) if c else 'empty'})" for i, c in rows]
+    empty = " (or pass --multilabel when an image may have no label)" if any(c == "" for _, c in rows) else ""
+    raise LayoutError(f"{len(rows)} rows of {csv} have no label in column {label_col!r} (empty, or a mark pandas reads "
+                      f"as NaN): {list_offenders(shown)}; kagglekit does not take them for a class: fill in their "
+                      f"class or drop those rows{empty}.")
+
+
+def _say_dialect(csv: Path, delimiter: str | None) -> None:
+    """Log how `csv` was read when it is not a UTF-8 CSV with commas (its encoding, its delimiter)."""
+    encoding, found, said = csv_dialect(csv)
+    if delimiter is not None and delimiter != found:
+        said = "; ".join(p for p in said.split("; ") if "separated" not in p)
+    if said:
+        hint = "; pass delimiter= (recipe: layout.args) to read it otherwise" if "separated" in said else ""
+        logger.info("%s: %s (detected from the file%s)", csv.name, said, hint)
 
 
 def _default_images(source: Path) -> Path:
@@ -100,7 +126,7 @@ def from_csv(
     multilabel: bool | None = None,
     classes: Sequence[str] | None = None,
     missing: str = "error",
-    delimiter: str = ",",
+    delimiter: str | None = None,
     label_cols: Sequence[str] | None = None,
     group_col: str | None = None,
 ) -> LabelTable:
@@ -126,7 +152,8 @@ def from_csv(
         classes: the vocabulary order; by default the sorted labels seen (the wide columns'
             order for the wide form).
         missing: ``"error"`` or ``"drop"`` for rows whose image is not found.
-        delimiter: the CSV column delimiter.
+        delimiter: the CSV column delimiter; by default a comma, or ';', a tab or '|' when the header
+            holds no comma but one of them (said; the encoding is detected too: `readers.csv_dialect`).
         label_cols: the wide 0/1 columns, when not all other columns.
         group_col: a column naming each row's group (patient, driver), kept as the table's groups.
     """
@@ -134,6 +161,7 @@ def from_csv(
     if not csv.is_file():
         raise LayoutError(f"No label CSV at {csv}. Pass the path of the CSV that lists ids and labels.")
     frame = read_label_frame(csv, delimiter)
+    _say_dialect(csv, delimiter)
     columns = list(frame.columns)
     for name, value in (("id_col", id_col), ("label_col", label_col), ("group_col", group_col), *(("label_cols", c) for c in (label_cols or ()))):
         if value is not None and value not in columns:
@@ -185,14 +213,10 @@ def from_csv(
             level("%s: %s-label (%s)%s", csv.name, "multi" if multilabel else "single", guess.reason,
                   "" if guess.sure else "; pass multilabel=True/False to settle it")
         if multilabel:
-            labels = [tuple(x for x in (c.split(sep) if sep else [c]) if x) for c in cells]
+            labels = [tuple(x.strip() for x in (c.split(sep) if sep else [c]) if x.strip()) for c in cells]
+            _refuse_missing(csv, label_col, [(i, t) for i, row in zip(ids, labels) for t in row if t in MISSING_TEXT])
         else:
-            empty = [i for i, c in zip(ids, cells) if c == ""]
-            if empty:
-                raise LayoutError(
-                    f"{len(empty)} rows of {csv} have no label in column {label_col!r}: {list_offenders(empty)}. "
-                    "Fill them, drop them, or pass multilabel=True if images may have no label."
-                )
+            _refuse_missing(csv, label_col, [(i, c) for i, c in zip(ids, cells) if c == "" or c in MISSING_TEXT])
             labels = [(c,) for c in cells]
     paths, kept = _resolve_paths(ids, folder.absolute(), ext, missing, f"{csv.name}")
     groups = [frame[group_col].str.strip().tolist()[i] for i in kept] if group_col else None
@@ -222,6 +246,7 @@ def from_ids(
         raise ConfigError(f"ids={ids!r} is not supported; use 'listed', 'stem' or 'name'.")
     csv = Path(csv)
     frame = read_label_frame(csv)
+    _say_dialect(csv, None)
     folders = [Path(images)] if isinstance(images, (str, os.PathLike)) else [Path(f) for f in images]
     by_key: dict[str, str] = {}
     for folder in folders:

@@ -55,10 +55,18 @@ def _single_label_split(table: LabelTable, n_valid: int, seed: int) -> tuple[np.
             stacklevel=3,
         )
     n_classes = len(set(y[rest]))
-    if len(rest) < 2 or n_valid > len(rest) - n_classes or n_valid < n_classes:
+    if n_classes < 2:
+        raise TableError(
+            f"{len(singles)} of the {len(counts)} classes have a single image ({list_offenders(sorted(singles, key=natural_key))}), "
+            "so no stratified validation split is possible: add a second image to those classes (or drop them)."
+        )
+    if n_valid > len(rest) - n_classes or n_valid < n_classes:
+        want = n_classes if n_valid < n_classes else max(len(rest) - n_classes, 0)
+        frac = math.ceil(want / len(table) * 100) / 100 if n_valid < n_classes else math.floor(want / len(table) * 100) / 100
         raise TableError(
             f"A stratified split of {len(rest)} images in {n_classes} classes needs between {n_classes} and "
-            f"{max(len(rest) - n_classes, 0)} validation images, not {n_valid}. Change valid= (or add images)."
+            f"{max(len(rest) - n_classes, 0)} validation images, not {n_valid} (at least one per class, and one per class "
+            f"left in train): give --valid {frac:g} (recipe: train.valid; or a count of images, valid={want}), or add images."
         )
     train, valid = train_test_split(rest, test_size=n_valid, random_state=seed, stratify=y[rest])
     return np.sort(np.concatenate([train, keep_train])), np.sort(valid)

@@ -168,6 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
                        "submission ids drop the image extension (abc)")),
     Setting("test", "path", "the test image folder or a CSV of test ids", section=_LAYOUT, flags=("--test",),
             metavar="PATH", example="test"),
+    Setting("tag_sep", "str", "what separates the tags of one image in a multi-label column (default: a space, or a "
+            "comma when the cells hold tags split by commas)", section=_LAYOUT, flags=("--tag-sep",), metavar="SEP",
+            example=",", text_ok=True),
     Setting("reader", "str", "the kagglekit.layout reader to use instead of detection (its arguments in args)",
             section=_LAYOUT, keyword=False, choices=LAYOUT_READERS, example="from_csv"),
     Setting("args", "table", "the reader's keyword arguments (paths relative to the competition folder)",

@@ -6,6 +6,7 @@ completed epoch; finished steps are not repeated).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, StateError
+from . import runfolder
 from .io import atomic_write_text, in_kaggle_notebook, working_root
 from .logs import logger, shown
-from .runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_learner, read_saved,
+from .runstate import (TUNED_KEYS, file_hash, files_digest, load_learner, read_saved,
                        read_saved_tables, remove_partial_files, submit_once, table_digest, unchanged)
 from .table import LabelTable
 
@@ -351,13 +353,14 @@ def run(
             tta, seed, batch_size, lr, metric) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
     """
-    with shown(log):
-        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)
+    with shown(log), contextlib.ExitStack() as held:  # held: the run folder's lock, released however the run ends
+        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model, held)
 
 
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
          time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
-         dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | RunPlan:
+         dry_run: bool = False, model: str | os.PathLike | None = None,
+         held: contextlib.ExitStack | None = None) -> RunResult | RunPlan:
     """Return the `RunResult` of `run` (its body; messages go to the kagglekit logger)."""
     started = time.time()  # the budget's clock: importing the backend counts too
     from . import layout, predict, sources, submission
@@ -391,12 +394,12 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if model is not None and not (Path(model) / "learner.json").is_file():
         raise ConfigError(f"--model {model}: no saved learner there (learner.json and model.keras, as Learner.save "
                           "writes them). Name the folder an earlier run saved (its run folder's learner/).")
+    runfolder.check_ledger(ledger_path)  # anything but a ledger is refused before any download or training
     notebook = in_kaggle_notebook()
-    comp = sources.fetch(str(source))
+    comp = sources.fetch(str(source), spare=Path(workdir) / "data" if workdir is not None else None)
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
-    workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
-    workdir.mkdir(parents=True, exist_ok=True)
-    state = RunState(workdir)
+    workdir, state, ledger_file = runfolder.claim(workdir, working_root() / "runs" if notebook else Path("runs"), name,
+                                                  comp, ledger_path, held)
     remove_partial_files(workdir)
     deadline_path = workdir / "deadline.json"
 
@@ -461,7 +464,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         """Return the seconds this run has spent, earlier sessions included."""
         return before + time.time() - started
 
-    run_id = state.get("run_id") or state.put("run_id", run_ledger.new_run_id())
+    state.get("run_id") or state.put("run_id", run_ledger.new_run_id())
     if state.result("plan"):
         plan = Plan.from_dict(state.result("plan"))
         head = plan.describe().splitlines()[0].removeprefix("plan: ")
@@ -575,6 +578,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
                                           **({"zip": False} if notebook else {}))
         state.finish("write", write_inputs, {"file": Path(out).name, "md5": file_hash(out)})
     logger.info(f"submission: {out} (validated against {Path(sample).name})")
+    run_id = runfolder.run_id_for(state, file_hash(out), run_ledger.new_run_id)  # a new submission: a new run id
+    kept = runfolder.keep_submission(workdir, run_id, out)
 
     result = RunResult(workdir=workdir, metric=metric, valid_score=float(score), submission=Path(out),
                        settings={k: v for k, v in learner.settings.items() if k in TUNED_KEYS and k != "tuned_for"},
@@ -597,8 +602,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     atomic_write_text(workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
 
     # 6. the ledger: one row per run (again only when this session submitted what an earlier one recorded)
-    if ledger_path is not False and (not state.get("ledger") or submitted):
-        path = Path(ledger_path) if ledger_path not in (None, True) else workdir.parent / "ledger.csv"
+    if ledger_path is not False and (run_id not in (state.get("ledgered") or []) or submitted):
+        path = ledger_file
         sub = submitted or {}
         row = run_ledger.append({
             "run_id": run_id, "competition": getattr(comp, "slug", None) or name, "backbone": plan.backbone,
@@ -606,11 +611,12 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
             "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
             "budget_s": plan.budget_s if timed else None, "seconds": round(result.seconds, 1),
             "hardware": plan.hardware, "metric": metric, "valid_score": float(score),
-            "tta": learner.settings.get("tta", 0), "submission": out, "message": sub.get("message"),
+            "tta": learner.settings.get("tta", 0), "submission": kept, "message": sub.get("message"),
             "submission_ref": sub.get("submission_ref"), "public_score": sub.get("public_score"),
-            "workdir": workdir, "extra": {"budget_given": plan.budget_given},
+            "workdir": workdir, "extra": {"budget_given": plan.budget_given, "submission_md5": file_hash(kept)},
         }, path)
         state.put("ledger", str(path))
+        state.put("ledgered", [*(state.get("ledgered") or []), run_id])
         logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
                     + (f" of a {format_duration(plan.budget_s)} budget)" if timed else ")"))
     return result

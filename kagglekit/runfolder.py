@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, StateError
-from .io import why_not_writable
+from .io import why_not_writable, working_root
 from .logs import logger
 
 LOCK_FILE = "run.lock"
@@ -241,7 +241,7 @@ def choose_workdir(given: str | os.PathLike | None, root: Path, name: str, ident
     why = why_not_writable(workdir)
     if why is not None:
         raise ConfigError(f"The run folder {workdir} cannot be written ({why}); give a writable one with --workdir DIR"
-                          f"{' (or set $KAGGLEKIT_WORKING)' if given is None and 'kaggle' in str(root) else ''}.")
+                          f"{' (or set $KAGGLEKIT_WORKING)' if given is None and root == working_root() / 'runs' else ''}.")
     return workdir
 
 

@@ -329,3 +329,25 @@ def test_each_new_submission_gets_its_own_run_id_and_kept_copy(tmp_path):
     assert two == "second" and RunState(state.workdir).get("run_id") == "second"
     assert kept_one.read_text() == "id,label\n1,a\n" and kept_two.read_text() == "id,label\n1,b\n"
     assert kept_one.name == kept_two.name == "submission.csv" and kept_one != kept_two
+
+
+@pytest.mark.slow  # three tiny runs, two of them training (the one test here that trains)
+def test_every_new_submission_adds_a_ledger_row_pointing_at_its_own_file(dogs_vs_cats_dir, tmp_path):
+    """One real (tiny) run, a re-run (no new row) and a retraining with another seed (a new row, the first file kept)."""
+    import kagglekit as kk
+
+    quick = {"backbone": "resnet_micro", "sizes": [32], "weights": "none", "epochs": 1, "batch_size": 32, "tta": 0,
+             "positive": "dog"}
+    workdir, book = tmp_path / "runs" / "dvc", tmp_path / "runs" / "ledger.csv"
+    kk.run(dogs_vs_cats_dir, workdir=workdir, log=None, **quick)
+    kk.run(dogs_vs_cats_dir, workdir=workdir, log=None, **quick)  # nothing new: no new row
+    assert len(ledger.read(book)) == 1
+    kk.run(dogs_vs_cats_dir, workdir=workdir, log=None, **{**quick, "seed": 1})  # retrained: a new submission
+    rows = ledger.read(book)
+    assert len(rows) == 2 and rows["run_id"].nunique() == 2
+    for _, row in rows.iterrows():
+        kept = Path(row["submission"])
+        assert kept.parent.name == row["run_id"] and kept.is_file()
+        assert file_digest(kept) == json.loads(row["extra"])["submission_md5"]
+    assert Path(rows["submission"][0]).read_bytes() != Path(rows["submission"][1]).read_bytes()
+    assert Path(rows["submission"][1]).read_bytes() == (workdir / Path(rows["submission"][1]).name).read_bytes()

@@ -222,6 +222,9 @@ def cmd_organise(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit organise`."""
     from . import layout
 
+    from .layout.writers import check_outside
+
+    check_outside(args.out, args.directory)
     found = layout.detect(args.directory)
     train, _ = found.read()
     if args.csv:

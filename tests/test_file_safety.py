@@ -20,7 +20,7 @@ import pytest
 
 from kagglekit import ledger, runfolder
 from kagglekit.cli import main
-from kagglekit.errors import ArchiveError, ConfigError, SourceError, StateError
+from kagglekit.errors import ArchiveError, ConfigError, LayoutError, SourceError, StateError
 from kagglekit.io import atomic_write_text, file_digest, why_not_writable
 from kagglekit.runstate import RunState
 from kagglekit.sources import fetch, unpack
@@ -134,7 +134,16 @@ def test_organise_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
     before = _snapshot(train_csv)
     for extra in ([], ["--overwrite"]):  # writing onto its own input: refused even with --overwrite
         assert main(["organise", str(comp), str(train_csv), "--csv", *extra]) == 2
-        assert "never writes onto its input" in _one_line(capsys.readouterr().err)
+        assert "never writes into its own input" in _one_line(capsys.readouterr().err)
+    assert _snapshot(train_csv) == before
+    listing = sorted(str(p) for p in comp.rglob("*"))
+    assert main(["organise", str(comp), str(comp / "train"), "--overwrite"]) == 2  # class folders inside the input
+    assert "never writes into its own input" in _one_line(capsys.readouterr().err)
+    assert sorted(str(p) for p in comp.rglob("*")) == listing
+    from kagglekit.layout import read_competition, write_multihot_csv
+
+    with pytest.raises(LayoutError, match="never writes onto its input"):  # the API: the file the table was read from
+        write_multihot_csv(read_competition(comp)[0], train_csv, overwrite=True, inputs=[train_csv])
     assert _snapshot(train_csv) == before
 
     labels = tmp_path / "labels.csv"

@@ -173,6 +173,15 @@ def write_multihot_csv(
     return Path(path)
 
 
+def check_outside(out: str | os.PathLike, competition: str | os.PathLike) -> Path:
+    """Return `out` when it lies outside the `competition` folder; inside it (its own input) is a `LayoutError`, whatever --overwrite says."""
+    out_real, comp_real = Path(os.path.realpath(out)), Path(os.path.realpath(competition))
+    if out_real == comp_real or comp_real in out_real.parents:
+        raise LayoutError(f"{out} lies inside the competition folder {competition}; organise never writes into its own "
+                          "input (new files there would change what detection reads). Fix: name an output outside it.")
+    return Path(out)
+
+
 def _check_csv_target(path: Path, inputs: list) -> None:
     """Raise `LayoutError` when `path` is one of `inputs` (the competition's own files) or a folder."""
     if path.is_dir():

@@ -370,11 +370,13 @@ def _from_local(source: Path, path: str | os.PathLike | None, spare: str | os.Pa
     if not is_archive(source) and not zipfile.is_zipfile(source):
         raise SourceError(f"{source} is neither a folder nor an archive (.zip, .tar.gz, ...). Fix: pass a competition slug, a folder or a zip.")
     dest = Path(path) if path else source.parent / _stem(source)
+    if not path and spare is not None and why_not_writable(dest) is not None and not Manifest(dest).entries:
+        dest = Path(spare)  # beside the zip cannot be written: unpack it into the run's folder
     manifest = Manifest(dest)
     key = f"local:{source.resolve()}"
     size = source.stat().st_size
     if not (manifest.unpacked(key) and manifest.entries[key]["size"] == size):
-        _writable(dest, "the folder to unpack it into (fetch --path, or unpack it by hand)")
+        _writable(dest, "--workdir DIR (kagglekit run: unpacked into DIR/data) or fetch --path DIR")
         dest.mkdir(parents=True, exist_ok=True)
         files = unpack(source, dest, ours=manifest.written())
         manifest.mark(key, source.resolve(), size, file_digest(source), files)

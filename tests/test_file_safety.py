@@ -230,6 +230,21 @@ def test_a_read_only_competition_folder_with_an_archive_names_a_writable_workdir
     assert (work / "data" / "train.csv").is_symlink() and sorted(p.name for p in comp.iterdir()) == before
 
 
+def test_a_zip_beside_which_nothing_can_be_written_is_unpacked_into_the_workdir(tmp_path, monkeypatch):
+    """Simulated as above: the folder beside the zip is judged unwritable by patching the check."""
+    import kagglekit.sources as sources
+
+    archive = _zip(tmp_path / "comp.zip", {"train.csv": b"id,label\n1,a\n"})
+    real = sources.why_not_writable
+    monkeypatch.setattr(sources, "why_not_writable",
+                        lambda p: "read-only (simulated)" if Path(p) == tmp_path / "comp" else real(p))
+    with pytest.raises(SourceError, match="read-only.*--workdir DIR"):
+        fetch(str(archive))
+    got = fetch(str(archive), spare=tmp_path / "work" / "data")
+    assert got.path == tmp_path / "work" / "data" and (got.path / "train.csv").is_file()
+    assert not (tmp_path / "comp").exists()
+
+
 def test_an_unwritable_current_folder_names_a_writable_workdir(comps, monkeypatch, capsys):
     if why_not_writable(UNWRITABLE) is None:
         pytest.skip("/sys is writable here")

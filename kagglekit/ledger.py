@@ -169,7 +169,7 @@ def append(row: dict, path: str | os.PathLike = LEDGER_PATH) -> dict[str, str]:
     kagglekit) is rewritten with the current ones, its rows kept (and its mode). Any other file at
     `path` (a CSV that is not a ledger, a folder) is a `ConfigError` and is left untouched (`check_path`).
     """
-    path = check_path(path)
+    path = Path(os.path.realpath(check_path(path)))  # a link to a ledger stays a link: its target is rewritten
     cells = normalise(row)
     with _locked(path):
         for stale in path.parent.glob(f".{path.name}.*.part"):  # left by a writer killed mid-write (we hold the lock)

@@ -238,6 +238,9 @@ def choose_workdir(given: str | os.PathLike | None, root: Path, name: str, ident
         fix = "give another --workdir" if given is not None else "give a --workdir"
         raise ConfigError(f"The run folder {candidates[-1]} belongs to another competition ({_describe(recorded)}), "
                           f"not {ident['key']}; {fix} (or delete {candidates[-1] / 'run.json'} to reuse the folder).")
+    if os.path.realpath(workdir) == os.path.realpath(comp_path):
+        raise ConfigError(f"The run folder {workdir} is the competition folder itself; kagglekit never writes its run "
+                          "into its input. Fix: give another --workdir (e.g. runs/NAME).")
     why = why_not_writable(workdir)
     if why is not None:
         raise ConfigError(f"The run folder {workdir} cannot be written ({why}); give a writable one with --workdir DIR"

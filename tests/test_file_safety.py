@@ -95,9 +95,13 @@ def test_the_ledger_is_appended_only_to_a_ledger(tmp_path):
 
     real = tmp_path / "runs" / "ledger.csv"
     ledger.append({"competition": "x"}, real)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    ledger.append({"competition": "x2"}, link)
+    assert link.is_symlink() and list(ledger.read(real)["competition"]) == ["x", "x2"]
     os.chmod(real, 0o640)
     ledger.append({"competition": "y"}, real)
-    assert os.stat(real).st_mode & 0o777 == 0o640 and list(ledger.read(real)["competition"]) == ["x", "y"]
+    assert os.stat(real).st_mode & 0o777 == 0o640 and list(ledger.read(real)["competition"]) == ["x", "x2", "y"]
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     ledger.append({"competition": "z"}, empty)  # an empty file is a ledger not started yet
@@ -322,6 +326,8 @@ def test_same_folder_name_other_competition_gets_its_own_run_folder(comps, tmp_p
     # --workdir naming another competition's run folder is refused
     assert main(["run", str(comps[1]), "--dry-run", "--workdir", str(first)]) == 2
     assert "belongs to another competition" in _one_line(capsys.readouterr().err)
+    assert main(["run", str(comps[1]), "--dry-run", "--workdir", str(comps[1])]) == 2  # its own input
+    assert "is the competition folder itself" in _one_line(capsys.readouterr().err)
 
 
 def test_a_run_folder_of_an_older_version_is_adopted_only_by_its_source(comps, tmp_path, monkeypatch):

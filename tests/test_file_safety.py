@@ -278,7 +278,10 @@ def test_the_lock_refuses_a_live_holder_and_recovers_after_kill_9(tmp_path, logs
         with pytest.raises(StateError, match=f"in use by another kagglekit run \\(process {holder.pid} since"):
             runfolder.RunLock(workdir).acquire()
         os.kill(holder.pid, signal.SIGKILL)  # not reaped yet: a zombie still answers kill(pid, 0)
-        time.sleep(0.2)
+        for _ in range(200):  # the signal is delivered asynchronously: wait until the process is dead (a zombie)
+            if not runfolder._alive(holder.pid, None):
+                break
+            time.sleep(0.05)
         with runfolder.RunLock(workdir) as lock:
             assert json.loads(lock.path.read_text())["pid"] == os.getpid()
             assert f"took over the lock of an earlier run (process {holder.pid} is no longer running" in logs.text

@@ -68,6 +68,17 @@ def _alive(pid: int, started: str | None) -> bool:
     return True
 
 
+def _read_lock(path: Path) -> dict | None:
+    """Return what a lock file says ({} when it cannot be read as a JSON object; None when there is no file)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class RunLock:
     """The lock of a run folder: `acquire` refuses (`StateError`) while a live process holds it; a dead holder's lock is taken over."""
 
@@ -83,17 +94,7 @@ class RunLock:
 
     def holder(self) -> dict | None:
         """Return what the lock file says about its holder ({} when it cannot be read; None when there is no lock)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError):
-            return {}
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _read_lock(self.path)
 
     def _stale(self, holder: dict) -> str | None:
         """Return why the lock `holder` describes is stale (None while it may be live)."""
@@ -152,8 +153,7 @@ class RunLock:
             os.replace(self.path, aside)
         except FileNotFoundError:
             return
-        taken = json.loads(aside.read_text(encoding="utf-8") or "{}") if aside.stat().st_size else {}
-        if taken != holder:  # a fresh holder's lock moved by mistake: put it back
+        if _read_lock(aside) != holder:  # a fresh holder's lock moved by mistake: put it back
             os.replace(aside, self.path)
             return
         aside.unlink()

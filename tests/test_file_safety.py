@@ -306,7 +306,7 @@ def test_the_lock_is_released_on_errors_and_a_second_run_refuses(comps, tmp_path
         assert f"in use by another kagglekit run (process {os.getpid()}" in line and "--workdir" in line
     assert main(["run", str(comps[0]), "--dry-run", "--workdir", str(workdir)]) == 0
     assert not (workdir / runfolder.LOCK_FILE).exists()  # released after the run
-    (workdir / runfolder.LOCK_FILE).write_text("")  # a holder killed before it wrote its pid, long ago
+    (workdir / runfolder.LOCK_FILE).write_text("{garbage")  # a holder killed before it wrote its pid, long ago
     old = time.time() - 3600
     os.utime(workdir / runfolder.LOCK_FILE, (old, old))
     assert main(["run", str(comps[0]), "--dry-run", "--workdir", str(workdir)]) == 0

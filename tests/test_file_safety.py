@@ -234,6 +234,44 @@ def test_a_read_only_competition_folder_with_an_archive_names_a_writable_workdir
     assert (work / "data" / "train.csv").is_symlink() and sorted(p.name for p in comp.iterdir()) == before
 
 
+@pytest.fixture
+def read_only_copy(tmp_path):
+    """Return a function that mounts a folder read-only (a bind mount) at a new path; skips where mounting is not allowed."""
+    mounted = []
+
+    def mount(src: Path) -> Path:
+        dst = tmp_path / f"ro-{len(mounted)}"
+        dst.mkdir()
+        for cmd in (["mount", "--bind", str(src), str(dst)], ["mount", "-o", "remount,ro,bind", str(dst)]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                if mounted or cmd[1] != "--bind":
+                    subprocess.run(["umount", str(dst)], capture_output=True)
+                pytest.skip(f"cannot make a read-only bind mount here ({done.stderr.strip()[:80]})")
+            if cmd[1] == "--bind":
+                mounted.append(dst)
+        return dst
+
+    yield mount
+    for dst in mounted:
+        subprocess.run(["umount", str(dst)], capture_output=True)
+
+
+def test_a_really_read_only_competition_folder_with_an_archive(tmp_path, read_only_copy, monkeypatch, capsys):
+    """Real where a bind mount is allowed (the OS refuses the write, root too); skipped elsewhere."""
+    src = build_competition("digits", tmp_path / "src" / "comp", n_train=80, n_test=5)
+    _zip(src / "extra.zip", {"notes.txt": b"unpack me"})
+    comp = read_only_copy(src)
+    with pytest.raises(OSError):
+        (comp / "probe").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(comp), "--dry-run"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "extra.zip" in line and "cannot be written" in line and "--workdir" in line
+    assert main(["run", str(comp), "--dry-run", "--workdir", str(tmp_path / "work")]) == 0
+    assert (tmp_path / "work" / "data" / "extra" / "notes.txt").read_bytes() == b"unpack me"
+
+
 def test_a_zip_beside_which_nothing_can_be_written_is_unpacked_into_the_workdir(tmp_path, monkeypatch):
     """Simulated as above: the folder beside the zip is judged unwritable by patching the check."""
     import kagglekit.sources as sources

@@ -176,11 +176,16 @@ def cmd_organise(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit organise`."""
     from . import layout
 
-    train, _ = layout.read_competition(args.directory)
+    from .layout.writers import check_outside
+
+    check_outside(args.out, args.directory)
+    found = layout.detect(args.directory)
+    train, _ = found.read()
     if args.csv:
-        layout.write_multihot_csv(train, args.out, wide=args.wide)
+        inputs = [os.path.join(args.directory, f) for f in found.files_read]
+        layout.write_multihot_csv(train, args.out, wide=args.wide, overwrite=args.overwrite, inputs=inputs)
     else:
-        layout.write_class_folders(train, args.out, mode=args.mode)
+        layout.write_class_folders(train, args.out, mode=args.mode, overwrite=args.overwrite)
     print(f"wrote {args.out} ({len(train)} images, {len(train.classes)} classes)")
     return 0
 
@@ -245,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["symlink", "hardlink", "copy"], default="symlink")
     p.add_argument("--csv", action="store_true", help="write a multi-hot CSV (image,labels) instead")
     p.add_argument("--wide", action="store_true", help="with --csv: one 0/1 column per label")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing files that differ from what organise writes (never the competition's own files)")
     p.set_defaults(func=cmd_organise)
 
     p = sub.add_parser("backbones", help="list the registered backbones")

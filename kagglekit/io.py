@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import time
 import warnings
@@ -17,7 +18,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
                 durable: bool = True) -> Iterator[IO]:
     """Yield a file that replaces `path` only when the block finishes without error.
 
-    With `durable` the data is flushed to disk (fsync) before the rename; writers of
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask), or
+    keeps the mode of the file it replaces. With `durable` the data is flushed to disk (fsync) before the rename; writers of
     many small files pass False and sync once at the end (``os.sync()``) instead.
     """
     path = Path(path)
@@ -28,6 +30,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with os.fdopen(fd, mode, **({} if binary else {"encoding": encoding, "newline": ""})) as fh:
             yield fh
             fh.flush()
+            with contextlib.suppress(OSError):  # mkstemp makes 0600: give the file the mode a plain open() would
+                os.fchmod(fh.fileno(), file_mode(path))
             if durable:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -35,6 +39,26 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """Return the process's umask (from /proc where it says; else set and put back at once)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode(path: str | os.PathLike) -> int:
+    """Return the permission bits a file written at `path` gets: an existing file's own, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -49,6 +73,33 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+def why_not_writable(folder: str | os.PathLike) -> str | None:
+    """Return why files cannot be created in `folder` (None when they can), without leaving anything behind.
+
+    The folder need not exist: its nearest existing parent must be a folder in which a
+    file can be created (tried for real: a probe file made and removed at once, so a
+    read-only mount answers truthfully even for root, who passes every `os.access` test).
+    """
+    folder = Path(os.path.abspath(folder))
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        if os.path.lexists(probe):
+            return f"{probe} is a broken link"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".kagglekit-probe-", dir=probe)
+    except OSError as exc:
+        return f"{probe} is not writable ({exc.strerror or exc})"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return None
 
 
 CACHE_ENV = "KAGGLEKIT_CACHE"

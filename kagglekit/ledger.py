@@ -43,7 +43,7 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 from .errors import ConfigError
-from .io import atomic_open
+from .io import atomic_open, why_not_writable
 from .logs import logger
 
 LEDGER_PATH = Path("runs") / "ledger.csv"
@@ -53,6 +53,8 @@ COLUMNS: tuple[str, ...] = (
     "public_score", "workdir", "extra",
 )
 _NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "valid_score", "tta", "public_score")
+#: A CSV is a ledger (one kagglekit wrote, of any version) when its header holds these columns.
+MARK: tuple[str, ...] = ("run_id", "time", "competition")
 #: A submission is matched to the last run that finished before it, at most this long before (by file and time).
 MATCH_WINDOW_S = 6 * 3600.0
 
@@ -92,6 +94,56 @@ def normalise(row: dict) -> dict[str, str]:
     return out
 
 
+def _header(path: Path) -> list[str] | None:
+    """Return the column names on the first line of the CSV at `path` ([] when empty; None when not readable as text)."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            first = fh.readline(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not first.strip():
+        return []
+    try:
+        return [c.strip() for c in next(csv.reader([first]))]
+    except csv.Error:
+        return None
+
+
+def is_ledger(path: str | os.PathLike) -> bool:
+    """Return whether `path` is a file kagglekit's ledger can append to: empty, or a CSV whose header has `MARK`'s columns."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    head = _header(path)
+    return head == [] or (head is not None and all(c in head for c in MARK))
+
+
+def check_path(path: str | os.PathLike, flag: str = "--ledger") -> Path:
+    """Return `path` when a ledger row can be added there (a ledger, or no file yet in a writable folder).
+
+    A folder, any other file (a CSV whose header is not the ledger's, a binary file) and an
+    unwritable place are a `ConfigError` naming `flag`: kagglekit appends only to its own ledgers.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; name a CSV file, e.g. {flag} {path / 'ledger.csv'}.")
+    if os.path.lexists(path) and not path.is_file():
+        raise ConfigError(f"{flag} {path} is not a regular file; name a new or existing ledger CSV file.")
+    if path.is_file() and not is_ledger(path):
+        head = _header(path)
+        what = f"its header is {','.join(head)[:80]!r}" if head else "it is not a text CSV"
+        raise ConfigError(f"{flag} {path} is not a kagglekit ledger ({what}; a ledger's header holds "
+                          f"{', '.join(MARK)}); kagglekit only appends to its own ledgers, so it was left untouched. "
+                          f"Fix: name a new file with {flag}, or leave {flag} out (ledger.csv beside the run folder).")
+    why = why_not_writable(path.parent)
+    if why is not None:
+        raise ConfigError(f"{flag} {path} cannot be written ({why}); name a ledger in a writable folder, "
+                          f"e.g. {flag} {Path.home() / 'kagglekit-ledger.csv'}.")
+    return path
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock beside `path` (released when the process dies; no-op where fcntl is missing)."""
@@ -114,9 +166,10 @@ def append(row: dict, path: str | os.PathLike = LEDGER_PATH) -> dict[str, str]:
 
     Keys of `row` are `COLUMNS` (missing ones stay empty; ``run_id`` and ``time`` are filled in);
     other keys go into the ``extra`` column as JSON. A ledger written with other columns (an older
-    kagglekit) is rewritten with the current ones, its rows kept.
+    kagglekit) is rewritten with the current ones, its rows kept (and its mode). Any other file at
+    `path` (a CSV that is not a ledger, a folder) is a `ConfigError` and is left untouched (`check_path`).
     """
-    path = Path(path)
+    path = Path(os.path.realpath(check_path(path)))  # a link to a ledger stays a link: its target is rewritten
     cells = normalise(row)
     with _locked(path):
         for stale in path.parent.glob(f".{path.name}.*.part"):  # left by a writer killed mid-write (we hold the lock)
@@ -134,6 +187,9 @@ def append(row: dict, path: str | os.PathLike = LEDGER_PATH) -> dict[str, str]:
 def _read_raw(path: Path) -> pd.DataFrame:
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(COLUMNS))
+    if not is_ledger(path):
+        raise ConfigError(f"{path} is not a kagglekit run ledger (its header lacks {', '.join(MARK)}); "
+                          "name the ledger kagglekit wrote (default runs/ledger.csv) with --ledger PATH.")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -7,6 +7,7 @@ archives are unpacked safely, nested ones too.
 """
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import re
@@ -18,10 +19,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Collection, Sequence
 
 from .errors import ArchiveError, CredentialsError, KaggleApiError, SourceError, SourceNotFoundError, list_offenders
-from .io import atomic_write_text, data_root, file_digest, in_kaggle_notebook, input_root, is_slug, notebook_input, working_root  # noqa: F401 (re-exported)
+from .io import atomic_write_text, data_root, why_not_writable, file_digest, in_kaggle_notebook, input_root, is_slug, notebook_input, working_root  # noqa: F401 (re-exported)
 from .submission import SAMPLE_NAMES, find_sample_submission  # noqa: F401 (re-exported)
 
 MANIFEST = ".kagglekit-manifest.json"
@@ -94,6 +95,14 @@ class Manifest:
     def complete(self, key: str) -> bool:
         """Return whether `key` was downloaded and everything unpacked from it is still there."""
         return self.downloaded(key) and self.unpacked(key)
+
+    def written(self) -> set[str]:
+        """Return the resolved paths of every file the manifest records as unpacked by kagglekit."""
+        out = set()
+        for entry in self.entries.values():
+            for u in entry.get("unpacked", []) if isinstance(entry, dict) else []:
+                out.add(os.path.realpath(self.folder / u))
+        return out
 
     def mark(self, key: str, file: Path, size: int, md5: str, unpacked: Sequence[Path] = ()) -> dict:
         """Return the entry recorded for `key`, now marked complete and saved (the one place the manifest is written).
@@ -251,7 +260,21 @@ def _extract(archive: Path, members: list, staging: Path, bar) -> list[PurePosix
     return written
 
 
-def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True, _depth: int = 0, _fix: str = REFETCH) -> list[Path]:
+def _foreign(target: Path, staging: Path, written: list[PurePosixPath], ours: Collection[str]) -> list[str]:
+    """Return the entries that would replace a file in `target` kagglekit did not put there (recorded in `ours`) with other bytes."""
+    clash = []
+    for rel in written:
+        final = target / rel
+        if not os.path.lexists(final) or os.path.realpath(final) in ours:
+            continue
+        if final.is_file() and not final.is_symlink() and filecmp.cmp(final, staging / rel, shallow=False):
+            continue  # the same bytes (unpacked by hand before): nothing is lost by leaving it
+        clash.append(rel.as_posix())
+    return clash
+
+
+def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, nested: bool = True, progress: bool = True,
+           _depth: int = 0, _fix: str = REFETCH, ours: Collection[str] | None = None) -> list[Path]:
     """Return the files unpacked from `archive` into `target` (nested archives unpacked too).
 
     Entries with absolute paths, ``..`` components, links or special files are
@@ -260,6 +283,9 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     `target` and are moved into place only when all of them were read intact.
     Without `target`, unpacks beside the archive (into a folder named after it
     unless its entries already sit in one). `_fix` ends a corrupt archive's message.
+    A file already in `target` that the archive would replace with other bytes is never
+    replaced unless its resolved path is in `ours` (what kagglekit unpacked there before, as
+    its manifest records): an `ArchiveError` names it and nothing is unpacked.
     """
     archive = Path(archive)
     members = _checked_members(archive, _fix)
@@ -275,6 +301,11 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
             written = _extract(archive, members, staging, bar)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, *_bad_7z()) as e:
             raise ArchiveError(f"Archive {archive} is corrupt ({type(e).__name__}: {_first_line(e)}); nothing was unpacked or marked complete. Fix: {_fix}.") from None
+        clash = _foreign(target, staging, written, set(ours or ()))
+        if clash:
+            raise ArchiveError(f"Unpacking {archive.name} into {target} would replace {len(clash)} file(s) kagglekit did not put "
+                               f"there: {list_offenders(clash)}; nothing was unpacked. Fix: move them aside, or unpack the "
+                               "archive into another folder.")
         for rel in written:  # all entries read intact: move them into place
             final = target / rel
             if target.resolve() not in final.resolve().parents:
@@ -291,7 +322,7 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike | None = None, 
     if nested and _depth < MAX_NESTING:
         for path in list(out):
             if is_archive(path) and path.is_file():
-                out += unpack(path, None, nested=True, progress=progress, _depth=_depth + 1, _fix=_fix)
+                out += unpack(path, None, nested=True, progress=progress, _depth=_depth + 1, _fix=_fix, ours=ours)
     return out
 
 
@@ -306,26 +337,48 @@ def _unpack_archives(folder: Path, work: Path, fix: str, origin: str) -> None:
             if manifest.unpacked(key) or (work / _stem(item)).exists():  # done, by an earlier run or by hand
                 continue
             target = _nested_target(item, _checked_members(item, fix), where=work)
-            files = unpack(item, target, _fix=fix)
+            files = unpack(item, target, _fix=fix, ours=manifest.written())
             manifest.mark(key, item, item.stat().st_size, "", files)
         elif work != folder and not (work / item.name).exists():
             (work / item.name).symlink_to(item, target_is_directory=item.is_dir())
 
 
-def _from_local(source: Path, path: str | os.PathLike | None) -> Competition:
+def _pending_archives(folder: Path, work: Path, origin: str) -> list[str]:
+    """Return the names of the archives at the top of `folder` that `_unpack_archives` would still unpack into `work`."""
+    manifest = Manifest(work)
+    return [p.name for p in sorted(folder.iterdir()) if p.is_file() and is_archive(p)
+            and not manifest.unpacked(f"{origin}:{p.name}") and not (work / _stem(p)).exists()]
+
+
+def _from_local(source: Path, path: str | os.PathLike | None, spare: str | os.PathLike | None = None) -> Competition:
     if source.is_dir():
-        if any(p.is_file() and is_archive(p) for p in source.iterdir()):  # e.g. Planet's train-jpg.tar.7z, unzipped
+        pending = _pending_archives(source, source, "local")  # e.g. Planet's train-jpg.tar.7z, unzipped
+        why = why_not_writable(source) if pending else None
+        if why is not None and spare is None:
+            raise SourceError(f"{source} holds archives to unpack ({list_offenders(pending, 3)}) but cannot be written ({why}). "
+                              "Fix: give a writable --workdir DIR (they are unpacked into DIR/data, the rest linked), "
+                              "or unpack them by hand into a copy of the folder.")
+        if why is not None:  # a read-only folder: unpack into `spare`, link the rest (as from a notebook's input)
+            work = Path(spare)
+            _writable(work, "--workdir")
+            work.mkdir(parents=True, exist_ok=True)
+            _unpack_archives(source, work, REFETCH, "local")
+            return describe(work, source.name, "local")
+        if pending:
             _unpack_archives(source, source, REFETCH, "local")
         return describe(source, source.name, "local")
     if not is_archive(source) and not zipfile.is_zipfile(source):
         raise SourceError(f"{source} is neither a folder nor an archive (.zip, .tar.gz, ...). Fix: pass a competition slug, a folder or a zip.")
     dest = Path(path) if path else source.parent / _stem(source)
+    if not path and spare is not None and why_not_writable(dest) is not None and not Manifest(dest).entries:
+        dest = Path(spare)  # beside the zip cannot be written: unpack it into the run's folder
     manifest = Manifest(dest)
     key = f"local:{source.resolve()}"
     size = source.stat().st_size
     if not (manifest.unpacked(key) and manifest.entries[key]["size"] == size):
+        _writable(dest, "--workdir DIR (kagglekit run: unpacked into DIR/data) or fetch --path DIR")
         dest.mkdir(parents=True, exist_ok=True)
-        files = unpack(source, dest)
+        files = unpack(source, dest, ours=manifest.written())
         manifest.mark(key, source.resolve(), size, file_digest(source), files)
     return describe(dest, _stem(source), "local")
 
@@ -336,12 +389,21 @@ def _from_notebook(slug: str, folder: Path, path: str | os.PathLike | None) -> C
         return describe(folder, slug, "notebook")  # read-only use, nothing copied
     # Archives in the (read-only) input: unpack them into a working folder, link the rest.
     work = Path(path) if path else working_root() / slug
+    _writable(work, "$KAGGLEKIT_WORKING (or fetch --path)")
     work.mkdir(parents=True, exist_ok=True)
     _unpack_archives(folder, work, NOTEBOOK_REFETCH, "notebook")
     return describe(work, slug, "notebook")
 
 
-def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str] | None = None, progress: bool = True, retries: int = 3) -> Competition:
+def _writable(folder: Path, flag: str) -> None:
+    """Raise `SourceError` naming `flag` when files cannot be written in `folder`."""
+    why = why_not_writable(folder)
+    if why is not None:
+        raise SourceError(f"Cannot write the competition's files into {folder} ({why}). Fix: name a writable folder with {flag}.")
+
+
+def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str] | None = None, progress: bool = True,
+          retries: int = 3, spare: str | os.PathLike | None = None) -> Competition:
     """Return the `Competition` `slug`, downloading and unpacking it only when needed.
 
     Where the data comes from, in order:
@@ -358,6 +420,10 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
       the free disk space; interrupted downloads resume; archives are unpacked
       safely, nested ones too; the manifest records each file (name, size, MD5)
       once verified and unpacked.
+
+    Unpacking never replaces a file kagglekit did not put there (`unpack`). A read-only
+    local folder holding archives is unpacked into `spare` (``run`` passes
+    ``<--workdir>/data``), the rest linked; without `spare` that is a `SourceError`.
     """
     from . import kaggle
 
@@ -367,7 +433,7 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
     if looks_like_path or (source.exists() and not is_slug(text)):
         if not source.exists():
             raise SourceNotFoundError(f"{source} does not exist. Fix: pass an existing folder or archive, or a competition slug such as 'dogs-vs-cats'.")
-        return _from_local(source, path)
+        return _from_local(source, path, spare)
     if not is_slug(slug):
         raise SourceError(f"{slug!r} is neither a competition slug nor an existing folder or archive. Fix: pass the last part of the competition URL (e.g. 'dogs-vs-cats'), or a path that exists.")
     mounted = notebook_input(slug)
@@ -384,6 +450,7 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
     pending = [k for k in keys if not manifest.complete(k)]
     if not pending:
         return describe(dest, slug, "kaggle")  # everything verified before: no network at all
+    _writable(dest, "fetch --path DIR (or $KAGGLEKIT_DATA)")
     api, sizes = None, {}
     if any(not manifest.downloaded(k) for k in pending):
         try:
@@ -405,6 +472,6 @@ def fetch(slug: str, path: str | os.PathLike | None = None, files: Sequence[str]
             raise KaggleApiError(f"{got.path} has {got.size} bytes but Kaggle lists {sizes[key]}; it was not marked complete. Fix: run the same fetch again.")
         unpacked: list[Path] = []
         if is_archive(got.path):
-            unpacked = unpack(got.path, dest if key == "*" else None, progress=progress)
+            unpacked = unpack(got.path, dest if key == "*" else None, progress=progress, ours=manifest.written())
         manifest.mark(key, got.path, got.size, got.md5, [p for p in unpacked if dest in p.parents])
     return describe(dest, slug, "kaggle")

@@ -77,11 +77,11 @@ def test_an_unwritable_run_folder_or_ledger_is_refused_before_anything_is_writte
     blocker.write_text("not a folder")
     code = main(["run", str(comp), "--workdir", str(blocker / "run"), "--dry-run", "--weights", "none"])
     err = capsys.readouterr().err
-    assert code == 2 and f"The run folder {blocker / 'run'} cannot be created: {blocker} is a file" in err
+    assert code == 2 and f"The run folder {blocker / 'run'} cannot be written ({blocker} is a file" in err
     assert "--workdir" in err and blocker.read_text() == "not a folder"
     (tmp_path / "ledger-dir").mkdir()
     line = refused(capsys, comp, tmp_path, "--ledger", str(tmp_path / "ledger-dir"))
-    assert "The run ledger" in line and "is a folder, not a file" in line and "--ledger PATH" in line
+    assert f"--ledger {tmp_path / 'ledger-dir'} is a folder" in line and "--ledger " in line.split("e.g.")[1]
     assert not (tmp_path / "run").exists()  # refused before the run folder was made
 
 

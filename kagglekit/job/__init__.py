@@ -6,6 +6,7 @@ completed epoch; finished steps are not repeated).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from ..errors import ConfigError
 from ..io import atomic_write_text, in_kaggle_notebook, working_root
 from ..logs import logger, shown
+from .. import runfolder
 from ..runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_learner, read_saved,
                        read_saved_tables, remove_partial_files, submit_once, table_digest, unchanged)
 from ..table import LabelTable
@@ -103,8 +105,8 @@ def run(
     anything is fetched or read (docs/settings.md lists them): a wrong type, range or name is
     a `ConfigError` naming the setting, the value and the fix (with the closest valid name).
     """
-    with shown(log):
-        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)
+    with shown(log), contextlib.ExitStack() as held:  # held: the run folder's lock, released however the run ends
+        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model, held)
 
 
 @dataclass
@@ -158,22 +160,23 @@ def _settings(recipe: Any, overrides: dict) -> tuple[dict, dict, dict, dict]:
 
 
 def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None, model: Any,
-          started: float, ledger: Any = None) -> _Context:
-    """Return the run's context: the competition fetched, the run folder made and its state read."""
+          started: float, ledger: Any = None, held: contextlib.ExitStack | None = None) -> _Context:
+    """Return the run's context: the competition fetched, its run folder chosen and locked (`runfolder.claim`), its state read."""
     from .. import preflight, sources
 
     cfg, spec, given, extra = settings
     if model is not None and not (Path(model) / "learner.json").is_file():
         raise ConfigError(f"--model {model}: no saved learner there (learner.json and model.keras, as Learner.save "
                           "writes them). Name the folder an earlier run saved (its run folder's learner/).")
+    runfolder.check_ledger(ledger)  # anything but a ledger is refused before any download or training
     notebook = in_kaggle_notebook()
-    comp = sources.fetch(str(source))
+    comp = sources.fetch(str(source), spare=Path(workdir) / "data" if workdir is not None else None)
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
-    workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
+    workdir, state, _ = runfolder.claim(workdir, working_root() / "runs" if notebook else Path("runs"), name, comp,
+                                        ledger, held)
     preflight.check_settings(cfg, workdir, ledger)  # the rest of `preflight` once the data is read (_stage_preflight)
-    workdir.mkdir(parents=True, exist_ok=True)
     remove_partial_files(workdir)
-    return _Context(comp=comp, name=name, workdir=workdir, state=RunState(workdir), cfg=cfg, spec=spec, given=given,
+    return _Context(comp=comp, name=name, workdir=workdir, state=state, cfg=cfg, spec=spec, given=given,
                     extra=extra, budget_given=budget_given, notebook=notebook, model=model, started=started)
 
 
@@ -427,28 +430,32 @@ def _stage_record(ctx: _Context, plan: Any, result: RunResult, learner: Any, sub
     from ..durations import format_duration
 
     state = ctx.state
-    if ledger_path is False or (state.get("ledger") and not submitted):
+    run_id = state.get("run_id")
+    if ledger_path is False or (run_id in (state.get("ledgered") or []) and not submitted):
         return
     path = Path(ledger_path) if ledger_path not in (None, True) else ctx.workdir.parent / "ledger.csv"
     sub = submitted or {}
     row = run_ledger.append({
-        "run_id": state.get("run_id"), "competition": getattr(ctx.comp, "slug", None) or ctx.name,
+        "run_id": run_id, "competition": getattr(ctx.comp, "slug", None) or ctx.name,
         "backbone": plan.backbone, "weights": plan.weights or "none", "sizes": plan.sizes, "epochs": plan.epochs,
         "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
         "budget_s": plan.budget_s if _timed(ctx) else None, "seconds": round(result.seconds, 1),
         "hardware": plan.hardware, "metric": result.metric, "valid_score": float(result.valid_score),
-        "tta": learner.settings.get("tta", 0), "submission": result.submission, "message": sub.get("message"),
+        "tta": learner.settings.get("tta", 0), "message": sub.get("message"),
+        "submission": runfolder.keep_submission(ctx.workdir, run_id, result.submission),  # a later run cannot replace it
         "submission_ref": sub.get("submission_ref"), "public_score": sub.get("public_score"),
-        "workdir": ctx.workdir, "extra": {"budget_given": plan.budget_given},
+        "workdir": ctx.workdir, "extra": {"budget_given": plan.budget_given, "submission_md5": file_hash(result.submission)},
     }, path)
     state.put("ledger", str(path))
+    state.put("ledgered", [*(state.get("ledgered") or []), run_id])
     logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
                 + (f" of a {format_duration(plan.budget_s)} budget)" if _timed(ctx) else ")"))
 
 
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
          time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
-         dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | Inference:
+         dry_run: bool = False, model: str | os.PathLike | None = None,
+         held: contextlib.ExitStack | None = None) -> RunResult | Inference:
     """Return the `RunResult` of `run`: its stages in order (messages go to the kagglekit logger)."""
     started = time.time()  # the budget's clock: importing the backend counts too
     from .. import ledger as run_ledger
@@ -458,7 +465,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     check_run_arguments(workdir=workdir, recipe=recipe, submit=submit, message=message, time_budget=time_budget,
                         ledger=ledger_path, dry_run=dry_run, model=model)  # before any work, as every other setting
     budget_given = parse_duration(time_budget) if time_budget is not None else None
-    ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started, ledger_path)
+    ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started, ledger_path, held)
     train, valid, test, inferred = _stage_layout(ctx)
     saved = Learner.load(model) if model is not None else None
     inference = _stage_infer(ctx, train, valid, test, inferred, saved)
@@ -469,12 +476,12 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if saved is not None:
         _check_saved(saved, train, model)
     plan = _stage_plan(ctx, train, valid, test)
-    run_id = ctx.state.get("run_id") or ctx.state.put("run_id", run_ledger.new_run_id())
     learner = _stage_train(ctx, plan, train, valid, saved)
     score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved)
     _log_score(ctx, learner, inference.metric, score, saved)
     test_probs = _stage_predict(ctx, learner, test, plan.batch_size)
     out = _stage_write(ctx, inference, learner, test_probs)
+    run_id = runfolder.run_id_for(ctx.state, file_hash(out), run_ledger.new_run_id)  # a new submission: a new run id
     result = RunResult(workdir=ctx.workdir, metric=inference.metric, valid_score=float(score), submission=out,
                        settings={k: v for k, v in learner.settings.items() if k in TUNED_KEYS and k != "tuned_for"},
                        seconds=ctx.spent(), inference=inference)

@@ -158,11 +158,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit run`."""
+    from .durations import process_started
+
+    started = process_started()  # the budget counts the interpreter's and the backend's start-up
     start_backend_quietly()
     from .job import run
 
     result = run(args.source, workdir=args.workdir, recipe=args.recipe, submit=args.submit, message=args.message,
                  log=None, time_budget=args.time, ledger=args.ledger, dry_run=args.dry_run, model=args.model,
+                 replay=args.replay, started_at=started,
                  **_training_kwargs(args), **_layout_kwargs(args))
     if args.dry_run:
         return 0  # the plan was shown by the run's messages
@@ -265,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run ledger CSV a row is added to (default: ledger.csv beside the run folder, runs/ledger.csv)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what was inferred, and the flags that change it) and stop before training")
     p.add_argument("--model", metavar="DIR", help="a learner folder saved by an earlier run (its learner/): no training, only prediction")
+    p.add_argument("--replay", metavar="RUN_DIR",
+                   help="train the plan of an earlier run folder for the steps it trained (not for a time): "
+                        "a code competition's re-run")
     _add_layout(p)
     _add_training(p)
     p.set_defaults(func=cmd_run)

@@ -58,6 +58,7 @@ class RunResult:
     public_score: float | None = None
     seconds: float = 0.0
     plan: RunPlan | None = None
+    outside_share: float | None = None  # share of `seconds` outside training steps (kagglekit.timeline.outside_share)
 
     def __str__(self) -> str:
         lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
@@ -308,6 +309,8 @@ def run(
     ledger: str | os.PathLike | bool | None = None,
     dry_run: bool = False,
     model: str | os.PathLike | None = None,
+    replay: str | os.PathLike | None = None,
+    started_at: float | None = None,
     **overrides: Any,
 ) -> RunResult | RunPlan:
     """Return a `RunResult` after taking a competition from its source to a validated submission file.
@@ -345,6 +348,10 @@ def run(
             folder's tables are written.
         model: a learner folder saved by an earlier run (``Learner.save``; e.g. a
             notebook dataset under /kaggle/input): no training, only prediction.
+        replay: an earlier run folder: train its plan for the steps it trained (per stage), not
+            for a time (a code competition's re-run); no deadline (`kagglekit.timeline`).
+        started_at: the ``time.time()`` the budget is counted from (default: now; the command line
+            passes the process's start, so start-up counts).
         **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
             positive, group_col, id_col, label_col, id_extension, test; they win
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
@@ -352,14 +359,16 @@ def run(
             means "not given" (use ``weights="none"`` to train from scratch).
     """
     with shown(log):
-        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)
+        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model,
+                    replay, started_at)
 
 
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
          time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
-         dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | RunPlan:
+         dry_run: bool = False, model: str | os.PathLike | None = None, replay: Any = None,
+         started_at: float | None = None) -> RunResult | RunPlan:
     """Return the `RunResult` of `run` (its body; messages go to the kagglekit logger)."""
-    started = time.time()  # the budget's clock: importing the backend counts too
+    started = started_at or time.time()  # the budget's clock: importing the backend counts too
     from . import layout, predict, sources, submission
     from . import ledger as run_ledger
     from .durations import format_duration, parse_duration
@@ -367,6 +376,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     from .learner import Learner, fine_tune
     from .deadline import Deadline
     from .plan import ImageStats, Plan, make_plan
+    from .timeline import measured_reserve, outside_share, read_replay, trained_steps
 
     budget_given = parse_duration(time_budget) if time_budget is not None else None  # a bad one fails before any work
     section = "the recipe's [fine_tune] section" if recipe is None or isinstance(recipe, dict) else \
@@ -452,6 +462,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     #    any training); kept in run.json, so a resumed run trains to the same plan (a new one would restart it)
     plan_inputs = {"time_budget": budget_given, "split": state.result("split"),
                    **{k: cfg[k] for k in ("backbone", "sizes", "epochs", "batch_size", "weights")}}
+    replayed = read_replay(replay) if replay is not None else None  # (plan, steps): train the same steps, no deadline
+    if replayed is not None:
+        plan_inputs["replay"] = {"from": str(replay), **replayed[1]}
     if not state.fresh("plan", plan_inputs):
         deadline_path.unlink(missing_ok=True)  # an older plan's clock is not this one's
         state.put("time_spent_s", 0.0)
@@ -462,7 +475,12 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         return before + time.time() - started
 
     run_id = state.get("run_id") or state.put("run_id", run_ledger.new_run_id())
-    if state.result("plan"):
+    if replayed is not None and not state.result("plan"):
+        plan = Plan.from_dict(replayed[0])
+        logger.info(f"replay of {replay}: its plan, {sum(replayed[1]['steps'])} training steps "
+                    f"({', '.join(map(str, replayed[1]['steps']))} per stage), not its time")
+        state.finish("plan", plan_inputs, plan.to_dict())
+    elif state.result("plan"):
         plan = Plan.from_dict(state.result("plan"))
         head = plan.describe().splitlines()[0].removeprefix("plan: ")
         logger.info(f"plan (made earlier; {format_duration(spent())} of the budget spent): {head}")
@@ -474,7 +492,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         logger.info(plan.describe())
         state.finish("plan", plan_inputs, plan.to_dict())
     # Explicit epochs without --time: the epochs asked are trained, whatever the clock says (no deadline).
-    timed = budget_given is not None or cfg["epochs"] is None
+    timed = (budget_given is not None or cfg["epochs"] is None) and replayed is None
+    by_time = {"epochs": None} if timed and cfg["epochs"] is None else {}  # time-driven: epochs are an outcome
+    if replayed is not None:
+        by_time = {"epochs": None, "replay": replayed[1]}
     state.put("time_spent_s", round(spent(), 3))
 
     # 3. fine-tune (fine_tune itself resumes from its checkpoints in workdir/train) inside the deadline
@@ -499,10 +520,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
             saved_s = _saved_spent(deadline_path)
             deadline = Deadline.load(deadline_path, budget_s=plan.budget_s, extra_s=max(0.0, spent() - saved_s),
                                      reserve_s=plan.reserve_s, batch_size=plan.batch_size, size=plan.sizes[-1],
-                                     valid_s=plan.valid_s)
+                                     valid_s=plan.valid_s, **measured_reserve(plan, len(valid), len(test)))
             callbacks.insert(0, deadline)
         kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}),
-                  **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **extra}
+                  **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **by_time, **extra}
         learner = fine_tune(train, valid=valid, workdir=workdir / "train", callbacks=callbacks, **kwargs)
         learner.save(learner_dir)
         state.put("epochs_done", len(learner.history))
@@ -513,7 +534,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
                             f"{plan.total_epochs} planned ({deadline.stopped})")
         state.put("time_spent_s", round(spent(), 3))
         state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
-                                             "best": learner.settings.get("best"), "epochs": len(learner.history)})
+                                             "best": learner.settings.get("best"), "epochs": len(learner.history),
+                                             **trained_steps(learner.history)})
 
     # 4. post-processing (clip / thresholds / cut-points) and TTA tuned on validation, saved with the model;
     #    the validation images are predicted once, for tuning and for the score
@@ -528,9 +550,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
             learner.settings.pop(key, None)
         tta = cfg["tta"]
         left = plan.budget_s - spent()
-        if tta == "auto" and timed and left < plan.reserve_s:
+        reserve_s = _saved_reserve(deadline_path, plan.reserve_s)  # measured while training (kagglekit.timeline)
+        if tta == "auto" and timed and left < 0.8 * reserve_s:  # time-driven training leaves about the reserve
             logger.info(f"TTA: off, {format_duration(max(0.0, left))} left of the budget, less than the "
-                        f"{format_duration(plan.reserve_s)} kept for predicting with it")
+                        f"{format_duration(reserve_s)} kept for predicting with it")
             tta = 0
         elif tta == "auto" and plan.tta <= 1:
             tta = 0
@@ -593,6 +616,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         submitted = {"public_score": result.public_score, "submission_ref": getattr(answer, "ref", None),
                      "message": text}
     result.seconds = spent()
+    result.outside_share = outside_share(deadline_path, result.seconds)
     state.put("time_spent_s", round(result.seconds, 3))
     atomic_write_text(workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
 
@@ -605,6 +629,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
             "weights": plan.weights or "none", "sizes": plan.sizes, "epochs": plan.epochs,
             "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
             "budget_s": plan.budget_s if timed else None, "seconds": round(result.seconds, 1),
+            "outside_share": result.outside_share,
             "hardware": plan.hardware, "metric": metric, "valid_score": float(score),
             "tta": learner.settings.get("tta", 0), "submission": out, "message": sub.get("message"),
             "submission_ref": sub.get("submission_ref"), "public_score": sub.get("public_score"),
@@ -612,7 +637,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         }, path)
         state.put("ledger", str(path))
         logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
-                    + (f" of a {format_duration(plan.budget_s)} budget)" if timed else ")"))
+                    + (f" of a {format_duration(plan.budget_s)} budget" if timed else "")
+                    + (f", {result.outside_share:.0%} of it outside training steps)" if result.outside_share is not None
+                       else ")"))
     return result
 
 
@@ -622,6 +649,14 @@ def _saved_spent(path: Path) -> float:
         return float(json.loads(path.read_text(encoding="utf-8")).get("spent_s", 0.0))
     except (OSError, ValueError, AttributeError, TypeError):
         return 0.0
+
+
+def _saved_reserve(path: Path, default: float) -> float:
+    """Return the reserve a `Deadline` state file at `path` ended with (measured), else `default`."""
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8")).get("reserve_s", default))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return float(default)
 
 
 def _warn_when_no_submissions_left(kaggle: Any, slug: str) -> None:

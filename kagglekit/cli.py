@@ -111,13 +111,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit run`."""
+    from .durations import process_started
     from .settings import from_cli
+
+    started = process_started()  # the budget counts the interpreter's and the backend's start-up
 
     given = from_cli(args)  # every flag checked (kagglekit.settings) before the backend starts
     start_backend_quietly()
     from .job import run
 
-    result = run(args.source, log=None, **given)
+    result = run(args.source, log=None, started_at=started, **given)
     if given["dry_run"]:
         return 0  # the plan was shown by the run's messages
     print(result)

@@ -17,6 +17,7 @@ from .logs import logger
 from .durations import format_duration, parse_duration
 
 _WINDOW = 64  # steps the median step time is taken over
+SAVE_EVERY_S = 2.0  # seconds of training between two writes of the state (a kill loses at most this)
 
 
 class Deadline(keras.callbacks.Callback):
@@ -45,13 +46,24 @@ class Deadline(keras.callbacks.Callback):
         batch_size, size: let it report `seconds_per_image` at `size` (for a later `make_plan`).
         calibrate_steps: training steps measured (after the first) before it re-plans.
         valid_s: an estimate of the first validation pass until one is measured (``Plan.valid_s``).
-        state_path: a JSON file `to_state()` is written to (atomically) after every epoch and at the
-            end of each ``fit``, so even a killed run knows the time it spent (read it with `load`).
+        state_path: a JSON file `to_state()` is written to (atomically) after every epoch, at the
+            end of each ``fit`` and every `SAVE_EVERY_S` seconds of training, so even a killed run knows
+            the time it spent (read it with `load`).
+        reserve_images, valid_images, reserve_fixed_s: measure the reserve instead of trusting the
+            estimate: once a validation pass over `valid_images` images is timed, the reserve becomes
+            ``reserve_fixed_s + reserve_images * (seconds per validated image)`` (`reserve_images`: the
+            image passes predicted after training, TTA views included). 0: the reserve stays as given.
+
+    Time-driven training (`kagglekit.timeline`) reads `fraction`, the share of the training window
+    spent: from the first training step of the run (`train_start_s`, kept in the state so a resumed
+    run goes on with the same schedule) to the limit less the last validation. It sets
+    ``whole_epochs = False``: training then stops only between steps, not before an epoch.
     """
 
     def __init__(self, budget_s: float | str, spent_s: float = 0.0, reserve_s: float = 0.0,
                  batch_size: int | None = None, size: int | None = None, calibrate_steps: int = 5,
-                 valid_s: float = 0.0, state_path: str | os.PathLike | None = None) -> None:
+                 valid_s: float = 0.0, state_path: str | os.PathLike | None = None, reserve_images: float = 0.0,
+                 valid_images: int = 0, reserve_fixed_s: float = 0.0) -> None:
         super().__init__()
         self.budget_s = parse_duration(budget_s)
         self.reserve_s = float(reserve_s)
@@ -77,6 +89,12 @@ class Deadline(keras.callbacks.Callback):
         self._tail_s = 0.0  # seconds an epoch spends after validation (checkpoints), as last measured
         self._epoch = 0
         self._first_epoch = True
+        self.reserve_images, self.valid_images = float(reserve_images), int(valid_images)
+        self.reserve_fixed_s = float(reserve_fixed_s)
+        self.train_start_s: float | None = None  # spent_s when training first began (all sessions)
+        self.step_total_s = 0.0  # seconds inside training steps (all sessions)
+        self.whole_epochs = True  # stop before an epoch that would not finish (False: time-driven, stop between steps)
+        self._saved_at = self._t_phase_end = time.monotonic()
 
     # ---------------------------------------------------------- time
     @property
@@ -95,6 +113,17 @@ class Deadline(keras.callbacks.Callback):
         return self.limit_s - self.spent_s
 
     @property
+    def fraction(self) -> float:
+        """Return the share (0..1) of the training window spent: from the first step to the limit less the last validation."""
+        if self.train_start_s is None:
+            return 0.0
+        end = self.limit_s - self.valid_s - self._tail_s
+        window = end - self.train_start_s
+        if window <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (self.spent_s - self.train_start_s) / window))
+
+    @property
     def exhausted(self) -> bool:
         """Return True when no training time is left (check it before starting a stage)."""
         return self.remaining_s <= 0
@@ -103,10 +132,12 @@ class Deadline(keras.callbacks.Callback):
         """Return the dict to keep in the run state, so a resumed run spends only what is left."""
         return {"budget_s": self.budget_s, "spent_s": round(self.spent_s, 3), "reserve_s": self.reserve_s,
                 "seconds_per_image": self.seconds_per_image, "epoch_s": self.epoch_s, "size": self.size,
-                "stopped": self.stopped}
+                "stopped": self.stopped, "train_start_s": self.train_start_s,
+                "step_total_s": round(self.step_total_s, 3), "valid_s": self.valid_s, "tail_s": self._tail_s}
 
     def save(self) -> Path | None:
         """Return `state_path` after writing `to_state()` to it (None when there is no state path)."""
+        self._saved_at = time.monotonic()
         if self.state_path is None:
             return None
         return atomic_write_text(self.state_path, json.dumps(self.to_state(), indent=1))
@@ -135,6 +166,11 @@ class Deadline(keras.callbacks.Callback):
         kwargs.setdefault("size", state.get("size"))
         deadline = cls(budget, spent_s=float(state.get("spent_s", 0.0)), **kwargs)
         deadline._resumed_epoch_s = state.get("epoch_s")  # the epoch length measured before the interruption
+        deadline.train_start_s = state.get("train_start_s")
+        deadline.step_total_s = float(state.get("step_total_s") or 0.0)
+        if state.get("valid_s"):
+            deadline.valid_s = float(state["valid_s"])
+        deadline._tail_s = float(state.get("tail_s") or 0.0)
         return deadline
 
     def _stop(self, why: str) -> None:
@@ -149,13 +185,15 @@ class Deadline(keras.callbacks.Callback):
         self._in_fit, self._steps, self.step_s, self._first_epoch, self._logged = True, [], None, True, None
         self._n_steps = 0
         self.planned_epochs = (self.params or {}).get("epochs")
+        if self.train_start_s is None:
+            self.train_start_s = self.spent_s
         resumed_epoch_s, self._resumed_epoch_s = self._resumed_epoch_s, None  # only for the first fit after resuming
         if self.stopped:  # a later stage (fine_tune's next size): no time for it either
             self._stop(self.stopped)
         elif self.exhausted:
             self._stop(f"the budget is spent ({format_duration(self.spent_s)} of {format_duration(self.budget_s)}, "
                        f"{format_duration(self.reserve_s)} kept for prediction)")
-        elif resumed_epoch_s and resumed_epoch_s > self.remaining_s:
+        elif self.whole_epochs and resumed_epoch_s and resumed_epoch_s > self.remaining_s:
             self._stop(f"resumed with {format_duration(self.remaining_s)} left, less than an epoch "
                        f"(~{format_duration(resumed_epoch_s)} before the interruption)")
 
@@ -174,6 +212,10 @@ class Deadline(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now = time.monotonic()
         self._steps.append(now - self._t_batch)
+        self.step_total_s += now - self._t_batch
+        self._t_phase_end = now
+        if now - self._saved_at >= SAVE_EVERY_S:
+            self.save()
         self._n_steps += 1
         if len(self._steps) > _WINDOW:
             del self._steps[1:len(self._steps) - _WINDOW + 1]  # keep the first (tracing) and the latest ones
@@ -203,6 +245,9 @@ class Deadline(keras.callbacks.Callback):
             typical = sorted(steps[1:])[len(steps[1:]) // 2]
             took -= max(0.0, steps[0] - typical)
         self.valid_s = took
+        self._t_phase_end = time.monotonic()
+        if self.reserve_images > 0 and self.valid_images > 0 and len(steps) > 1:
+            self.reserve_s = self.reserve_fixed_s + self.reserve_images * took / self.valid_images
 
     def on_epoch_end(self, epoch, logs=None):
         took = time.monotonic() - self._t_epoch
@@ -215,11 +260,12 @@ class Deadline(keras.callbacks.Callback):
             self.epoch_s = min(took, estimate * 1.1) if took > estimate else took
         else:
             self.epoch_s = took
-        if not self._first_epoch and steps and self.step_s is not None:
-            self._tail_s = max(0.0, took - steps * self.step_s - self.valid_s)
+        if not self._first_epoch and self._t_phase_end > self._t_epoch:  # checkpoints: after the last step or validation
+            self._tail_s = max(0.0, time.monotonic() - self._t_phase_end)
         self._first_epoch = False
         self._replan(done=epoch + 1)
-        if self.spent_s + self.epoch_s > self.limit_s and not (self.planned_epochs and epoch + 1 >= self.planned_epochs):
+        if (self.whole_epochs and self.spent_s + self.epoch_s > self.limit_s
+                and not (self.planned_epochs and epoch + 1 >= self.planned_epochs)):
             self._stop(f"epoch {epoch + 2} (~{format_duration(self.epoch_s)}) would not finish by "
                        f"{format_duration(self.limit_s)}; {format_duration(self.spent_s)} spent")
         self.save()
@@ -231,7 +277,7 @@ class Deadline(keras.callbacks.Callback):
         if self.step_s is not None and self.batch_size:
             self.seconds_per_image = self.step_s / self.batch_size
         epoch_s = self.epoch_s or ((steps * self.step_s + self.valid_s) if steps and self.step_s else None)
-        if not epoch_s or not self.planned_epochs:
+        if not epoch_s or not self.planned_epochs or not self.whole_epochs:
             return
         if done is None:  # inside epoch self._epoch: it ends after the rest of its time
             rest = max(0.0, epoch_s - (time.monotonic() - self._t_epoch))

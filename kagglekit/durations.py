@@ -55,3 +55,23 @@ def format_duration(seconds: float) -> str:
         return f"{seconds / 60:.1f} min".replace(".0 min", " min")
     hours, rest = divmod(int(round(seconds / 60)), 60)
     return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def process_started() -> float:
+    """Return the wall-clock time (``time.time()``) this process started: Linux's /proc, else now.
+
+    ``kagglekit run`` counts its budget from here, so the interpreter's and the backend's start-up count too.
+    """
+    import os
+    import time
+
+    now = time.time()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks since boot
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return now
+    return started if now - 86400 < started <= now else now

@@ -14,6 +14,7 @@ epochs_done    (fewer when the deadline stopped training early)
 batch_size     the batch size
 budget_s       the time budget in seconds (empty when none was set)
 seconds        the run's wall time in seconds, over all sessions when resumed
+outside_share  the share of `seconds` spent outside training steps (start-up, tracing, validation, TTA, writing)
 hardware       one line: what it trained on (``Hardware.describe()``)
 metric         the competition metric the validation score is in
 valid_score    the validation score
@@ -49,10 +50,10 @@ from .logs import logger
 LEDGER_PATH = Path("runs") / "ledger.csv"
 COLUMNS: tuple[str, ...] = (
     "run_id", "time", "competition", "backbone", "weights", "sizes", "epochs", "epochs_done", "batch_size",
-    "budget_s", "seconds", "hardware", "metric", "valid_score", "tta", "submission", "message", "submission_ref",
+    "budget_s", "seconds", "outside_share", "hardware", "metric", "valid_score", "tta", "submission", "message", "submission_ref",
     "public_score", "workdir", "extra",
 )
-_NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "valid_score", "tta", "public_score")
+_NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "outside_share", "valid_score", "tta", "public_score")
 #: A CSV is a ledger (one kagglekit wrote, of any version) when its header holds these columns.
 MARK: tuple[str, ...] = ("run_id", "time", "competition")
 #: A submission is matched to the last run that finished before it, at most this long before (by file and time).

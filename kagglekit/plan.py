@@ -101,6 +101,8 @@ STAGE_S = {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
 WRITE_S = 10.0  # writing and validating the submission, saving the model
 DECODE_S_PER_MEGAPIXEL = 0.018  # per core, JPEG through kagglekit.images (reduce-on-decode)
 DECODE_S_MIN = 0.0004
+#: Environment variable scaling the cost model (make_plan's cost_scale): 2 plans for a machine twice as slow.
+COST_SCALE_ENV = "KAGGLEKIT_COST_SCALE"
 
 
 # ------------------------------------------------------------------ images
@@ -322,6 +324,18 @@ def _entry(name: str) -> tuple[int, int, bool]:
     return entry.default_size, entry.min_size, entry.weights_file is not None
 
 
+def _cost_scale(value: float | None) -> float:
+    """Return the cost model's scale: `value`, else ``$KAGGLEKIT_COST_SCALE``, else 1 (PlanError when not a positive number)."""
+    text = value if value is not None else os.environ.get(COST_SCALE_ENV) or 1.0
+    try:
+        scale = float(text)
+    except (TypeError, ValueError):
+        scale = -1.0
+    if not math.isfinite(scale) or scale <= 0:
+        raise PlanError(f"cost scale {text!r} ({COST_SCALE_ENV} or cost_scale) must be a positive number, e.g. 2 or 0.5.")
+    return scale
+
+
 def _round_size(x: float, mult: int, lower: int, upper: int) -> int:
     """Return `x` rounded up to a multiple of `mult`, kept within [lower, upper]."""
     return int(min(upper, max(lower, mult * math.ceil(x / mult - 1e-9))))
@@ -359,6 +373,7 @@ def make_plan(
     seconds_per_image: float | None = None,
     measured_at: int | None = None,
     spent_s: float = 0.0,
+    cost_scale: float | None = None,
 ) -> Plan:
     """Return the `Plan` (backbone, sizes, epochs, batch, reserve, reasons) for a budget on this hardware.
 
@@ -374,8 +389,12 @@ def make_plan(
         seconds_per_image: a measured training cost per image (e.g. ``Deadline.seconds_per_image``),
             at size `measured_at` (default: the size planned); it replaces the cost model's estimate.
         spent_s: seconds already spent of the budget.
+        cost_scale: multiplies every estimated training and prediction cost (2: plan as if the machine were
+            twice as slow as the cost model says, 0.5: twice as fast); default ``$KAGGLEKIT_COST_SCALE`` or 1.
+            A time-driven run (no explicit epochs) still trains until its deadline: this checks it does.
     """
     hw = hardware or Hardware.probe()
+    scale = _cost_scale(cost_scale)
     measured = float(seconds_per_image) if seconds_per_image else None
     kind = hw.kind
     pretrained = weights is not None and str(weights).lower() not in ("none", "")
@@ -392,6 +411,8 @@ def make_plan(
     if epochs is not None and int(epochs) < 1:
         raise PlanError(f"epochs={epochs!r} must be 1 or more; leave it out to plan the epochs from the budget.")
     reasons = [f"hardware: {hw.describe()}", f"images: {image_stats.describe()}"]
+    if scale != 1.0:
+        reasons.append(f"cost model scaled {scale:g}x (cost_scale / {COST_SCALE_ENV})")
     if budget_s is None and epochs is not None:
         budget, given = None, False
     elif budget_s is None:
@@ -431,7 +452,7 @@ def make_plan(
             else:
                 why.append(f"size {{size}}: images are {shape}; at most {cap} for {name} on {kind.upper()}"
                            f", never below {floor}")
-        factor = 1.0
+        factor = scale
         if measured is not None:
             at = measured_at or (explicit_sizes or ladder[0])[-1]
             factor = measured / estimate_seconds_per_image(name, at, hw)

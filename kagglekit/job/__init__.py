@@ -24,7 +24,7 @@ from ..runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_lear
 from ..table import LabelTable
 from .inferred import Inference, _check_saved, _infer, _read_tables
 from ..settings import check_keywords, check_recipe, check_run_arguments
-from .recipe import DEFAULTS, LAYOUT_KEYS, _layout_settings, check_fine_tune_keys, load_recipe
+from .recipe import DEFAULTS, LAYOUT_KEYS, _layout_settings, load_recipe
 
 @dataclass
 class RunResult:
@@ -38,6 +38,7 @@ class RunResult:
     public_score: float | None = None
     seconds: float = 0.0
     inference: Inference | None = None  # what the run inferred before training
+    outside_share: float | None = None  # share of `seconds` outside training steps (kagglekit.timeline.outside_share)
 
     def __str__(self) -> str:
         lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
@@ -58,6 +59,8 @@ def run(
     ledger: str | os.PathLike | bool | None = None,
     dry_run: bool = False,
     model: str | os.PathLike | None = None,
+    replay: str | os.PathLike | None = None,
+    started_at: float | None = None,
     **overrides: Any,
 ) -> RunResult | Inference:
     """Return a `RunResult` after taking a competition from its source to a validated submission file.
@@ -95,6 +98,10 @@ def run(
             folder's tables are written.
         model: a learner folder saved by an earlier run (``Learner.save``; e.g. a
             notebook dataset under /kaggle/input): no training, only prediction.
+        replay: an earlier run folder: train its plan for the steps it trained (per stage), not
+            for a time (a code competition's re-run); no deadline (`kagglekit.timeline`).
+        started_at: the ``time.time()`` the budget is counted from (default: now; the command line
+            passes the process's start, so start-up counts).
         **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
             positive, group_col, id_col, label_col, id_extension, test, tag_sep; they win
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
@@ -106,7 +113,8 @@ def run(
     a `ConfigError` naming the setting, the value and the fix (with the closest valid name).
     """
     with shown(log), contextlib.ExitStack() as held:  # held: the run folder's lock, released however the run ends
-        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model, held)
+        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model,
+                    replay, started_at, held)
 
 
 @dataclass
@@ -126,6 +134,7 @@ class _Context:
     model: str | os.PathLike | None
     started: float  # time.time() when the run began: importing the backend counts too
     before: float = 0.0  # seconds earlier sessions of this run spent
+    replay: Any = None  # (plan, steps) of an earlier run folder to replay (kagglekit.timeline.read_replay), or None
 
     def spent(self) -> float:
         """Return the seconds this run has spent, earlier sessions included."""
@@ -258,11 +267,18 @@ def _stage_plan(ctx: _Context, train: LabelTable, valid: LabelTable, test: Label
     state, cfg = ctx.state, ctx.cfg
     plan_inputs = {"time_budget": ctx.budget_given, "split": state.result("split"),
                    **{k: cfg[k] for k in ("backbone", "sizes", "epochs", "batch_size", "weights")}}
+    if ctx.replay is not None:
+        plan_inputs["replay"] = ctx.replay[1]
     if not state.fresh("plan", plan_inputs):
         ctx.deadline_path.unlink(missing_ok=True)  # an older plan's clock is not this one's
         state.put("time_spent_s", 0.0)
     ctx.before = max(float(state.get("time_spent_s") or 0.0), _saved_spent(ctx.deadline_path))
-    if state.result("plan"):
+    if ctx.replay is not None and not state.result("plan"):
+        plan = Plan.from_dict(ctx.replay[0])
+        logger.info(f"replay: the earlier run's plan, {sum(ctx.replay[1]['steps'])} training steps "
+                    f"({', '.join(map(str, ctx.replay[1]['steps']))} per stage), not its time")
+        state.finish("plan", plan_inputs, plan.to_dict())
+    elif state.result("plan"):
         plan = Plan.from_dict(state.result("plan"))
         head = plan.describe().splitlines()[0].removeprefix("plan: ")
         logger.info(f"plan (made earlier; {format_duration(ctx.spent())} of the budget spent): {head}")
@@ -279,12 +295,20 @@ def _stage_plan(ctx: _Context, train: LabelTable, valid: LabelTable, test: Label
 
 def _timed(ctx: _Context) -> bool:
     """Return whether a deadline holds the run (explicit epochs without --time train exactly those epochs)."""
-    return ctx.budget_given is not None or ctx.cfg["epochs"] is None
+    return (ctx.budget_given is not None or ctx.cfg["epochs"] is None) and ctx.replay is None
 
 
-def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable, saved: Any) -> Any:
+def _by_time(ctx: _Context) -> dict:
+    """Return the fine_tune arguments of time-driven training: epochs None (an outcome), or a replay's steps."""
+    if ctx.replay is not None:
+        return {"epochs": None, "replay": ctx.replay[1]}
+    return {"epochs": None} if _timed(ctx) and ctx.cfg["epochs"] is None else {}
+
+
+def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable, saved: Any, n_test: int = 0) -> Any:
     """Return the learner: the saved one (--model), the one trained earlier, or one fine-tuned now inside the deadline."""
     from ..learner import fine_tune
+    from ..timeline import trained_steps
 
     state, cfg, learner_dir = ctx.state, ctx.cfg, ctx.workdir / "learner"
     extra = dict(ctx.extra)
@@ -300,11 +324,11 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
     if learner is not None:
         logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
         return learner
-    deadline = _deadline(ctx, plan) if _timed(ctx) else None
+    deadline = _deadline(ctx, plan, len(valid), n_test) if _timed(ctx) else None
     if deadline is not None:
         callbacks.insert(0, deadline)
     kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}),
-              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **extra}
+              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **_by_time(ctx), **extra}
     learner = fine_tune(train, valid=valid, workdir=ctx.workdir / "train", callbacks=callbacks, **kwargs)
     learner.save(learner_dir)
     state.put("epochs_done", len(learner.history))
@@ -315,18 +339,20 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
                         f"{plan.total_epochs} planned ({deadline.stopped})")
     state.put("time_spent_s", round(ctx.spent(), 3))
     state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
-                                         "best": learner.settings.get("best"), "epochs": len(learner.history)})
+                                         "best": learner.settings.get("best"), "epochs": len(learner.history),
+                                         **trained_steps(learner.history)})
     return learner
 
 
-def _deadline(ctx: _Context, plan: Any) -> Any:
+def _deadline(ctx: _Context, plan: Any, n_valid: int, n_test: int) -> Any:
     """Return the `Deadline` callback that keeps training inside what is left of the budget."""
     from ..deadline import Deadline
+    from ..timeline import measured_reserve
 
     saved_s = _saved_spent(ctx.deadline_path)
     return Deadline.load(ctx.deadline_path, budget_s=plan.budget_s, extra_s=max(0.0, ctx.spent() - saved_s),
                          reserve_s=plan.reserve_s, batch_size=plan.batch_size, size=plan.sizes[-1],
-                         valid_s=plan.valid_s)
+                         valid_s=plan.valid_s, **measured_reserve(plan, n_valid, n_test))
 
 
 def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metric: str, saved: Any) -> float:
@@ -346,9 +372,10 @@ def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metri
     for key in TUNED_KEYS:  # what an earlier tuning (maybe for another metric) chose
         learner.settings.pop(key, None)
     tta, left = ctx.cfg["tta"], plan.budget_s - ctx.spent()
-    if tta == "auto" and _timed(ctx) and left < plan.reserve_s:
+    reserve_s = _saved_reserve(ctx.deadline_path, plan.reserve_s)  # measured while training (kagglekit.timeline)
+    if tta == "auto" and _timed(ctx) and left < 0.8 * reserve_s:  # time-driven training leaves about the reserve
         logger.info(f"TTA: off, {format_duration(max(0.0, left))} left of the budget, less than the "
-                    f"{format_duration(plan.reserve_s)} kept for predicting with it")
+                    f"{format_duration(reserve_s)} kept for predicting with it")
         tta = 0
     elif tta == "auto" and plan.tta <= 1:
         tta = 0
@@ -440,6 +467,7 @@ def _stage_record(ctx: _Context, plan: Any, result: RunResult, learner: Any, sub
         "backbone": plan.backbone, "weights": plan.weights or "none", "sizes": plan.sizes, "epochs": plan.epochs,
         "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
         "budget_s": plan.budget_s if _timed(ctx) else None, "seconds": round(result.seconds, 1),
+        "outside_share": result.outside_share,
         "hardware": plan.hardware, "metric": result.metric, "valid_score": float(result.valid_score),
         "tta": learner.settings.get("tta", 0), "message": sub.get("message"),
         "submission": runfolder.keep_submission(ctx.workdir, run_id, result.submission),  # a later run cannot replace it
@@ -449,23 +477,31 @@ def _stage_record(ctx: _Context, plan: Any, result: RunResult, learner: Any, sub
     state.put("ledger", str(path))
     state.put("ledgered", [*(state.get("ledgered") or []), run_id])
     logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
-                + (f" of a {format_duration(plan.budget_s)} budget)" if _timed(ctx) else ")"))
+                + (f" of a {format_duration(plan.budget_s)} budget" if _timed(ctx) else "")
+                + (f", {result.outside_share:.0%} of it outside training steps)" if result.outside_share is not None
+                   else ")"))
 
 
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
          time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
-         dry_run: bool = False, model: str | os.PathLike | None = None,
-         held: contextlib.ExitStack | None = None) -> RunResult | Inference:
+         dry_run: bool = False, model: str | os.PathLike | None = None, replay: Any = None,
+         started_at: float | None = None, held: contextlib.ExitStack | None = None) -> RunResult | Inference:
     """Return the `RunResult` of `run`: its stages in order (messages go to the kagglekit logger)."""
-    started = time.time()  # the budget's clock: importing the backend counts too
+    started = started_at or time.time()  # the budget's clock: importing the backend counts too
     from .. import ledger as run_ledger
     from ..durations import parse_duration
     from ..learner import Learner
+    from ..timeline import outside_share
 
     check_run_arguments(workdir=workdir, recipe=recipe, submit=submit, message=message, time_budget=time_budget,
-                        ledger=ledger_path, dry_run=dry_run, model=model)  # before any work, as every other setting
+                        ledger=ledger_path, dry_run=dry_run, model=model,
+                        replay=replay)  # before any work, as every other setting
     budget_given = parse_duration(time_budget) if time_budget is not None else None
     ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started, ledger_path, held)
+    if replay is not None:
+        from ..timeline import read_replay
+
+        ctx.replay = read_replay(replay)  # (plan, steps): train the same steps, no deadline
     train, valid, test, inferred = _stage_layout(ctx)
     saved = Learner.load(model) if model is not None else None
     inference = _stage_infer(ctx, train, valid, test, inferred, saved)
@@ -476,7 +512,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if saved is not None:
         _check_saved(saved, train, model)
     plan = _stage_plan(ctx, train, valid, test)
-    learner = _stage_train(ctx, plan, train, valid, saved)
+    learner = _stage_train(ctx, plan, train, valid, saved, len(test))
     score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved)
     _log_score(ctx, learner, inference.metric, score, saved)
     test_probs = _stage_predict(ctx, learner, test, plan.batch_size)
@@ -492,6 +528,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         submitted = _stage_submit(ctx, out, text)
         result.public_score = submitted["public_score"]
     result.seconds = ctx.spent()
+    result.outside_share = outside_share(ctx.deadline_path, result.seconds)
     ctx.state.put("time_spent_s", round(result.seconds, 3))
     atomic_write_text(ctx.workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
     _stage_record(ctx, plan, result, learner, submitted, ledger_path)
@@ -504,6 +541,14 @@ def _saved_spent(path: Path) -> float:
         return float(json.loads(path.read_text(encoding="utf-8")).get("spent_s", 0.0))
     except (OSError, ValueError, AttributeError, TypeError):
         return 0.0
+
+
+def _saved_reserve(path: Path, default: float) -> float:
+    """Return the reserve a `Deadline` state file at `path` ended with (measured), else `default`."""
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8")).get("reserve_s", default))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return float(default)
 
 
 def _warn_when_no_submissions_left(kaggle: Any, slug: str) -> None:

@@ -62,18 +62,6 @@ def _toml_parser(path: Path) -> Any:
                           "pip install 'tomli>=2' (or write the recipe as JSON).") from None
 
 
-def check_fine_tune_keys(section: Any, fine_tune: Callable, where: str = "the recipe's [fine_tune] section") -> dict:
-    """Return `section` (the recipe's extra ``fine_tune`` arguments) after checking each key against `fine_tune`'s signature.
-
-    Keys the run sets itself (backbone, sizes, epochs, ...: the [train] settings) and
-    unknown keys are a `ConfigError` naming the key and the valid ones; values are checked
-    by `kagglekit.settings` (declared type and range, else the signature's annotation).
-    """
-    import inspect
-
-    return check_fine_tune(section, inspect.signature(fine_tune).parameters, where)
-
-
 def _layout_settings(recipe: dict, overrides: dict) -> tuple[dict, dict]:
     """Return (the recipe's reader form {reader, args, test} or {}, the `detect` overrides), overrides winning over the recipe."""
     spec = dict(recipe.get("layout") or {})

@@ -61,16 +61,21 @@ class _Recorder(keras.callbacks.Callback):
         super().__init__()
         self.run, self.stage_index = run, stage_index
         self._t0 = 0.0
+        self._steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
+        self._t0, self._steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
 
     def on_epoch_end(self, epoch, logs=None):
         run = self.run
         stage = run.plan[self.stage_index]
         row = {"epoch": len(run.rows), "stage_index": self.stage_index, "stage": stage["stage"],
                "size": stage["size"], "stage_epoch": epoch,
-               "lr": current_lr(self.model.optimizer), "seconds": round(time.perf_counter() - self._t0, 3)}
+               "lr": current_lr(self.model.optimizer), "seconds": round(time.perf_counter() - self._t0, 3),
+               "steps": self._steps}
         row.update({k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or np.ndim(v) == 0})
         run.rows.append(row)
         run.checkpoint(self.model, self.stage_index, epoch + 1, row)

@@ -37,6 +37,7 @@ from ..logs import logger
 from ..pipeline import flip_check
 from ..plan import BASE_LR, SCRATCH_LR
 from ..table import LabelTable
+from ..timeline import TIME_EPOCHS, Cadence, StepClock, TimeDriven, budget_lr, replay_record, stage_ends  # noqa: F401
 from .checkpoints import _Recorder, _Run
 from .data import _Data, default_augmentation, describe_data, validation
 from .devices import _Strategy, precision_policy
@@ -46,13 +47,17 @@ from .optim import group_multipliers, make_optimizer, make_schedule
 
 
 # ---------------------------------------------------------------- planning
-def plan_stages(sizes: Sequence, pretrained: bool, freeze_epochs: int, epochs: int, lr: float,
+def plan_stages(sizes: Sequence, pretrained: bool, freeze_epochs: int, epochs: int | None, lr: float,
                 lr_mult: Sequence[float]) -> list[dict]:
     """Return the stages to run, in order: per size a ``frozen`` (pretrained only) and an ``unfrozen`` stage.
 
     Each stage is ``{"stage", "size", "epochs", "lr", "mult"}``; `mult` holds the
-    learning-rate factors of the groups early, late, head.
+    learning-rate factors of the groups early, late, head. With `epochs` None the unfrozen
+    stages are time-driven (``"timed": True``, `kagglekit.timeline`): the clock ends them.
     """
+    timed = epochs is None
+    if timed:
+        epochs = TIME_EPOCHS
     plan = []
     for size in sizes:
         if pretrained and freeze_epochs > 0:
@@ -60,7 +65,7 @@ def plan_stages(sizes: Sequence, pretrained: bool, freeze_epochs: int, epochs: i
                          "mult": [0.0, 0.0, 1.0]})
         if epochs > 0:
             plan.append({"stage": "unfrozen", "size": size, "epochs": int(epochs), "lr": lr,
-                         "mult": list(lr_mult) if pretrained else [1.0, 1.0, 1.0]})
+                         "mult": list(lr_mult) if pretrained else [1.0, 1.0, 1.0], **({"timed": True} if timed else {})})
     if not plan:
         raise ConfigError("Nothing to train: give epochs >= 1 (or freeze_epochs >= 1 with pretrained weights).")
     return plan
@@ -138,6 +143,14 @@ class _Stages:
     verbose: int | str
     callbacks: Sequence[keras.callbacks.Callback]
     head_on_features: bool
+    clock: Any = None  # time-driven stages: a Deadline (or a replay's StepClock) giving the fraction spent
+    ends: list | None = None  # per stage: the fraction of the training time it ends at (None: counted in epochs)
+    validated: list | None = None  # a replay: per stage, the (1-based) epochs the original validated after
+
+    def over(self, index: int) -> bool:
+        """Return whether stage `index` is time-driven and its share of the time is already spent."""
+        end = self.ends[index] if self.ends else None
+        return end is not None and self.clock.fraction >= end - 1e-9
 
     def data(self, index: int) -> tuple[_Data, _Data | None]:
         """Return (training, validation) data at stage `index`'s size."""
@@ -153,8 +166,11 @@ class _Stages:
         stage = self.run.plan[index]
         bb.backbone_of(self.model).trainable = stage["stage"] != "frozen"
         mults = group_multipliers(self.model, stage["mult"], self.backbone)
-        sched = make_schedule(self.schedule, stage["lr"], steps_per_epoch, stage["epochs"], self.cycle_len,
-                              self.cycle_mult)
+        if stage.get("timed"):  # the rate follows the clock (TimeDriven sets it before every step)
+            sched = budget_lr(self.clock.fraction, stage["lr"])
+        else:
+            sched = make_schedule(self.schedule, stage["lr"], steps_per_epoch, stage["epochs"], self.cycle_len,
+                                  self.cycle_mult)
         self.model.compile(optimizer=make_optimizer(self.optimizer, sched, mults, self.weight_decay), loss=self.loss,
                            metrics=[m.__class__.from_config(m.get_config()) for m in self.metrics])
 
@@ -173,6 +189,31 @@ def _announce(message: str) -> None:
         from keras.src.utils.io_utils import print_msg
 
         print_msg(message)
+
+
+def _timing(plan: list[dict], callbacks: Sequence[Any], replay: dict | None, size_shares: Sequence[float] | None,
+            rows: list[dict]) -> tuple[Any, list | None, list | None]:
+    """Return (clock, stage ends, validated epochs per stage) for time-driven stages; (None, None, None) when there are none.
+
+    The clock is a callback with a ``fraction`` (a kagglekit `Deadline`) or, replaying an earlier run
+    (`replay`: `replay_record`'s dict), a `StepClock` over its steps (the steps already in `rows` done).
+    """
+    if not any(st.get("timed") for st in plan):
+        return None, None, None
+    if replay is not None:
+        steps = [int(n) if st.get("timed") else 0 for st, n in zip(plan, replay["steps"])]
+        if len(replay["steps"]) != len(plan):
+            raise ConfigError(f"The replayed run had {len(replay['steps'])} stages, this plan {len(plan)}; "
+                              "replay it with the same sizes and weights.")
+        clock = StepClock(steps, done=sum(int(r.get("steps") or 0) for r in rows if plan[r["stage_index"]].get("timed")))
+        ends = [e if st.get("timed") else None for st, e in zip(plan, clock.ends())]
+        return clock, ends, replay.get("validated")
+    clock = next((cb for cb in callbacks if hasattr(cb, "fraction")), None)
+    if clock is None:
+        raise ConfigError("epochs=None trains until a deadline: pass a kagglekit Deadline in callbacks "
+                          "(kagglekit.plan.Plan.deadline()), replay=..., or give epochs.")
+    clock.whole_epochs = False  # time-driven: it stops between steps, never before an epoch
+    return clock, stage_ends(plan, size_shares), None
 
 
 def _out_of_time(callbacks: Sequence[Any]) -> bool:
@@ -199,14 +240,19 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
 def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_epoch: int) -> None:
     """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoint per epoch)."""
     stage = s.run.plan[index]
+    timed = [TimeDriven(s.clock, stage["lr"], s.ends[index])] if stage.get("timed") else []
     fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
                       class_weight=s.class_weight,
-                      callbacks=[*train.callbacks, _Recorder(s.run, index), *s.callbacks])
+                      callbacks=[*train.callbacks, _Recorder(s.run, index), *timed, *s.callbacks])
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
+        if timed:
+            fit_kwargs["validation_freq"] = Cadence(timed[0], s.validated[index] if s.validated else None)
     if s.verbose:
+        length = (f"until {s.ends[index]:.0%} of the training {'steps' if isinstance(s.clock, StepClock) else 'time'}"
+                  if timed else f"{stage['epochs']} epochs")
         _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} {stage['stage']} at size {stage['size']}, "
-                  f"{stage['epochs']} epochs, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
+                  f"{length}, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
     if train.feed is not None:  # already shuffled per epoch by its seed
         s.model.fit(train.feed, shuffle=False, **fit_kwargs)
     else:
@@ -251,7 +297,7 @@ def fine_tune(
     sizes: Sequence[int] | int | None = None,
     weights: str | os.PathLike | None = "imagenet",
     valid: float | LabelTable | tuple | None = 0.2,
-    epochs: int = 3,
+    epochs: int | None = 3,
     freeze_epochs: int = 1,
     lr: float | None = None,
     lr_mult: Sequence[float] = (1 / 9, 1 / 3, 1.0),
@@ -277,6 +323,8 @@ def fine_tune(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     fit: str = "squash",
     head_on_features: bool = True,
+    size_shares: Sequence[float] | None = None,
+    replay: dict | None = None,
 ) -> Learner:
     """Return a :class:`Learner` fine-tuned on `data` with the frozen/unfrozen recipe at each size.
 
@@ -291,7 +339,14 @@ def fine_tune(
             ``*.keras``) or None (from scratch: no frozen stage, equal LRs).
         valid: a fraction held out (by ``kagglekit.layout.split`` / ``split_arrays``:
             stratified), a table / (x, y), or None.
-        epochs, freeze_epochs: epochs of the unfrozen and frozen stage per size.
+        epochs, freeze_epochs: epochs of the unfrozen and frozen stage per size. ``epochs=None``:
+            time-driven (`kagglekit.timeline`): each unfrozen stage trains until its share of the
+            time a `Deadline` in `callbacks` gives (`size_shares`, default in proportion to each
+            size's pixels), the learning rate warms up and decays to zero at the deadline, and
+            validation runs on a time cadence. Epochs are then an outcome.
+        size_shares: time-driven: the share of the training time of each size.
+        replay: time-driven, without a deadline: train the steps an earlier run trained
+            (`replay_record` of its history rows), validating after the same epochs.
         lr, lr_mult: peak learning rate (default 1e-3 fine-tuning pretrained weights, 3e-3 from scratch:
             ``kagglekit.plan.BASE_LR``, ``SCRATCH_LR``) and the factors for early, late, head.
         schedule: "one_cycle", "sgdr" (with `cycle_len`, `cycle_mult` in epochs) or "constant".
@@ -337,13 +392,14 @@ def fine_tune(
             "batch_size": batch_size, "schedule": schedule, "cycle_len": cycle_len, "cycle_mult": cycle_mult,
             "optimizer": optimizer, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
             "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "flip": flip, "seed": seed,
-            "head_on_features": bool(head_on_features), "fit": fit,
+            "head_on_features": bool(head_on_features), "fit": fit, **({"replay": replay} if replay else {}),
             "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
     fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
     workdir = Path(workdir) if workdir is not None else Path("kagglekit-runs") / f"{entry.name}-{fingerprint}"
     run = _Run(workdir, fingerprint, plan, monitor, "min" if "loss" in monitor else "max")
     if resume:
         run.load_state()
+    clock, ends, validated = _timing(plan, callbacks, replay, size_shares, run.rows)
 
     # 2. devices, precision, the model (weights from the checkpoint when resuming)
     strategy = _Strategy(distribute)
@@ -366,8 +422,10 @@ def fine_tune(
         # 3. run each stage
         stages = _Stages(model, run, entry.name, train_src, valid_src, len(classes), target_kind, loss, metrics, cw,
                          batch, strategy.replicas, optimizer, schedule, cycle_len, cycle_mult, weight_decay, seed,
-                         fit, verbose, callbacks, head_on_features)
+                         fit, verbose, callbacks, head_on_features, clock, ends, validated)
         for index in range(start_stage, len(plan)):
+            if stages.over(index):
+                continue
             if _out_of_time(callbacks):  # e.g. a kagglekit Deadline: the frozen head stage has no per-step hooks
                 logger.info(f"stage {index + 1}/{len(plan)} ({plan[index]['stage']} at size {plan[index]['size']}) "
                             f"and the rest skipped: no training time left")

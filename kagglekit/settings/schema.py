@@ -149,6 +149,8 @@ SETTINGS: tuple[Setting, ...] = (
             "training", default=False, flags=("--dry-run",), example=True),
     Setting("model", "path", "a learner folder saved by an earlier run (its learner/): no training, only prediction",
             flags=("--model",), metavar="DIR", example="runs/comp/learner"),
+    Setting("replay", "path", "an earlier run folder: train its plan for the steps it trained (not for a time), as a "
+            "code competition's re-run does", flags=("--replay",), metavar="RUN_DIR", example="runs/comp"),
     # ---- [layout]: what layout detection would infer (kagglekit.layout.detect's overrides), or the reader to use
     Setting("multilabel", "bool", "read the labels as multi-label (several per image) or single-label (one class "
             "per image)", section=_LAYOUT, flags=("--multilabel", "--single-label"), example=True,

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
-from ..settings import SET_BY_RUN, check_fine_tune, check_recipe, defaults, section_settings
+from ..settings import SET_BY_RUN, check_recipe, defaults, section_settings
 
 # Settings a run starts from: the recipe's [train] settings as declared in `kagglekit.settings`. None for backbone,
 # sizes, epochs and batch_size: planned from the time budget, the hardware and the images (`kagglekit.plan.make_plan`);

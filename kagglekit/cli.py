@@ -112,6 +112,8 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tta", type=_tta, help="test-time views averaged: 0 (none) .. 12, or 'auto' (chosen on validation; default)")
     g.add_argument("--metric", help="competition metric: accuracy, logloss, f2, ... (default: from the submission format)")
     g.add_argument("--seed", type=int)
+    g.add_argument("--folds", metavar="K", help="train K models on K folds: out-of-fold predictions (oof.csv), the CV "
+                   "score, test predictions averaged; 'auto': 5 when the budget affords them, else 1 (default 1)")
     flip = g.add_mutually_exclusive_group()
     flip.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
                       help="flip images in training and TTA (default: judged from the images: off for digits, text)")
@@ -143,7 +145,7 @@ def _layout_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed", "flip")}
+    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed", "flip", "folds")}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -167,6 +169,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0  # the plan was shown by the run's messages
     print(result)
+    return 0
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit blend`: K-fold runs averaged with weights tuned on their OOF predictions."""
+    from .blend import blend
+
+    print(blend(args.runs, out=args.out, log=None))
     return 0
 
 
@@ -268,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layout(p)
     _add_training(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("blend", help="average K-fold runs that share their folds, weights tuned on their OOF predictions")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders made with the same --folds K and --seed")
+    p.add_argument("-o", "--out", default="submission.csv", help="the blended submission (default ./submission.csv)")
+    p.set_defaults(func=cmd_blend)
 
     p = sub.add_parser("fetch", help="download and unpack a competition (or use /kaggle/input)")
     p.add_argument("slug")

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": None,  # the recipe's default
     "metric": None,  # inferred from the submission format
     "flip": None,  # horizontal flips in training and TTA; None: judged from the images (fine_tune's flip_check)
+    "folds": 1,  # K >= 2: K models on K folds (kagglekit.folds); "auto": the plan decides
 }
 
 # What `run` passes to `kagglekit.layout.detect` when given (CLI flags / the recipe's [layout] keys:
@@ -360,7 +361,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
          dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | RunPlan:
     """Return the `RunResult` of `run` (its body; messages go to the kagglekit logger)."""
     started = time.time()  # the budget's clock: importing the backend counts too
-    from . import layout, predict, sources, submission
+    from . import folds, layout, predict, sources, submission
     from . import ledger as run_ledger
     from .durations import format_duration, parse_duration
     from .hardware import Hardware
@@ -387,6 +388,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
     if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
         cfg["weights"] = None  # from scratch
+    cfg["folds"] = folds.parse_folds(cfg["folds"])
+    if model is not None and cfg["folds"] not in (1, "auto"):
+        raise ConfigError(f"--folds {cfg['folds']} trains {cfg['folds']} models, but --model {model} only predicts; "
+                          "give one of them.")
 
     if model is not None and not (Path(model) / "learner.json").is_file():
         raise ConfigError(f"--model {model}: no saved learner there (learner.json and model.keras, as Learner.save "
@@ -447,6 +452,19 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     metric = inference.metric
     if saved is not None:
         _check_saved(saved, train, model)
+    k, why = (1, "") if saved is not None else folds.resolve(cfg["folds"], len(train) + len(valid), train, len(test),
+                                                              cfg, budget_given)
+    if cfg["folds"] != 1:
+        logger.info(f"folds: {k} ({why})")
+    if k > 1:  # K models on K folds: kagglekit.folds takes over (its own per-fold steps, then one submission)
+        extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
+        callbacks = list(extra.pop("callbacks", None) or [])
+        return folds.run_folds(folds.FoldJob(
+            workdir=workdir, state=state, comp=comp, name=name, cfg=cfg, k=k, train=train, valid=valid, test=test,
+            inference=inference, sample=sample, out_path=out_path, budget_given=budget_given, started=started,
+            extra=extra, callbacks=callbacks, layout_recipe={**spec, **given}, submit=submit, message=message,
+            ledger_path=ledger_path, notebook=notebook,
+            spent_before=folds.prepare(state, workdir, k, budget_given, cfg)))
 
     # 2. the plan: backbone, sizes, epochs, batch for the budget, the hardware and the images (printed before
     #    any training); kept in run.json, so a resumed run trains to the same plan (a new one would restart it)

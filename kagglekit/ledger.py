@@ -21,6 +21,7 @@ tta            TTA views used for the submission
 submission     the submission file written (path)
 message        the description sent with the submission (empty when not submitted)
 submission_ref Kaggle's reference of the submission (empty when not submitted)
+cv_score       the out-of-fold (cross-validation) score of a ``--folds K`` run (empty for one split)
 public_score   Kaggle's public score, when known at the time of the run
 workdir        the run folder
 extra          any other settings, as JSON
@@ -50,9 +51,9 @@ LEDGER_PATH = Path("runs") / "ledger.csv"
 COLUMNS: tuple[str, ...] = (
     "run_id", "time", "competition", "backbone", "weights", "sizes", "epochs", "epochs_done", "batch_size",
     "budget_s", "seconds", "hardware", "metric", "valid_score", "tta", "submission", "message", "submission_ref",
-    "public_score", "workdir", "extra",
+    "cv_score", "public_score", "workdir", "extra",
 )
-_NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "valid_score", "tta", "public_score")
+_NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "valid_score", "tta", "cv_score", "public_score")
 #: A submission is matched to the last run that finished before it, at most this long before (by file and time).
 MATCH_WINDOW_S = 6 * 3600.0
 

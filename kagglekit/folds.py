@@ -185,9 +185,12 @@ def run_folds(job: FoldJob) -> FoldsResult:
 
     full = _full_table(job.train, job.valid)
     fold_of = layout.kfold(full, job.k, seed=int(job.cfg["seed"]))
-    sizes = np.bincount(fold_of, minlength=job.k)
+    sizes = np.bincount(fold_of[fold_of >= 0], minlength=job.k)
     logger.info(f"folds: {job.k} ({len(full)} labelled images, {' / '.join(map(str, sizes))} per fold); each fold "
                 f"trains on the others and predicts its own images and the test set (run folder {job.workdir}/fold_<i>)")
+    if (fold_of < 0).any():
+        logger.warning(f"folds: {int((fold_of < 0).sum())} images of classes too rare to hold out (all their images "
+                       f"in one fold) are trained in every fold and left out of oof.csv and the CV score")
     total = _total_budget(job)
     oofs, tests, facts = [], [], []
     for i in range(job.k):

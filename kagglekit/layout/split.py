@@ -235,7 +235,8 @@ def kfold(table: LabelTable, k: int = 5, seed: int = 0, groups: Sequence[object]
     than folds is spread as far as it goes, with a warning). Multi-label: iterative stratification
     (iterstrat's ``MultilabelStratifiedKFold``). With groups (``"auto"``: the table's own, as in
     `split`): ``StratifiedGroupKFold`` (single-label), else ``GroupKFold``; no group spans two
-    folds. Every row is in exactly one fold (its out-of-fold row).
+    folds. Every row is in exactly one fold, except the images of a class that would be held out
+    by one fold only (one image): -1, trained in every fold (with a warning), as `split` keeps them in train.
     """
     from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
@@ -274,7 +275,29 @@ def kfold(table: LabelTable, k: int = 5, seed: int = 0, groups: Sequence[object]
     fold = np.full(len(table), -1, dtype=int)
     for i, held in enumerate(parts):
         fold[held] = i
+    if single or table.multilabel:
+        _train_always(table, fold)
     return fold
+
+
+def _train_always(table: LabelTable, fold: np.ndarray) -> None:
+    """Mark -1 (in place) the images of each class held out by one fold only: every fold's training must see every class.
+
+    A class with one image (or, with groups, all of its images in one group) cannot be held out
+    without one fold's model never seeing it; those images are trained in every fold and not
+    predicted out of fold (as `split` keeps single-image classes in train), with a warning.
+    """
+    y = table.targets("multihot") > 0
+    lonely = []
+    for c, name in enumerate(table.classes):
+        rows = np.flatnonzero(y[:, c] & (fold >= 0))
+        if len(rows) and len(set(fold[rows].tolist())) == 1 and not (y[:, c] & (fold < 0)).any():
+            fold[rows] = -1
+            lonely.append(name)
+    if lonely:
+        warnings.warn(f"{len(lonely)} classes have all their images in one fold, so those images are trained in "
+                      f"every fold and get no out-of-fold prediction: {list_offenders(sorted(lonely, key=natural_key))}. "
+                      "Add images to score them.", stacklevel=3)
 
 
 def _folds_of(splitter: Any, rows: np.ndarray, y: Any, groups: Any) -> list[np.ndarray]:

@@ -191,6 +191,8 @@ def run_folds(job: FoldJob) -> FoldsResult:
     if (fold_of < 0).any():
         logger.warning(f"folds: {int((fold_of < 0).sum())} images of classes too rare to hold out (all their images "
                        f"in one fold) are trained in every fold and left out of oof.csv and the CV score")
+    if job.cfg["tta"] == "auto":
+        logger.info("TTA: off with folds (the fold models are averaged instead); --tta N predicts each with N views")
     total = _total_budget(job)
     oofs, tests, facts = [], [], []
     for i in range(job.k):

@@ -349,7 +349,8 @@ def run(
         **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
             positive, group_col, id_col, label_col, id_extension, test; they win
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
-            tta, seed, batch_size, lr, metric) that win over the recipe; None
+            tta, seed, batch_size, lr, metric, folds: K models on K folds or "auto", see
+            `kagglekit.folds`) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
     """
     with shown(log):
@@ -446,16 +447,16 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if test is None:
         raise ConfigError(f"No test images found in {comp.path}; name the test folder or CSV with --test PATH "
                           "(recipe: layout.test).")
+    k, why = (1, "") if saved is not None else folds.resolve(cfg["folds"], len(train) + len(valid), train, len(test),
+                                                              cfg, budget_given)
+    if cfg["folds"] != 1:
+        logger.info(f"folds: {k} ({why})")
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
         return inference
     metric = inference.metric
     if saved is not None:
         _check_saved(saved, train, model)
-    k, why = (1, "") if saved is not None else folds.resolve(cfg["folds"], len(train) + len(valid), train, len(test),
-                                                              cfg, budget_given)
-    if cfg["folds"] != 1:
-        logger.info(f"folds: {k} ({why})")
     if k > 1:  # K models on K folds: kagglekit.folds takes over (its own per-fold steps, then one submission)
         extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
         callbacks = list(extra.pop("callbacks", None) or [])

@@ -193,3 +193,17 @@ def test_folds_auto_states_its_reason(dogs):
     assert k == 1 and "too few" in why
     k, why = kfolds.resolve("auto", 4000, train, 100, {**cfg, "backbone": "resnet_tiny", "sizes": [128]}, 60.0)
     assert k == 1 and "--folds K forces folds" in why
+
+
+def test_dry_run_states_the_folds_and_bad_folds_fail_first(dogs, tmp_path, capsys):
+    from kagglekit.cli import main
+
+    lines: list[str] = []
+    kk.run(dogs.path, workdir=tmp_path / "run", dry_run=True, log=lines.append, time_budget="10m",
+           **{**QUICK, "epochs": None, "folds": "auto"})
+    assert any(x.startswith("folds: ") and "(" in x for x in lines) and "dry run: stopped before training" in lines[-1]
+    with pytest.raises(ConfigError, match=r"folds='many' is not a number of folds"):
+        kk.run(dogs.path, workdir=tmp_path / "bad", log=None, **{**QUICK, "folds": "many"})
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    assert main(["run", str(dogs.path), "--workdir", str(tmp_path / "cli"), "--folds", "0"]) == 2
+    assert "is not a number of folds" in capsys.readouterr().err

@@ -255,7 +255,7 @@ def _fold_plan(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTabl
     if st.fresh("plan", inputs):
         return Plan.from_dict(st.result("plan"))
     spent = job.spent()
-    tta = 4 if cfg["tta"] == "auto" else int(cfg["tta"])
+    tta = max(1, 0 if cfg["tta"] == "auto" else int(cfg["tta"]))  # the views each fold predicts with (auto: none)
     plan = make_plan(len(tr), ImageStats.from_table(tr), Hardware.probe(),
                      None if share is None else spent + share, weights=cfg["weights"], backbone=cfg["backbone"],
                      epochs=cfg["epochs"], sizes=cfg["sizes"], batch_size=cfg["batch_size"], n_valid=len(va),

@@ -103,7 +103,7 @@ class FoldJob:
     train: LabelTable
     valid: LabelTable
     test: LabelTable
-    inference: Any  # job.RunPlan
+    inference: Any  # job.Inference: what the run inferred (metric, submission kind, positive class)
     sample: Path | None
     out_path: Path | None
     budget_given: float | None
@@ -163,7 +163,7 @@ class FoldsResult:
     settings: dict = field(default_factory=dict)
     public_score: float | None = None
     seconds: float = 0.0
-    plan: Any = None
+    inference: Any = None  # what the run inferred before training (job.Inference)
     folds: int = 1
     cv_std: float = float("nan")
     fold_scores: list = field(default_factory=list)
@@ -225,7 +225,7 @@ def run_folds(job: FoldJob) -> FoldsResult:
               "backbones": sorted({f["backbone"] for f in facts})}
     atomic_write_text(job.workdir / FOLDS_FILE, json.dumps(record, indent=1, default=str))
     result = FoldsResult(workdir=job.workdir, metric=metric, valid_score=score, submission=Path(out),
-                         settings=settings, seconds=job.spent(), plan=job.inference, folds=job.k, cv_std=std,
+                         settings=settings, seconds=job.spent(), inference=job.inference, folds=job.k, cv_std=std,
                          fold_scores=per_fold, oof=job.workdir / OOF_FILE)
     _submit_and_record(job, result, facts, total)
     logger.info(f"folds: done in {format_duration(result.seconds)}")

@@ -181,7 +181,8 @@ def format_runs(df: pd.DataFrame, last: int | None = None) -> str:
     df = df.tail(last) if last else df
     joined = "ref" in df.columns
     head = ("date", "ref", "public", "private", "valid", "metric", "backbone", "sizes", "epochs", "run") if joined else \
-        ("time", "competition", "backbone", "sizes", "epochs", "budget", "seconds", "valid", "metric", "public", "submission")
+        ("time", "competition", "backbone", "sizes", "epochs", "budget", "seconds", "valid", "cv", "metric", "public",
+         "submission")
     rows = [head]
     for _, r in df.iterrows():
         epochs = _num(r.get("epochs"), 0)
@@ -196,7 +197,7 @@ def format_runs(df: pd.DataFrame, last: int | None = None) -> str:
         when = when.strftime("%Y-%m-%d %H:%M") if isinstance(when, pd.Timestamp) else str(when or "")
         rows.append((when, str(r.get("competition") or ""), str(r.get("backbone") or ""), str(r.get("sizes") or ""),
                      epochs, _num(r.get("budget_s"), 0), _num(r.get("seconds"), 0), _num(r.get("valid_score")),
-                     str(r.get("metric") or ""), _num(r.get("public_score"), 5),
+                     _num(r.get("cv_score")), str(r.get("metric") or ""), _num(r.get("public_score"), 5),
                      Path(str(r.get("submission") or "")).name))
     return _table([tuple("" if c in ("nan", "NaT", "None") else c for c in row) for row in rows])
 

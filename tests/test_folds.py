@@ -108,6 +108,8 @@ def test_oof_csv_has_every_training_image_once_and_its_score_is_sklearns(dogs, d
     assert any(f"{np.mean(per_fold):.4f} ± {np.std(per_fold):.4f}" in x for x in lines)
     rows = ledger.read(workdir.parent / "ledger.csv")
     assert len(rows) == 1 and rows["cv_score"].iloc[0] == pytest.approx(expected, abs=1e-5)
+    table = ledger.format_runs(rows).splitlines()  # `kagglekit runs`: the CV score beside the public one
+    assert "cv" in table[0].split() and f"{expected:.4f}" in table[1]
 
 
 def test_submission_is_the_fold_average_post_processed_once_and_validates(dogs, dogs_run):

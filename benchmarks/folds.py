@@ -1,6 +1,7 @@
 """One model vs `--folds K` at the same `--time`, on zoo competitions: held-out test score and |CV - test|.
 
     python benchmarks/folds.py --time 2m --folds 3 --only dogs-vs-cats-redux-kernels-edition --n-train 400
+    python benchmarks/folds.py --time none --run-args "--epochs 10 --sizes 32 --backbone resnet_micro" --image-size 32
 
 For each competition (built by `kagglekit.testing.zoo` in its shipping format, answers held back) it runs, as a
 user types it, ``python -m kagglekit run DIR --weights none --time T`` and the same with ``--folds K``, scores both
@@ -29,10 +30,10 @@ METRIC_FLAG = {"aptos2019-blindness-detection": "qwk", "plant-pathology-2020-fgv
                "imaterialist-challenge-fashion-2018": "f1_micro"}
 
 
-def run_one(comp: zoo.ZooCompetition, workdir: Path, budget: str, folds: int) -> dict:
+def run_one(comp: zoo.ZooCompetition, workdir: Path, budget: str | None, folds: int, extra: list[str]) -> dict:
     """Return {estimate, test, seconds} of one `kagglekit run` (a subprocess) on `comp`."""
     cmd = [sys.executable, "-m", "kagglekit", "run", str(comp.path), "--workdir", str(workdir), "--weights", "none",
-           "--time", budget, "--ledger", str(workdir.parent / "ledger.csv")]
+           "--ledger", str(workdir.parent / "ledger.csv"), *(["--time", budget] if budget else []), *extra]
     if comp.name in METRIC_FLAG:
         cmd += ["--metric", METRIC_FLAG[comp.name]]
     if folds > 1:
@@ -57,14 +58,20 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=400)
     ap.add_argument("--n-test", type=int, default=200)
     ap.add_argument("--only", default="dogs-vs-cats-redux-kernels-edition", help="comma-separated zoo names, or 'all'")
+    ap.add_argument("--image-size", type=int, default=None, help="the zoo images' size (default the competition's)")
+    ap.add_argument("--run-args", default="", help="more `kagglekit run` flags, e.g. '--epochs 10 --sizes 32' "
+                    "(with --time none: explicit epochs, no deadline)")
     args = ap.parse_args()
+    budget = None if args.time == "none" else args.time
+    extra = args.run_args.split()
     names = zoo.COMPETITIONS if args.only == "all" else args.only.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            comp = zoo.build(name, Path(tmp) / name / "comp", n_train=args.n_train, n_test=args.n_test)
+            comp = zoo.build(name, Path(tmp) / name / "comp", n_train=args.n_train, n_test=args.n_test,
+                             image_size=args.image_size)
             for k in (1, args.folds):
-                r = run_one(comp, Path(tmp) / name / f"run{k}", args.time, k)
+                r = run_one(comp, Path(tmp) / name / f"run{k}", budget, k, extra)
                 rows.append({"competition": name, "folds": k, "metric": scoring.metric_for(name), **r,
                              "gap": abs(r["estimate"] - r["test"])})
                 print(rows[-1], flush=True)

@@ -165,7 +165,8 @@ def test_blend_writes_a_validated_submission_and_refuses_other_folds(dogs, dogs_
 
 def test_multilabel_folds_tune_thresholds_on_all_oof_predictions(tmp_path):
     comp = zoo.build(PLANET, tmp_path / "planet", n_train=40, n_test=12, image_size=32)
-    result = kk.run(comp.path, workdir=tmp_path / "run", log=None, ledger=False, **QUICK)
+    with pytest.warns(UserWarning, match="trained in every fold and get no out-of-fold prediction"):
+        result = kk.run(comp.path, workdir=tmp_path / "run", log=None, ledger=False, **QUICK)
     oof = pd.read_csv(tmp_path / "run" / "oof.csv", dtype={"id": str}, keep_default_na=False)
     record = json.loads((tmp_path / "run" / "folds.json").read_text())
     classes = record["classes"]

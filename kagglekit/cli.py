@@ -127,6 +127,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blend(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit blend`: K-fold runs averaged with weights tuned on their OOF predictions."""
+    from .blend import blend
+
+    print(blend(args.runs, out=args.out, log=None))
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit fetch`."""
     from .sources import fetch
@@ -218,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="competition slug, or a local folder/zip with its files")
     settings.add_arguments(p)  # every run setting's flags, from the one schema (kagglekit.settings)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("blend", help="average K-fold runs that share their folds, weights tuned on their OOF predictions")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders made with the same --folds K and --seed")
+    p.add_argument("-o", "--out", default="submission.csv", help="the blended submission (default ./submission.csv)")
+    p.set_defaults(func=cmd_blend)
 
     p = sub.add_parser("fetch", help="download and unpack a competition (or use /kaggle/input)")
     p.add_argument("slug")

@@ -22,6 +22,7 @@ tta            TTA views used for the submission
 submission     the submission file written (path)
 message        the description sent with the submission (empty when not submitted)
 submission_ref Kaggle's reference of the submission (empty when not submitted)
+cv_score       the out-of-fold (cross-validation) score of a ``--folds K`` run (empty for one split)
 public_score   Kaggle's public score, when known at the time of the run
 workdir        the run folder
 extra          any other settings, as JSON
@@ -50,10 +51,11 @@ from .logs import logger
 LEDGER_PATH = Path("runs") / "ledger.csv"
 COLUMNS: tuple[str, ...] = (
     "run_id", "time", "competition", "backbone", "weights", "sizes", "epochs", "epochs_done", "batch_size",
-    "budget_s", "seconds", "outside_share", "hardware", "metric", "valid_score", "tta", "submission", "message", "submission_ref",
-    "public_score", "workdir", "extra",
+    "budget_s", "seconds", "outside_share", "hardware", "metric", "valid_score", "tta", "submission", "message",
+    "submission_ref", "cv_score", "public_score", "workdir", "extra",
 )
-_NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "outside_share", "valid_score", "tta", "public_score")
+_NUMERIC = ("epochs", "epochs_done", "batch_size", "budget_s", "seconds", "outside_share", "valid_score", "tta", "cv_score",
+            "public_score")
 #: A CSV is a ledger (one kagglekit wrote, of any version) when its header holds these columns.
 MARK: tuple[str, ...] = ("run_id", "time", "competition")
 #: A submission is matched to the last run that finished before it, at most this long before (by file and time).
@@ -237,7 +239,8 @@ def format_runs(df: pd.DataFrame, last: int | None = None) -> str:
     df = df.tail(last) if last else df
     joined = "ref" in df.columns
     head = ("date", "ref", "public", "private", "valid", "metric", "backbone", "sizes", "epochs", "run") if joined else \
-        ("time", "competition", "backbone", "sizes", "epochs", "budget", "seconds", "valid", "metric", "public", "submission")
+        ("time", "competition", "backbone", "sizes", "epochs", "budget", "seconds", "valid", "cv", "metric", "public",
+         "submission")
     rows = [head]
     for _, r in df.iterrows():
         epochs = _num(r.get("epochs"), 0)
@@ -252,7 +255,7 @@ def format_runs(df: pd.DataFrame, last: int | None = None) -> str:
         when = when.strftime("%Y-%m-%d %H:%M") if isinstance(when, pd.Timestamp) else str(when or "")
         rows.append((when, str(r.get("competition") or ""), str(r.get("backbone") or ""), str(r.get("sizes") or ""),
                      epochs, _num(r.get("budget_s"), 0), _num(r.get("seconds"), 0), _num(r.get("valid_score")),
-                     str(r.get("metric") or ""), _num(r.get("public_score"), 5),
+                     _num(r.get("cv_score")), str(r.get("metric") or ""), _num(r.get("public_score"), 5),
                      Path(str(r.get("submission") or "")).name))
     return _table([tuple("" if c in ("nan", "NaT", "None") else c for c in row) for row in rows])
 

@@ -300,3 +300,28 @@ def keep_submission(workdir: Path, run_id: str, file: str | os.PathLike) -> Path
         with open(file, "rb") as src, atomic_open(kept, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
     return kept
+
+
+def record(state: Any, workdir: Path, row: dict, ledger: str | os.PathLike | bool | None,
+           submitted: dict | None) -> dict | None:
+    """Return the ledger row added for the run `state` names (None: no ledger, or recorded and not submitted since).
+
+    `row` holds the run's own columns; this adds the run id, the submission kept under
+    ``submissions/<run id>/`` (a later run cannot replace the file a row points at), its MD5 and
+    the submission's reference and score, then marks the run as recorded.
+    """
+    from .ledger import append
+    from .runstate import file_hash
+
+    run_id = state.get("run_id")
+    if ledger is False or (run_id in (state.get("ledgered") or []) and not submitted):
+        return None
+    path = Path(ledger) if ledger not in (None, True) else workdir.parent / "ledger.csv"
+    sub, file = submitted or {}, row["submission"]
+    added = append({**row, "run_id": run_id, "submission": keep_submission(workdir, run_id, file),
+                    "message": sub.get("message"), "submission_ref": sub.get("submission_ref"),
+                    "public_score": sub.get("public_score"), "workdir": workdir,
+                    "extra": {**row.get("extra", {}), "submission_md5": file_hash(file)}}, path)
+    state.put("ledger", str(path))
+    state.put("ledgered", [*(state.get("ledgered") or []), run_id])
+    return {**added, "path": path}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..folds import parse_folds
 from ..io import atomic_write_text, in_kaggle_notebook, working_root
 from ..logs import logger, shown
 from .. import runfolder
@@ -105,7 +106,8 @@ def run(
         **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
             positive, group_col, id_col, label_col, id_extension, test, tag_sep; they win
             over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
-            tta, seed, batch_size, lr, metric) that win over the recipe; None
+            tta, seed, batch_size, lr, metric, folds: K models on K folds or "auto", see
+            `kagglekit.folds`) that win over the recipe; None
             means "not given" (use ``weights="none"`` to train from scratch).
 
     Every argument, keyword and recipe value is checked against `kagglekit.settings` before
@@ -164,6 +166,7 @@ def _settings(recipe: Any, overrides: dict) -> tuple[dict, dict, dict, dict]:
     cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
     if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
         cfg["weights"] = None  # from scratch
+    cfg["folds"] = parse_folds(cfg["folds"])
     extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
     return cfg, spec, given, extra
 
@@ -178,6 +181,9 @@ def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None
         raise ConfigError(f"--model {model}: no saved learner there (learner.json and model.keras, as Learner.save "
                           "writes them). Name the folder an earlier run saved (its run folder's learner/).")
     runfolder.check_ledger(ledger)  # anything but a ledger is refused before any download or training
+    if model is not None and cfg["folds"] not in (1, "auto"):
+        raise ConfigError(f"--folds {cfg['folds']} trains {cfg['folds']} models, but --model {model} only predicts; "
+                          "give one of them.")
     notebook = in_kaggle_notebook()
     comp = sources.fetch(str(source), spare=Path(workdir) / "data" if workdir is not None else None)
     name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
@@ -453,33 +459,22 @@ def _stage_submit(ctx: _Context, out: Path, text: str) -> dict:
 def _stage_record(ctx: _Context, plan: Any, result: RunResult, learner: Any, submitted: dict | None,
                   ledger_path: Any) -> None:
     """Add the run's row to the ledger (again only when this session submitted what an earlier one recorded)."""
-    from .. import ledger as run_ledger
     from ..durations import format_duration
 
-    state = ctx.state
-    run_id = state.get("run_id")
-    if ledger_path is False or (run_id in (state.get("ledgered") or []) and not submitted):
-        return
-    path = Path(ledger_path) if ledger_path not in (None, True) else ctx.workdir.parent / "ledger.csv"
-    sub = submitted or {}
-    row = run_ledger.append({
-        "run_id": run_id, "competition": getattr(ctx.comp, "slug", None) or ctx.name,
+    row = runfolder.record(ctx.state, ctx.workdir, {
+        "competition": getattr(ctx.comp, "slug", None) or ctx.name,
         "backbone": plan.backbone, "weights": plan.weights or "none", "sizes": plan.sizes, "epochs": plan.epochs,
-        "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
+        "epochs_done": ctx.state.get("epochs_done"), "batch_size": plan.batch_size,
         "budget_s": plan.budget_s if _timed(ctx) else None, "seconds": round(result.seconds, 1),
-        "outside_share": result.outside_share,
-        "hardware": plan.hardware, "metric": result.metric, "valid_score": float(result.valid_score),
-        "tta": learner.settings.get("tta", 0), "message": sub.get("message"),
-        "submission": runfolder.keep_submission(ctx.workdir, run_id, result.submission),  # a later run cannot replace it
-        "submission_ref": sub.get("submission_ref"), "public_score": sub.get("public_score"),
-        "workdir": ctx.workdir, "extra": {"budget_given": plan.budget_given, "submission_md5": file_hash(result.submission)},
-    }, path)
-    state.put("ledger", str(path))
-    state.put("ledgered", [*(state.get("ledgered") or []), run_id])
-    logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
-                + (f" of a {format_duration(plan.budget_s)} budget" if _timed(ctx) else "")
-                + (f", {result.outside_share:.0%} of it outside training steps)" if result.outside_share is not None
-                   else ")"))
+        "outside_share": result.outside_share, "hardware": plan.hardware, "metric": result.metric,
+        "valid_score": float(result.valid_score), "tta": learner.settings.get("tta", 0),
+        "submission": result.submission, "extra": {"budget_given": plan.budget_given},
+    }, ledger_path, submitted)
+    if row is not None:
+        logger.info(f"ledger: run {row['run_id']} recorded in {row['path']} ({format_duration(result.seconds)} spent"
+                    + (f" of a {format_duration(plan.budget_s)} budget" if _timed(ctx) else "")
+                    + (f", {result.outside_share:.0%} of it outside training steps)"
+                       if result.outside_share is not None else ")"))
 
 
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
@@ -506,11 +501,14 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     saved = Learner.load(model) if model is not None else None
     inference = _stage_infer(ctx, train, valid, test, inferred, saved)
     _stage_preflight(ctx, train, valid, test, saved, inference, ledger_path)
+    k = _stage_folds_wanted(ctx, train, valid, test, saved)
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
         return inference
     if saved is not None:
         _check_saved(saved, train, model)
+    if k > 1:  # K models on K folds: kagglekit.folds takes over (its own per-fold steps, then one submission)
+        return _stage_folds(ctx, k, train, valid, test, inference, submit, message, ledger_path)
     plan = _stage_plan(ctx, train, valid, test)
     learner = _stage_train(ctx, plan, train, valid, saved, len(test))
     score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved)
@@ -533,6 +531,34 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     atomic_write_text(ctx.workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
     _stage_record(ctx, plan, result, learner, submitted, ledger_path)
     return result
+
+
+def _stage_folds_wanted(ctx: _Context, train: LabelTable, valid: LabelTable, test: LabelTable, saved: Any) -> int:
+    """Return the number of folds to train (`kagglekit.folds.resolve`: asked, or "auto" decided), said with its reason."""
+    from .. import folds
+
+    if saved is not None:
+        return 1
+    k, why = folds.resolve(ctx.cfg["folds"], len(train) + len(valid), train, len(test), ctx.cfg, ctx.budget_given)
+    if ctx.cfg["folds"] != 1:
+        logger.info(f"folds: {k} ({why})")
+    return k
+
+
+def _stage_folds(ctx: _Context, k: int, train: LabelTable, valid: LabelTable, test: LabelTable, inference: Inference,
+                 submit: bool, message: str | None, ledger_path: Any) -> Any:
+    """Return the `kagglekit.folds.FoldsResult` of K models on K folds (each resumed per fold; one submission)."""
+    from .. import folds
+
+    extra = dict(ctx.extra)
+    callbacks = list(extra.pop("callbacks", None) or [])
+    return folds.run_folds(folds.FoldJob(
+        workdir=ctx.workdir, state=ctx.state, comp=ctx.comp, name=ctx.name, cfg=ctx.cfg, k=k, train=train,
+        valid=valid, test=test, inference=inference, sample=ctx.comp.sample_submission,
+        out_path=inference.submission_path, budget_given=ctx.budget_given, started=ctx.started, extra=extra,
+        callbacks=callbacks, layout_recipe={**ctx.spec, **ctx.given}, submit=submit, message=message,
+        ledger_path=ledger_path, notebook=ctx.notebook,
+        spent_before=folds.prepare(ctx.state, ctx.workdir, k, ctx.budget_given, ctx.cfg)))
 
 
 def _saved_spent(path: Path) -> float:

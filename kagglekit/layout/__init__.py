@@ -36,7 +36,7 @@ never touches the source; idempotent), `write_multihot_csv` (``image,labels`` or
 0/1), `imaterialist_to_csv`. All files are written atomically.
 
 Splits: `split` (stratified; iterative stratification for multi-label; group-aware,
-the table's groups by default), `sample`
+the table's groups by default), `kfold` (their K-fold versions: each row's fold), `sample`
 (stratified ``n`` or ``frac``) and `split_arrays` (in-memory ``(x, y)`` arrays, by
 scikit-learn), all seeded and deterministic.
 """
@@ -55,7 +55,7 @@ from .readers import (
     unlabelled,
 )
 from .readers_csv import from_csv, from_ids
-from .split import _fix_sides, sample, split, split_arrays
+from .split import _fix_sides, kfold, sample, split, split_arrays
 from .writers import write_class_folders, write_multihot_csv
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "from_imaterialist_json",
     "from_pixel_csv",
     "imaterialist_to_csv",
+    "kfold",
     "read_competition",
     "sample",
     "split",

@@ -1,4 +1,4 @@
-"""Splits: `split` (stratified; iterative stratification for multi-label), `sample` and `split_arrays`, seeded and deterministic."""
+"""Splits: `split` (stratified; iterative stratification for multi-label), `kfold` (their K-fold versions), `sample` and `split_arrays`, seeded and deterministic."""
 from __future__ import annotations
 
 import math
@@ -226,6 +226,97 @@ def split(
         order = np.random.default_rng(seed).permutation(len(table))
         held, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
     return table.take(train), table.take(held)
+
+
+def _check_folds(k: object, n: int) -> int:
+    """Return `k` as a number of folds in [2, n], else raise `ConfigError` naming the fix."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= int(k) <= n:
+        raise ConfigError(f"folds={k!r} must be a whole number of folds between 2 and the {n} images "
+                          "(e.g. --folds 5); use 1 for a single train/validation split.")
+    return int(k)
+
+
+def kfold(table: LabelTable, k: int = 5, seed: int = 0, groups: Sequence[object] | str | None = "auto") -> np.ndarray:
+    """Return each row's fold (0..k-1): K-fold versions of `split`'s rules, seeded and deterministic.
+
+    Single-label tables: scikit-learn's ``StratifiedKFold`` (shuffled; a class with fewer images
+    than folds is spread as far as it goes, with a warning). Multi-label: iterative stratification
+    (iterstrat's ``MultilabelStratifiedKFold``). With groups (``"auto"``: the table's own, as in
+    `split`): ``StratifiedGroupKFold`` (single-label), else ``GroupKFold``; no group spans two
+    folds. Every row is in exactly one fold, except the images of a class that would be held out
+    by one fold only (one image): -1, trained in every fold (with a warning), as `split` keeps them in train.
+    """
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+    _labelled_or_error(table, "k-fold splitting")
+    k = _check_folds(k, len(table))
+    if isinstance(groups, str):
+        if groups != "auto":
+            raise ConfigError(f"groups={groups!r} is not supported; pass one group per row, 'auto' or None.")
+        groups = table.groups
+    rows = np.arange(len(table))
+    single = not table.multilabel and all(len(x) == 1 for x in table.labels)
+    y = np.array([x[0] for x in table.labels], dtype=object) if single else None
+    if groups is not None:
+        g = np.asarray([str(x) for x in groups], dtype=object)
+        if len(g) != len(table):
+            raise TableError(f"groups has {len(g)} values for {len(table)} rows; give one group per row.")
+        if len(set(g)) < k:
+            raise ConfigError(f"folds={k} needs at least {k} groups; the table has {len(set(g))}. "
+                              f"Use --folds {max(2, len(set(g)))} or fewer (or split by image: no --group-col).")
+        splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed) if single else GroupKFold(k)
+        parts = _folds_of(splitter, rows, y, g)
+        logger.info("k-fold split by group: %d groups in %d folds (no group in two folds)", len(set(g)), k)
+    elif table.multilabel:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+        splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        parts = _folds_of(splitter, rows, table.targets("multihot").astype(np.uint8), None)
+    elif single:
+        small = [c for c, n in pd.Series(y).value_counts().items() if n < k]
+        if small:
+            warnings.warn(f"{len(small)} classes have fewer images than the {k} folds, so some folds validate "
+                          f"without them: {list_offenders(sorted(small, key=natural_key))}.", stacklevel=2)
+        parts = _folds_of(StratifiedKFold(k, shuffle=True, random_state=seed), rows, y, None)
+    else:
+        parts = _folds_of(KFold(k, shuffle=True, random_state=seed), rows, None, None)
+    fold = np.full(len(table), -1, dtype=int)
+    for i, held in enumerate(parts):
+        fold[held] = i
+    if single or table.multilabel:
+        _train_always(table, fold)
+    return fold
+
+
+def _train_always(table: LabelTable, fold: np.ndarray) -> None:
+    """Mark -1 (in place) the images of each class held out by one fold only: every fold's training must see every class.
+
+    A class with one image (or, with groups, all of its images in one group) cannot be held out
+    without one fold's model never seeing it; those images are trained in every fold and not
+    predicted out of fold (as `split` keeps single-image classes in train), with a warning.
+    """
+    y = table.targets("multihot") > 0
+    lonely = []
+    for c, name in enumerate(table.classes):
+        rows = np.flatnonzero(y[:, c] & (fold >= 0))
+        if len(rows) and len(set(fold[rows].tolist())) == 1 and not (y[:, c] & (fold < 0)).any():
+            fold[rows] = -1
+            lonely.append(name)
+    if lonely:
+        warnings.warn(f"{len(lonely)} classes have all their images in one fold, so those images are trained in "
+                      f"every fold and get no out-of-fold prediction: {list_offenders(sorted(lonely, key=natural_key))}. "
+                      "Add images to score them.", stacklevel=3)
+
+
+def _folds_of(splitter: Any, rows: np.ndarray, y: Any, groups: Any) -> list[np.ndarray]:
+    """Return the held-out rows of each of `splitter`'s folds (scikit-learn's class-size warnings silenced: `kfold` gives its own)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "The least populated class in y has only n members"
+        try:
+            return [np.sort(held) for _, held in splitter.split(rows.reshape(-1, 1), y, groups)]
+        except ValueError as exc:  # e.g. every class smaller than the number of folds
+            raise ConfigError(f"A {splitter.get_n_splits()}-fold split of {len(rows)} images is impossible ({exc}); "
+                              "give fewer folds (--folds) or add images to the smallest classes.") from None
 
 
 def split_arrays(x: Any, y: Any, valid: float, seed: int = 0) -> tuple[tuple[Any, Any], tuple[Any, Any]]:

@@ -200,6 +200,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metric", "str", "competition metric: accuracy, logloss, f2, ... (default: from the submission format)",
             section=_TRAIN, flags=("--metric",), check=_known_metric, default_text="from the submission format",
             takes="a metric name (accuracy, logloss, f1, f2, f1_micro, f2_micro, auc, qwk, map@K, or an alias)", example="logloss"),
+    Setting("folds", "int", "train K models on K folds: out-of-fold predictions (oof.csv), the CV score, test "
+            "predictions averaged; 'auto': 5 when the budget affords them, else 1", default=1, section=_TRAIN,
+            flags=("--folds",), low=1, high=20, also=("auto",), metavar="K|auto", example=5, aliases=("kfold", "n_folds", "num_folds")),
     Setting("seed", "int", "random seed of the split, the initial weights and the augmentation", default=0,
             section=_TRAIN, flags=("--seed",), low=0, high=2**32 - 1, example=1),
     Setting("flip", "bool", "flip images in training and TTA (default: judged from the images: off for digits, text)",

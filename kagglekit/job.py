@@ -541,7 +541,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         learner.settings["tuned_for"] = metric
         learner.save(learner_dir)
         score = predict.score(valid_probs, valid, metric, settings=learner.settings)
-        state.finish("tune", tune_inputs, {"score": float(score),
+        state.finish("tune", tune_inputs, {"score": float(score), "left_out": len(valid_probs.attrs.get("unreadable") or ()),
                                            **{k: learner.settings[k] for k in TUNED_KEYS if k in learner.settings}})
     settings = learner.settings
     shown_settings = {k: settings[k] for k in ("clip", "threshold", "cuts", "new_threshold", "tta") if k in settings}
@@ -550,7 +550,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         logger.info(f"validation {metric}: not measured (the learner from {model} was trained elsewhere)"
                     + (f"; its settings: {described}" if described else ""))
     else:
-        logger.info(f"validation {metric}: {score:.4f}" + (f" ({described})" if described else ""))
+        left_out = (state.result("tune") or {}).get("left_out")
+        logger.info(f"validation {metric}: {score:.4f}" + (f" ({described})" if described else "")
+                    + (f"; {left_out} unreadable validation image(s) left out" if left_out else ""))
 
     # 5. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"

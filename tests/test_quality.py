@@ -1,0 +1,51 @@
+"""Quality defects found on held-out data: unreadable validation images, the flip decision, identification."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss
+
+import kagglekit as kk
+from kagglekit import metrics
+from kagglekit.logs import shown
+from kagglekit.testing.competitions import build_competition
+
+QUICK = {"backbone": "resnet_tiny", "sizes": [32], "weights": "none", "epochs": 1, "batch_size": 32, "tta": 0}
+
+
+def test_unreadable_validation_images_are_left_out_of_the_score_and_the_tuning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the pipeline's report of unreadable files goes to the working folder without a cache
+    comp = build_competition("dogs-vs-cats", tmp_path / "comp", n_train=120, n_test=20, zipped=False)
+    broken = sorted((comp / "train").glob("*.jpg"))[::10]  # 12 of 120 files damaged, some fall in validation
+    for path in broken:
+        path.write_bytes(b"not a jpeg")
+    lines: list[str] = []
+    with shown(lines.append):
+        result = kk.run(comp, workdir=tmp_path / "run", log=None, **QUICK)
+    assert result.metric == "logloss"
+    valid = kk.LabelTable.read_csv(tmp_path / "run" / "valid.table.csv")
+    bad = {Path(p).name for p in valid.paths} & {p.name for p in broken}
+    assert bad, "no damaged file fell in validation: the test proves nothing"
+    said = [line for line in lines if "left out of the validation score and of tuning" in line]
+    assert len(said) == 1 and f"{len(bad)} of {len(valid)} images cannot be decoded" in said[0], lines
+
+    # score the saved learner's validation predictions independently, on the readable rows only
+    learner = kk.Learner.load(tmp_path / "run" / "learner")
+    preds = kk.predict.predict(learner, valid, cache=None, progress=False)
+    readable = [i for i, p in zip(valid.ids, valid.paths) if Path(p).name not in bad]
+    rows = preds.set_index("id").loc[readable]
+    y = valid.take([valid.ids.index(i) for i in readable]).targets("int")
+    p_dog = rows[learner.classes[1]].to_numpy()
+    tuned = metrics.tune(y, p_dog, "logloss")  # what tuning on the readable rows alone chooses
+    assert result.settings["clip"] == tuned["clip"]
+    clip = result.settings["clip"]
+    assert result.valid_score == pytest.approx(log_loss(y, np.clip(p_dog, clip, 1 - clip), labels=[0, 1]), rel=1e-6)
+    y_all = valid.targets("int")
+    p_all = np.clip(preds[learner.classes[1]].to_numpy(), clip, 1 - clip)
+    assert log_loss(y_all, p_all, labels=[0, 1]) != pytest.approx(result.valid_score, rel=1e-6)  # the rows mattered
+    # the test set keeps every row (black-image predictions), as before
+    sub = pd.read_csv(result.submission)
+    assert len(sub) == 20

@@ -49,3 +49,20 @@ def test_unreadable_validation_images_are_left_out_of_the_score_and_the_tuning(t
     # the test set keeps every row (black-image predictions), as before
     sub = pd.read_csv(result.submission)
     assert len(sub) == 20
+
+
+FASHION_IDX = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+@pytest.mark.skipif(not (FASHION_IDX / "t10k-labels-idx1-ubyte.gz").is_file(),
+                    reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+def test_flips_stay_on_for_fashion_mnist_where_a_mirrored_garment_keeps_its_label():
+    from kagglekit.flips import KEEP_SKILL, flip_check
+    from kagglekit.testing.competitions import read_idx
+
+    x = read_idx(FASHION_IDX / "t10k-images-idx3-ubyte.gz")[:1000]  # real Fashion-MNIST, grey 28x28
+    y = read_idx(FASHION_IDX / "t10k-labels-idx1-ubyte.gz")[:1000].astype(int)
+    check = flip_check((x, y))
+    # the old probe told mirrored garments from originals (ROC AUC 0.89) and turned flips off
+    assert check.flip and check.kept >= KEEP_SKILL and check.original > 0.6, check.reason
+    assert "mirrored images keep their labels" in check.reason

@@ -117,6 +117,9 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                       help="flip images in training and TTA (default: judged from the images: off for digits, text)")
     flip.add_argument("--no-flip", dest="flip", action="store_const", const=False,
                       help="never flip images (a mirror image would be another class)")
+    g.add_argument("--head", choices=("auto", "knn", "softmax"),
+                   help="how classes are ranked: 'knn' (nearest training images in the classifier's embedding: "
+                        "identification, e.g. Humpback Whale) or 'softmax'; default auto, from the label statistics")
 
 
 def _add_layout(p: argparse.ArgumentParser) -> None:
@@ -143,7 +146,7 @@ def _layout_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed", "flip")}
+    return {k: getattr(args, k) for k in ("backbone", "sizes", "epochs", "weights", "lr", "batch_size", "valid", "tta", "metric", "seed", "flip", "head")}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

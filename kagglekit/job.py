@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": None,  # the recipe's default
     "metric": None,  # inferred from the submission format
     "flip": None,  # horizontal flips in training and TTA; None: judged from the images (fine_tune's flip_check)
+    "head": None,  # "knn" (identification: nearest neighbours) or "softmax"; None: from the labels (identify.choose_head)
 }
 
 # What `run` passes to `kagglekit.layout.detect` when given (CLI flags / the recipe's [layout] keys:
@@ -441,6 +442,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     if test is None:
         raise ConfigError(f"No test images found in {comp.path}; name the test folder or CSV with --test PATH "
                           "(recipe: layout.test).")
+    from . import identify
+
+    head, head_why = identify.choose_head(cfg["head"], train, inference.metric)
+    logger.info(f"head: {head} ({head_why})")
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
         return inference
@@ -518,7 +523,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     # 4. post-processing (clip / thresholds / cut-points) and TTA tuned on validation, saved with the model;
     #    the validation images are predicted once, for tuning and for the score
     batch = plan.batch_size
-    tune_inputs = {"metric": metric, "tta": cfg["tta"], "train": state.result("train")}
+    tune_inputs = {"metric": metric, "tta": cfg["tta"], "train": state.result("train"), "head": head}
     if saved is not None:  # tuned (or not) where it was trained; its validation images are not known here
         score = float("nan")
     elif state.fresh("tune", tune_inputs) and learner.settings.get("tuned_for") == metric:
@@ -528,7 +533,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
             learner.settings.pop(key, None)
         tta = cfg["tta"]
         left = plan.budget_s - spent()
-        if tta == "auto" and timed and left < plan.reserve_s:
+        if head == "knn":  # ranked by nearest neighbours among the training images: no TTA views
+            tta = 0
+        elif tta == "auto" and timed and left < plan.reserve_s:
             logger.info(f"TTA: off, {format_duration(max(0.0, left))} left of the budget, less than the "
                         f"{format_duration(plan.reserve_s)} kept for predicting with it")
             tta = 0
@@ -536,7 +543,8 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
             tta = 0
         elif tta == "auto":
             tta, _ = predict.choose_tta(learner, valid, metric, max_tta=plan.tta, batch_size=batch, progress=False)
-        valid_probs = predict.predict(learner, valid, tta=tta, batch_size=batch, progress=False)
+        valid_probs = (identify.predict_knn(learner, train, valid, batch_size=batch) if head == "knn" else
+                       predict.predict(learner, valid, tta=tta, batch_size=batch, progress=False))
         predict.tune_settings(learner, valid_probs, metric, table=valid)
         learner.settings["tuned_for"] = metric
         learner.save(learner_dir)
@@ -556,13 +564,14 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
     # 5. test predictions -> submission, written in the sample's exact shape and validated
     probs_path = workdir / "test_predictions.csv"
-    predict_inputs = {"tune": state.result("tune"), "test": table_digest(test), "train": state.result("train"),
+    predict_inputs = {"tune": state.result("tune"), "test": table_digest(test), "train": state.result("train"), "head": head,
                       "settings": {k: settings[k] for k in TUNED_KEYS if k in settings}}
     test_probs = None
     if state.fresh("predict", predict_inputs):
         test_probs = read_saved(state, "predict", probs_path, predict.read_predictions)
     if test_probs is None:
-        test_probs = predict.predict(learner, test, batch_size=batch)
+        test_probs = (identify.predict_knn(learner, identify.gallery_of(train, valid), test, batch_size=batch)
+                      if head == "knn" else predict.predict(learner, test, batch_size=batch))
         predict.save_predictions(test_probs, probs_path)
         state.finish("predict", predict_inputs, {"file": probs_path.name, "md5": file_hash(probs_path)})
     if sample is None:

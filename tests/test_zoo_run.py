@@ -170,7 +170,7 @@ def test_run_end_to_end_beats_chance(built, name):
         warnings.simplefilter("ignore")
         result = kk.run(comp.path, workdir=comp.path.parent / "runs" / name, log=None,
                         **{**QUICK, **BUILDS[name][1], "metric": METRIC_FLAG.get(name)})
-    assert result.plan is not None and result.plan.metric == result.metric
+    assert result.inference is not None and result.inference.metric == result.metric
     submission = pd.read_csv(result.submission, dtype=str)
     got, base = scoring.score(name, submission, comp.answers), chance(comp)
     SCORES[name] = (got, base)

@@ -20,13 +20,13 @@ import shutil
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, ImageError, list_offenders
+from .flips import FlipCheck, flip_check  # noqa: F401 (the flip decision, kept importable from here)
 from .hardware import cores
 from .images import DECODER_VERSION, FITS, as_size, load_image, scan_images
 from .io import CACHE_ENV, default_cache_dir
@@ -475,68 +475,6 @@ class ImageBatches(_Base):
             f"size={self.size}, fit={self.fit!r}, shuffle={self.shuffle}, "
             f"cache={str(self._cache.folder) if self._cache is not None else None})"
         )
-
-
-#: A linear probe telling images from their mirror images at this ROC AUC or better turns flips off.
-FLIP_AUC = 0.75
-
-
-@dataclass(frozen=True)
-class FlipCheck:
-    """Whether horizontal flips keep images what they are, as `flip_check` judged it from the images."""
-
-    flip: bool
-    auc: float | None  # how well a linear probe tells an image from its mirror image (0.5: not at all)
-    reason: str
-
-
-def flip_check(data: LabelTable | np.ndarray | tuple, n: int = 600, seed: int = 0, size: int = 16) -> FlipCheck:
-    """Return whether training and TTA should flip images horizontally, judged from up to `n` of them.
-
-    A natural photo and its mirror image look alike (a dog faces either way), so a linear probe
-    (logistic regression on `size` x `size` pixels) cannot tell them apart (ROC AUC near 0.5,
-    cross-validated with each image and its mirror in the same fold). Digits, text, and pictures of a
-    fixed layout (a driver always on the left) are told apart easily (AUC 0.9 and more): there a
-    flip may change what the image shows (a mirrored 2 is no 2; "texting, right hand" becomes "left
-    hand"), so flips are left out (`fine_tune(flip=True)`, `kagglekit run --flip`, force them).
-    `data` is a `LabelTable` or images (n, h, w, 3) 0..255 (or an (x, y) pair). Fewer than 40
-    images: flips stay on, unjudged.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from .images import resize_images
-
-    if isinstance(data, tuple):
-        data = data[0]
-    count = len(data)
-    if count < 40:
-        return FlipCheck(True, None, f"flip on: {count} images are too few to judge (flip=False turns it off)")
-    rows = np.sort(np.random.default_rng(seed).permutation(count)[: min(n, count)])
-    if isinstance(data, LabelTable):
-        x = np.zeros((len(rows), size, size, 3), dtype="uint8")
-        paths = data.paths
-        for out, row in zip(x, rows):
-            try:
-                load_image(paths[row], size, out=out)
-            except ImageError:
-                pass  # an unreadable image stays black in both views: it tells the probe nothing
-    else:
-        x = resize_images(np.asarray(data)[rows], size, dtype="uint8")
-    x = x.astype("float32") / 255.0
-    pairs = np.concatenate([x, x[:, :, ::-1]]).reshape(2 * len(x), -1)
-    mirrored = np.r_[np.zeros(len(x)), np.ones(len(x))]
-    groups = np.r_[np.arange(len(x)), np.arange(len(x))]
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
-    auc = float(cross_val_score(probe, pairs, mirrored, groups=groups, cv=GroupKFold(3), scoring="roc_auc").mean())
-    if auc >= FLIP_AUC:
-        return FlipCheck(False, auc, f"flip off: a mirror image is easy to tell from the original (a linear probe's "
-                                     f"ROC AUC {auc:.2f} on {len(x)} train images), as with digits, text or a fixed "
-                                     "layout, where a flip may change what an image shows (--flip forces it)")
-    return FlipCheck(True, auc, f"flip on: mirror images look like the originals (a linear probe's ROC AUC {auc:.2f} "
-                                f"on {len(x)} train images; --no-flip turns it off)")
 
 
 def augmentation(

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, TableError, list_offenders
+from .errors import ConfigError, ImageError, TableError, list_offenders
 from .images import as_size, resize_images
 from .logs import logger
 from .table import LabelTable
@@ -198,12 +198,12 @@ def predict(
     tta = int(settings.get("tta", 0) if tta is None else tta)
     flip = bool(settings.get("tta_flip", True) if flip is None else flip)
     crop = float(settings.get("tta_crop", DEFAULT_CROP) if crop is None else crop)
-    row_ids, views = _predict_views(learner, table, tta_views(tta, flip), batch_size, crop, ids, progress, fit, cache)
-    return _frame(learner, row_ids, views.mean(axis=0), settings, tta=tta, tta_flip=flip, tta_crop=crop)
+    row_ids, views, black = _predict_views(learner, table, tta_views(tta, flip), batch_size, crop, ids, progress, fit, cache)
+    return _frame(learner, row_ids, views.mean(axis=0), settings, tta=tta, tta_flip=flip, tta_crop=crop, unreadable=black)
 
 
-def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, cache) -> tuple[list[str], np.ndarray]:
-    """Return (ids, probabilities (views, n, classes)) for every image, one slice per TTA view."""
+def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, cache) -> tuple[list[str], np.ndarray, list[str]]:
+    """Return (ids, probabilities (views, n, classes), ids predicted from a black image) for every image, one slice per TTA view."""
     from tqdm.auto import tqdm
 
     settings = dict(getattr(learner, "settings", None) or {})
@@ -220,12 +220,13 @@ def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, 
         parts.append(predict_views(learner.model, x, len(classes), views, crop))
         out_ids.extend(chunk_ids)
     probs = np.concatenate(parts, axis=1) if parts else np.zeros((len(views), 0, len(classes)))
-    _warn_black(getattr(batches, "served_black", None) or [], len(out_ids))
+    black = list(getattr(batches, "served_black", None) or [])
+    _warn_black(black, len(out_ids))
     counts = pd.Series(out_ids, dtype=object).value_counts()
     dupes = sorted(counts[counts > 1].index.tolist())
     if dupes:
         raise TableError(f"{len(dupes)} ids appear more than once: {list_offenders(dupes)}; ids must be unique to key predictions.")
-    return out_ids, probs
+    return out_ids, probs, [str(b[0]) for b in black]
 
 
 def _warn_black(black: Sequence[tuple[str, str, str]], n: int) -> None:
@@ -233,7 +234,7 @@ def _warn_black(black: Sequence[tuple[str, str, str]], n: int) -> None:
     if black:
         ids, paths = [str(b[0]) for b in black], [b[1] for b in black]
         logger.warning(f"kagglekit: {len(ids)} of {n} images cannot be decoded, so their rows were predicted from a "
-                       f"black image (kept: Kaggle needs a row for every id): ids {list_offenders(ids)}. "
+                       f"black image (test rows are kept: Kaggle needs a row for every id; validation scores and tuning leave them out): ids {list_offenders(ids)}. "
                        f"Replace or re-download {list_offenders(paths, 3)} and predict again.")
 
 
@@ -271,10 +272,13 @@ def choose_tta(
     crop = float(settings.get("tta_crop", DEFAULT_CROP) if crop is None else crop)
     m = metrics.get_metric(metric)
     views = tta_views(max(1, int(max_tta)), flip)
-    ids, probs = _predict_views(learner, valid, views, batch_size, crop, None, progress, fit, cache)
+    ids, probs, black = _predict_views(learner, valid, views, batch_size, crop, None, progress, fit, cache)
+    if ids and len(set(black)) == len(ids):
+        raise ImageError(f"None of the {len(ids)} validation images can be decoded, so no TTA can be chosen; "
+                         "replace or re-download them (the warning above names them).")
     scores: dict[int, float] = {}
     for n in range(1, len(views) + 1):
-        frame = _frame(learner, ids, probs[:n].mean(axis=0), settings)
+        frame = readable(_frame(learner, ids, probs[:n].mean(axis=0), settings, unreadable=black))
         y, p = align(frame, valid)
         p = _binary_view(p, m, valid.multilabel)
         scores[n] = metrics.tune(y, p, m, multilabel=valid.multilabel, classes=list(learner.classes))["valid_score"]
@@ -293,7 +297,8 @@ def save_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Path
 
     from .io import atomic_write_text
 
-    meta = {k: v for k, v in predictions.attrs.items() if k in ("classes", "multilabel", "settings", "tta", "tta_flip", "tta_crop")}
+    meta = {k: v for k, v in predictions.attrs.items()
+            if k in ("classes", "multilabel", "settings", "tta", "tta_flip", "tta_crop", "unreadable")}
     text = _PRED_HEADER + json.dumps(meta, default=str) + "\n" + predictions.to_csv(index=False, float_format="%.8g")
     return atomic_write_text(Path(path), text)
 
@@ -314,6 +319,24 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     frame.columns = [str(c) for c in frame.columns]
     frame.attrs.update(meta)
     return frame
+
+
+def readable(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Return the predictions without the rows predicted from a black image (ids in `attrs["unreadable"]`), attrs kept.
+
+    Validation scores and tuning use these only: a row whose file cannot be
+    decoded says nothing about the model, and its black-image guess would pull
+    the clip or thresholds towards it. (Test rows keep theirs: every id needs one.)
+    """
+    black = set(str(i) for i in predictions.attrs.get("unreadable") or ())
+    if not black:
+        return predictions
+    keep = ~predictions["id"].astype(str).isin(black).to_numpy()
+    out = predictions.loc[keep].reset_index(drop=True)
+    out.attrs.update(predictions.attrs)
+    out.attrs["unreadable"] = []
+    out.attrs["left_out"] = int((~keep).sum())
+    return out
 
 
 def align(predictions: pd.DataFrame, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
@@ -338,13 +361,27 @@ def score(predictions: pd.DataFrame, table: LabelTable, metric: str = "accuracy"
     """Return `metric` ("accuracy", "logloss", "f2", "auc", "qwk", "map@5", ...) of predictions against a labelled table, matched by id.
 
     `settings` (default: the predictions' own) applies the tuned clip or thresholds.
+    Rows predicted from a black image (their file cannot be decoded) are left out (`readable`).
     """
     from . import metrics
 
-    y, p = align(predictions, table)
+    y, p = align(readable(predictions), table)
     if settings is None:
         settings = predictions.attrs.get("settings", {})
     return metrics.score(y, _binary_view(p, metrics.get_metric(metric), table.multilabel), metric, settings)
+
+
+def _left_out(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Return `readable(predictions)`, logging how many validation rows were left out of tuning and scoring."""
+    out = readable(predictions)
+    n = out.attrs.get("left_out", 0)
+    if n:
+        if not len(out):
+            raise ImageError(f"None of the {n} validation images can be decoded, so nothing can be tuned or scored; "
+                             "replace or re-download them (the warning above names them).")
+        logger.warning(f"kagglekit: validation: {n} of {n + len(out)} images cannot be decoded: left out of the "
+                       f"validation score and of tuning (scored on the {len(out)} readable ones)")
+    return out
 
 
 def _binary_view(p: np.ndarray, metric: Any, multilabel: bool) -> np.ndarray:
@@ -375,7 +412,8 @@ def tune_settings(
     at-least-one-label fallback; quadratic weighted kappa tunes cut-points on the
     expected grade; MAP@k tunes the threshold that inserts the "new" class
     (`new_class`, else a class named new_<x>); AUC and accuracy tune nothing
-    (see `kagglekit.metrics.tune`); the TTA used is recorded (`tta`, `tta_flip`,
+    (see `kagglekit.metrics.tune`); rows predicted from a black image (an
+    unreadable file) are left out and their count logged; the TTA used is recorded (`tta`, `tta_flip`,
     `tta_crop`) so test predictions repeat it. `tta="auto"` first picks the
     number of views with `choose_tta` (up to `max_tta`, default 4).
     """
@@ -392,6 +430,7 @@ def tune_settings(
             predict_kwargs["tta"], _ = choose_tta(learner, valid, metric, max_tta=int(predict_kwargs.pop("max_tta", 4)), **keep)
         predict_kwargs.pop("max_tta", None)
         predictions = predict(learner, valid, **predict_kwargs)
+    predictions = _left_out(predictions)
     y, p = align(predictions, table)
     p = _binary_view(p, metrics.get_metric(metric), table.multilabel)
     classes = [c for c in predictions.columns if c != "id"]

@@ -273,28 +273,41 @@ def test_jax_backend_builds_batches_and_fits_without_tensorflow(digits_table, tm
     assert out.returncode == 0 and "JAX-OK" in out.stdout, out.stderr[-3000:]
 
 
-def _photo_crops(n: int, side: int = 32) -> np.ndarray:
-    """Return `n` crops of scikit-learn's two sample photos (natural images: a mirror image looks like one)."""
+def _photo_crops(n: int, side: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Return `n` crops of scikit-learn's two and scikit-image's four sample photos, labelled by their photo.
+
+    Natural images: a mirrored crop of the coffee cup is still the coffee cup.
+    """
+    from skimage import data as skdata
     from sklearn.datasets import load_sample_images
 
     from kagglekit.images import resize_images
 
     rng = np.random.default_rng(0)
     photos = [np.asarray(p) for p in load_sample_images().images]
-    out = []
+    photos += [np.asarray(getattr(skdata, name)()) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    photos = [resize_images(p[None], (p.shape[0] // 4, p.shape[1] // 4))[0] for p in photos]  # cheap crops
+    out, labels = [], []
     for i in range(n):
-        photo, s = photos[i % 2], int(rng.integers(60, 200))
+        photo = photos[i % len(photos)]
+        s = int(rng.integers(15, min(photo.shape[:2]) - 1))
         top, left = int(rng.integers(0, photo.shape[0] - s)), int(rng.integers(0, photo.shape[1] - s))
         out.append(resize_images(photo[None, top:top + s, left:left + s], side)[0])
-    return np.stack(out)
+        labels.append(i % len(photos))
+    return np.stack(out), np.array(labels)
 
 
-def test_flip_check_keeps_flips_for_photos_and_drops_them_for_digits(digits_table):
-    from kagglekit.pipeline import FLIP_AUC, flip_check
+def test_flip_check_keeps_flips_where_mirrors_keep_the_label_and_drops_them_for_digits(digits_table):
+    from kagglekit.flips import KEEP_SKILL, flip_check
 
     photos = flip_check(_photo_crops(300))
-    assert photos.flip and photos.auc < FLIP_AUC and "flip on" in photos.reason and "--no-flip" in photos.reason
+    assert photos.flip and photos.kept >= KEEP_SKILL and "flip on" in photos.reason and "--no-flip" in photos.reason
+    assert photos.original > photos.chance + 0.3  # the quick classifier learnt something to judge by
     digits = flip_check(digits_table)  # real handwritten digits: a mirrored 2 is no 2
-    assert not digits.flip and digits.auc >= 0.85 and "flip off" in digits.reason and "--flip" in digits.reason
-    assert flip_check((_photo_crops(30), None)).auc is None  # too few to judge: flips stay on, said so
+    assert not digits.flip and digits.kept < KEEP_SKILL and "flip off" in digits.reason and "--flip" in digits.reason
+    assert f"{digits.original:.3f}" in digits.reason and f"{digits.mirrored:.3f}" in digits.reason
+    few = flip_check(_photo_crops(30))  # too few to judge: flips stay on, said so
+    assert few.flip and few.kept is None and "too few" in few.reason
+    unlabelled = flip_check(_photo_crops(100)[0])
+    assert unlabelled.flip and "no labels" in unlabelled.reason
     assert flip_check(digits_table) == digits  # seeded: a resumed run judges the same

@@ -137,6 +137,7 @@ class _Context:
     started: float  # time.time() when the run began: importing the backend counts too
     before: float = 0.0  # seconds earlier sessions of this run spent
     replay: Any = None  # (plan, steps) of an earlier run folder to replay (kagglekit.timeline.read_replay), or None
+    head: str = "softmax"  # how classes are ranked: "softmax", or "knn" (identification: `kagglekit.identify`)
 
     def spent(self) -> float:
         """Return the seconds this run has spent, earlier sessions included."""
@@ -361,16 +362,19 @@ def _deadline(ctx: _Context, plan: Any, n_valid: int, n_test: int) -> Any:
                          valid_s=plan.valid_s, **measured_reserve(plan, n_valid, n_test))
 
 
-def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metric: str, saved: Any) -> float:
+def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metric: str, saved: Any,
+                train: LabelTable | None = None) -> float:
     """Return the validation score after tuning post-processing (clip / thresholds / cut-points) and TTA on validation.
 
     The validation images are predicted once, for tuning and for the score; the settings are saved with the model.
+    Unreadable validation images are left out of both (`predict.readable`), their count kept in the tune step.
+    With the "knn" head the validation images are ranked against `train` (`kagglekit.identify`).
     """
-    from .. import predict
+    from .. import identify, predict
     from ..durations import format_duration
 
     state = ctx.state
-    tune_inputs = {"metric": metric, "tta": ctx.cfg["tta"], "train": state.result("train")}
+    tune_inputs = {"metric": metric, "tta": ctx.cfg["tta"], "train": state.result("train"), "head": ctx.head}
     if saved is not None:  # tuned (or not) where it was trained; its validation images are not known here
         return float("nan")
     if state.fresh("tune", tune_inputs) and learner.settings.get("tuned_for") == metric:
@@ -379,7 +383,9 @@ def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metri
         learner.settings.pop(key, None)
     tta, left = ctx.cfg["tta"], plan.budget_s - ctx.spent()
     reserve_s = _saved_reserve(ctx.deadline_path, plan.reserve_s)  # measured while training (kagglekit.timeline)
-    if tta == "auto" and _timed(ctx) and left < 0.8 * reserve_s:  # time-driven training leaves about the reserve
+    if ctx.head == "knn":  # ranked by nearest neighbours among the training images: no TTA views
+        tta = 0
+    elif tta == "auto" and _timed(ctx) and left < 0.8 * reserve_s:  # time-driven training leaves about the reserve
         logger.info(f"TTA: off, {format_duration(max(0.0, left))} left of the budget, less than the "
                     f"{format_duration(reserve_s)} kept for predicting with it")
         tta = 0
@@ -387,14 +393,24 @@ def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metri
         tta = 0
     elif tta == "auto":
         tta, _ = predict.choose_tta(learner, valid, metric, max_tta=plan.tta, batch_size=plan.batch_size, progress=False)
-    valid_probs = predict.predict(learner, valid, tta=tta, batch_size=plan.batch_size, progress=False)
+    valid_probs = (identify.predict_knn(learner, train, valid, batch_size=plan.batch_size) if ctx.head == "knn" else
+                   predict.predict(learner, valid, tta=tta, batch_size=plan.batch_size, progress=False))
     predict.tune_settings(learner, valid_probs, metric, table=valid)
     learner.settings["tuned_for"] = metric
     learner.save(ctx.workdir / "learner")
     score = predict.score(valid_probs, valid, metric, settings=learner.settings)
-    state.finish("tune", tune_inputs, {"score": float(score),
+    state.finish("tune", tune_inputs, {"score": float(score), "left_out": len(valid_probs.attrs.get("unreadable") or ()),
                                        **{k: learner.settings[k] for k in TUNED_KEYS if k in learner.settings}})
     return score
+
+
+def _choose_head(ctx: _Context, train: LabelTable, metric: str) -> str:
+    """Return how classes are ranked ("knn" for identification, else "softmax"), logged with the reason before training."""
+    from .. import identify
+
+    head, why = identify.choose_head(ctx.cfg["head"], train, metric)
+    logger.info(f"head: {head} ({why})")
+    return head
 
 
 def _log_score(ctx: _Context, learner: Any, metric: str, score: float, saved: Any) -> None:
@@ -405,21 +421,27 @@ def _log_score(ctx: _Context, learner: Any, metric: str, score: float, saved: An
         logger.info(f"validation {metric}: not measured (the learner from {ctx.model} was trained elsewhere)"
                     + (f"; its settings: {described}" if described else ""))
     else:
-        logger.info(f"validation {metric}: {score:.4f}" + (f" ({described})" if described else ""))
+        left_out = (ctx.state.result("tune") or {}).get("left_out")
+        logger.info(f"validation {metric}: {score:.4f}" + (f" ({described})" if described else "")
+                    + (f"; {left_out} unreadable validation image(s) left out" if left_out else ""))
 
 
-def _stage_predict(ctx: _Context, learner: Any, test: LabelTable, batch_size: int) -> Any:
-    """Return the test predictions (ids and one probability per class), predicted once and kept in the run folder."""
-    from .. import predict
+def _stage_predict(ctx: _Context, learner: Any, test: LabelTable, batch_size: int, gallery: tuple = ()) -> Any:
+    """Return the test predictions (ids and one probability per class), predicted once and kept in the run folder.
+
+    With the "knn" head the test images are ranked against the labelled tables in `gallery` (train, valid).
+    """
+    from .. import identify, predict
 
     state, probs_path = ctx.state, ctx.workdir / "test_predictions.csv"
     settings = learner.settings
-    predict_inputs = {"tune": state.result("tune"), "test": table_digest(test), "train": state.result("train"),
+    predict_inputs = {"tune": state.result("tune"), "test": table_digest(test), "train": state.result("train"), "head": ctx.head,
                       "settings": {k: settings[k] for k in TUNED_KEYS if k in settings}}
     test_probs = _fresh_result(state, "predict", predict_inputs,
                                lambda: read_saved(state, "predict", probs_path, predict.read_predictions))
     if test_probs is None:
-        test_probs = predict.predict(learner, test, batch_size=batch_size)
+        test_probs = (identify.predict_knn(learner, identify.gallery_of(*gallery), test, batch_size=batch_size)
+                      if ctx.head == "knn" else predict.predict(learner, test, batch_size=batch_size))
         predict.save_predictions(test_probs, probs_path)
         state.finish("predict", predict_inputs, {"file": probs_path.name, "md5": file_hash(probs_path)})
     return test_probs
@@ -502,6 +524,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     inference = _stage_infer(ctx, train, valid, test, inferred, saved)
     _stage_preflight(ctx, train, valid, test, saved, inference, ledger_path)
     k = _stage_folds_wanted(ctx, train, valid, test, saved)
+    ctx.head = _choose_head(ctx, train, inference.metric)
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
         return inference
@@ -511,9 +534,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         return _stage_folds(ctx, k, train, valid, test, inference, submit, message, ledger_path)
     plan = _stage_plan(ctx, train, valid, test)
     learner = _stage_train(ctx, plan, train, valid, saved, len(test))
-    score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved)
+    score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved, train)
     _log_score(ctx, learner, inference.metric, score, saved)
-    test_probs = _stage_predict(ctx, learner, test, plan.batch_size)
+    test_probs = _stage_predict(ctx, learner, test, plan.batch_size, gallery=(train, valid))
     out = _stage_write(ctx, inference, learner, test_probs)
     run_id = runfolder.run_id_for(ctx.state, file_hash(out), run_ledger.new_run_id)  # a new submission: a new run id
     result = RunResult(workdir=ctx.workdir, metric=inference.metric, valid_score=float(score), submission=out,

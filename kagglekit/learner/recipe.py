@@ -34,7 +34,7 @@ import pandas as pd
 from .. import backbones as bb
 from ..errors import ConfigError
 from ..logs import logger
-from ..pipeline import flip_check
+from ..flips import flip_check
 from ..plan import BASE_LR, SCRATCH_LR
 from ..table import LabelTable
 from ..timeline import TIME_EPOCHS, Cadence, StepClock, TimeDriven, budget_lr, replay_record, stage_ends  # noqa: F401
@@ -354,7 +354,7 @@ def fine_tune(
         augment: True: the default augmentation (flip, small rotation, zoom, contrast); False:
             none; or Keras layers of your own.
         flip: horizontal flips in the default augmentation and in TTA; None: judged from the
-            training images (`kagglekit.pipeline.flip_check`: off for digits, text, fixed layouts).
+            training images (`kagglekit.flips.flip_check`: off where a mirrored image loses its label: digits, text).
         mixed_precision: "auto" (on when a GPU is present), True, False, or a policy name.
         distribute: "auto" (data-parallel over 2+ GPUs), True (all devices, CPU included), False.
         workdir: where checkpoints, state.json, history.csv and curves.png go;

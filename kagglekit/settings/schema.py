@@ -203,6 +203,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("folds", "int", "train K models on K folds: out-of-fold predictions (oof.csv), the CV score, test "
             "predictions averaged; 'auto': 5 when the budget affords them, else 1", default=1, section=_TRAIN,
             flags=("--folds",), low=1, high=20, also=("auto",), metavar="K|auto", example=5, aliases=("kfold", "n_folds", "num_folds")),
+    Setting("head", "str", "how classes are ranked: 'knn' (nearest training images in the classifier's embedding: "
+            "identification, e.g. Humpback Whale) or 'softmax'; default auto, from the label statistics",
+            section=_TRAIN, flags=("--head",), choices=("auto", "knn", "softmax"), default_text="auto", example="knn"),
     Setting("seed", "int", "random seed of the split, the initial weights and the augmentation", default=0,
             section=_TRAIN, flags=("--seed",), low=0, high=2**32 - 1, example=1),
     Setting("flip", "bool", "flip images in training and TTA (default: judged from the images: off for digits, text)",

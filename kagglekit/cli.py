@@ -235,7 +235,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit backbones`."""
     from .backbones import describe
 
-    print(describe())
+    print(describe(markdown=getattr(args, "markdown", False)))
     return 0
 
 
@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wide", action="store_true", help="with --csv: one 0/1 column per label")
     p.set_defaults(func=cmd_organise)
 
-    p = sub.add_parser("backbones", help="list the registered backbones")
+    p = sub.add_parser("backbones", help="list the registered backbones: family, parameters, size, cost, weights")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (as in docs/backbones.md)")
     p.set_defaults(func=cmd_backbones)
     return parser
 

@@ -124,3 +124,19 @@ def test_token_pooling_modes():
     out = keras.ops.convert_to_numpy(layer(np.ones((1, 1, 1, 3), "float32")))
     np.testing.assert_allclose(out.reshape(-1), [0.0, 1.0, 2.0])
     assert Preprocess.from_config(layer.get_config()).scale == [1.0, 2.0, 3.0]
+
+
+def test_siglip_preset_uses_its_vision_encoder_and_its_pooled_features(tmp_path):
+    """A SigLIP preset (image and text towers): the image tower alone, its pooled output straight to the head."""
+    keras.utils.set_random_seed(0)
+    vision = keras_hub.models.SigLIPVisionEncoder(patch_size=8, hidden_dim=16, num_layers=1, num_heads=2,
+                                                  intermediate_dim=32, image_shape=(32, 32, 3))
+    text = keras_hub.models.SigLIPTextEncoder(vocabulary_size=50, embedding_dim=16, hidden_dim=16, num_layers=1,
+                                              num_heads=2, intermediate_dim=32)
+    converter = keras_hub.layers.SigLIPImageConverter(image_size=(32, 32), scale=1 / 127.5, offset=-1.0)
+    folder = _save_preset(keras_hub.models.SigLIPBackbone(vision, text), converter, tmp_path / "siglip")
+    model = bb.build_model(str(folder), 3, weights="imagenet")
+    assert model.get_layer("pool").mode == "none" and bb.get(str(folder)).family == "siglip"
+    assert bb.backbone_of(model).count_params() == vision.count_params()  # no text tower
+    x, _ = _arrays(4, 40)
+    np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)

@@ -109,6 +109,10 @@ HUB_PRESETS: list[tuple] = [
     ("dinov2_small", "dinov2", "dinov2", 1, 224, "cls", "torch", 11.1, 22582656, 1.3, 110),
     ("dinov2_base", "dinov2", "dinov2", 1, 224, "cls", "torch", 43.9, 87632640, 1.2, 200),
     ("dinov2_with_registers_small", "dinov2", "dinov2", 1, 224, "cls", "torch", 11.2, 22584192, 1.3, 110),
+    # SigLIP: the vision encoder alone is used (its pooled output); parameters are the preset's, text tower included.
+    ("siglip_base_patch16_224", "siglip", "siglip", 1, 224, "cls", "tf", 35.1, 203156230, 1.2, 180),
+    ("siglip2_base_patch16_224", "siglip", "siglip", 1, 224, "cls", "tf", 35.1, 375188230, 1.2, 180),
+    ("siglip_so400m_patch14_384", "siglip", "siglip", 1, 384, "cls", "tf", 604.0, 877961291, 1.2, 2000),
     ("efficientnet_b0_ra_imagenet", "efficientnet_timm", "efficientnet", 2, 224, "mean", "torch", 0.8, 5288548, 5.0,
      80),
     ("efficientnet_b3_ra2_imagenet", "efficientnet_timm", "efficientnet", 2, 288, "mean", "torch", 3.6, 12233232,

@@ -132,7 +132,9 @@ def _vision_model(backbone: "keras.Model", name: str) -> "keras.Model":
         return backbone
     shape = tuple(getattr(encoder, "image_shape", None) or (None, None, 3))
     inputs = keras.Input(shape, name="images")
-    return keras.Model(inputs, encoder(inputs), name=f"{name}_vision")
+    expects = getattr(encoder, "input", None)
+    feed = {next(iter(expects)): inputs} if isinstance(expects, dict) else inputs
+    return keras.Model(inputs, encoder(feed), name=f"{name}_vision")
 
 
 def preprocess_layer(entry: "Backbone", folder: Path | None) -> "keras.layers.Layer":

@@ -140,3 +140,15 @@ def test_siglip_preset_uses_its_vision_encoder_and_its_pooled_features(tmp_path)
     assert bb.backbone_of(model).count_params() == vision.count_params()  # no text tower
     x, _ = _arrays(4, 40)
     np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_offline_preset_request_fails_naming_the_kaggle_model(tmp_path, monkeypatch):
+    """Pretrained weights asked, the preset neither attached nor cached, no network: one error with the fix."""
+    monkeypatch.setenv("KAGGLEKIT_INPUT_ROOT", str(tmp_path / "input"))
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):  # a refusing proxy: internet off
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(WeightsError, match="offline.*keras/deit/keras/deit_tiny_distilled_patch16_224_imagenet/1"):
+        bb.build_model("deit_tiny_distilled_patch16_224_imagenet", 2, weights="imagenet")

@@ -10,7 +10,13 @@ Weights are ``"imagenet"`` (the Keras cache, then the notebook input root
 ``kagglekit.io.input_root()``, ``/kaggle/input/**``, then a download when online), a local file (``*_notop.h5`` as ``keras.applications``
 ships them, ``*.weights.h5``, ``*.keras``) or ``None``.
 
-The registry (names, sizes, preprocessing modes, weight file names: :func:`names`,
+KerasHub presets (``hub:<preset>``, a registered preset name, or the path of a preset folder) are
+built by ``kagglekit.backbones.hub``: found offline under the input root as Kaggle Models mount them,
+else downloaded; preprocessed as their image converter says; token outputs pooled by ``TokenPool``.
+
+Every architecture is one record (:class:`Backbone`, listed in ``kagglekit.backbones.catalog``) holding
+its cost facts too (forward GFLOPs, parameters, slowness, training memory): the time-budget plan reads
+them here. The registry (names, sizes, preprocessing modes, weight file names, cost facts: :func:`names`,
 :func:`get`, :func:`describe`) imports no keras; keras is imported only when a model
 is built or weights are loaded (the Keras half lives in ``kagglekit.backbones.layers``).
 """
@@ -264,14 +270,15 @@ def _folder_entry(folder: Path) -> Backbone:
         raise ConfigError(f"--backbone {folder}: config.json or metadata.json cannot be read ({exc}).") from None
     family = str(config.get("class_name", "keras_hub")).replace("Backbone", "").lower() or "keras_hub"
     shape = (config.get("config") or {}).get("image_shape") or [None]
-    size = int(shape[0]) if shape and isinstance(shape[0], int) else 224
+    fixed = bool(shape) and isinstance(shape[0], int)  # a fixed input size (position embeddings): also the least
+    size = int(shape[0]) if fixed else 224
     parts = [p for p in folder.resolve().parts[-4:] if p not in ("keras", "/")]
     key = "preset_" + re.sub(r"[^a-z0-9_.-]+", "_", "_".join(parts).lower())
-    return register(key, None, "none", size, family=family, source="keras_hub", preset=str(folder.resolve()),
-                    params=meta.get("parameter_count"), overwrite=True)
+    return register(key, None, "none", size, None, None, size if fixed else 32, family=family, source="keras_hub",
+                    preset=str(folder.resolve()), params=meta.get("parameter_count"), overwrite=True)
 
 
-# ------------------------------------------------------------------ the catalog: keras.applications, small ResNets, KerasHub
+# ------------------------------------------------------------------ the catalog (keras.applications, small ResNets, KerasHub)
 def _app(fn_name: str) -> Callable[..., keras.Model]:
     def construct(input_shape, weights=None):
         import keras
@@ -310,7 +317,8 @@ for _name, (_widths, _blocks, _strides) in catalog.SMALL_RESNETS.items():
 
 for (_preset, _family, _model, _version, _size, _pool, _pre, _gflops, _params, _slow,
      _mb) in catalog.HUB_PRESETS:
-    register(_preset, None, _pre, _size, None, None, 32, family=_family, source="keras_hub", params=_params,
+    register(_preset, None, _pre, _size, None, None, _size if _family in catalog.FIXED_SIZE_FAMILIES else 32,
+             family=_family, source="keras_hub", params=_params,
              gflops=_gflops, slowness=_slow, memory_mb=_mb, preset=_preset, pooling=_pool,
              kaggle_handle=f"keras/{_model}/keras/{_preset}/{_version}")
 

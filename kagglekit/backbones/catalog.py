@@ -55,8 +55,8 @@ KERAS_APPS: list[tuple] = [
           ("B3", 300, 6.0, 12930622, 160), ("S", 384, 17.6, 20331360, 350), ("M", 480, 48.0, 53150388, 700),
           ("L", 480, 106.0, 117746848, 1100)]],
     # ConvNeXt (Liu et al. 2022): base, large and xlarge weights are ImageNet-21k pretrained, 1k fine-tuned.
-    *[(f"convnext_{v}", "ConvNeXt" + ("XLarge" if v == "xlarge" else v.title()), "convnext", "none", 224, f"convnext_{v}_stage_2",
-       f"convnext_{v}_notop.h5", 32, gflops, params, 1.3, mb)
+    *[(f"convnext_{v}", "ConvNeXt" + ("XLarge" if v == "xlarge" else v.title()), "convnext", "none", 224,
+       f"convnext_{v}_stage_2", f"convnext_{v}_notop.h5", 32, gflops, params, 1.3, mb)
       for v, gflops, params, mb in [
           ("tiny", 9.0, 27820128, 110), ("small", 17.4, 49454688, 150), ("base", 30.8, 87566464, 200),
           ("large", 68.8, 196230336, 320), ("xlarge", 121.8, 348147968, 450)]],
@@ -129,6 +129,11 @@ HUB_PRESETS: list[tuple] = [
     ("hgnetv2_b5_ssld_stage2_ft_in1k", "hgnetv2", "hgnetv2", 1, 224, "mean", "torch", 11.7, 33419680, 1.5, 140),
     ("hgnetv2_b6_ssld_stage2_ft_in1k", "hgnetv2", "hgnetv2", 1, 224, "mean", "torch", 33.8, 69179888, 1.5, 250),
 ]
+
+
+#: Families whose position embeddings (or windows) fix the input size: they always run at their default size
+#: (kagglekit resizes images to it inside the model), so that is also their smallest size.
+FIXED_SIZE_FAMILIES = ("vit", "deit", "swin", "dinov2", "siglip")
 
 
 def small_resnet_gflops(widths: Sequence[int], blocks: int, strides: Sequence[int], size: float) -> float:

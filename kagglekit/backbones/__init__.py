@@ -191,7 +191,8 @@ def register(
     key = name.lower()
     if key in _REGISTRY and not overwrite:
         raise ConfigError(f"A backbone named {name!r} is already registered; pass overwrite=True to replace it.")
-    entry = Backbone(key, constructor, preprocess, default_size, split, weights_file, min_size, **facts)
+    entry = Backbone(key, constructor, preprocess=preprocess, default_size=default_size, split=split,
+                     weights_file=weights_file, min_size=min_size, **facts)
     _REGISTRY[key] = entry
     return entry
 

@@ -379,7 +379,7 @@ def load_backbone(
     if entry.source == "keras_hub":
         from .hub import load_hub
 
-        return load_hub(entry, weights, roots)[0]
+        return load_hub(entry, weights, roots, DOWNLOAD_TIMEOUT)[0]
     if weights is None:
         return entry.constructor(input_shape, None)
     if isinstance(weights, str) and weights.lower() == "imagenet":
@@ -474,7 +474,7 @@ def build_model(
     if entry.source == "keras_hub":
         from .hub import load_hub
 
-        base, preprocess = load_hub(entry, weights, roots)
+        base, preprocess = load_hub(entry, weights, roots, DOWNLOAD_TIMEOUT)
     else:
         base, preprocess = load_backbone(entry, weights, roots=roots), Preprocess(entry.preprocess, name="preprocess")
     inputs = keras.Input((None, None, 3), name="pixels")

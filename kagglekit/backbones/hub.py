@@ -106,14 +106,14 @@ def _not_found(entry: "Backbone", why: str) -> WeightsError:
                         "or pass its folder: --backbone PATH.")
 
 
-def _from_preset(entry: "Backbone", source: str, load_weights: bool) -> "keras.Model":
+def _from_preset(entry: "Backbone", source: str, load_weights: bool, timeout: float) -> "keras.Model":
     """Return the KerasHub backbone of preset `source` (a folder or a preset name, then downloaded)."""
     keras_hub = _keras_hub()
 
     if Path(source).is_dir():
         return keras_hub.models.Backbone.from_preset(source, load_weights=load_weights)
     previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(15.0)  # a download must fail fast offline
+    socket.setdefaulttimeout(timeout)  # a download must fail fast offline
     try:
         return keras_hub.models.Backbone.from_preset(source, load_weights=load_weights)
     except Exception as exc:  # noqa: BLE001 - any download failure means: attach the preset
@@ -153,12 +153,14 @@ def preprocess_layer(entry: "Backbone", folder: Path | None) -> "keras.layers.La
 
 
 def load_hub(entry: "Backbone", weights: str | os.PathLike | None = "imagenet",
-             roots: Sequence[str | os.PathLike] | None = None) -> tuple["keras.Model", "keras.layers.Layer"]:
+             roots: Sequence[str | os.PathLike] | None = None,
+             timeout: float = 15.0) -> tuple["keras.Model", "keras.layers.Layer"]:
     """Return (the headless backbone, its Preprocess layer) of KerasHub entry `entry`.
 
     `weights`: "imagenet" (or "preset"): the preset's pretrained weights, from its folder when attached,
-    else downloaded; None: the preset's architecture randomly initialised (its config.json must be
-    found); a preset folder; or a ``*.weights.h5`` file saved from the same backbone.
+    else downloaded (the network may wait `timeout` seconds at a time); None: the preset's architecture
+    randomly initialised (its config.json must be found); a preset folder; or a ``*.weights.h5`` file
+    saved from the same backbone.
     """
     file = None
     if weights is not None and str(weights).lower() not in ("imagenet", "preset"):
@@ -177,7 +179,7 @@ def load_hub(entry: "Backbone", weights: str | os.PathLike | None = "imagenet",
     if folder is None and (weights is None or file is not None):
         raise _not_found(entry, "its architecture (config.json) is needed and it is not attached")
     source = str(folder) if folder is not None else str(entry.preset)
-    loaded = _from_preset(entry, source, load_weights=weights is not None and file is None)
+    loaded = _from_preset(entry, source, weights is not None and file is None, timeout)
     if file is not None:
         loaded.load_weights(file)
     logger.info(f"kagglekit: backbone {entry.name} from KerasHub preset {source}")

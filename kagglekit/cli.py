@@ -205,7 +205,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit backbones`."""
     from .backbones import describe
 
-    print(describe())
+    print(describe(markdown=getattr(args, "markdown", False)))
     return 0
 
 
@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace existing files that differ from what organise writes (never the competition's own files)")
     p.set_defaults(func=cmd_organise)
 
-    p = sub.add_parser("backbones", help="list the registered backbones")
+    p = sub.add_parser("backbones", help="list the registered backbones: family, parameters, size, cost, weights")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (as in docs/backbones.md)")
     p.set_defaults(func=cmd_backbones)
     return parser
 

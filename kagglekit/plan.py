@@ -75,22 +75,8 @@ RESERVE_SHARE = 0.25
 #: A prediction costs this share of a training step per image (forward only, no optimizer).
 PREDICT_SHARE = 0.4
 
-# Forward GFLOPs per image at the reference size, and slowness per FLOP (depthwise convolutions
-# run far below peak). Sources: the Keras applications papers (MACs x 2); kagglekit's small
-# ResNets counted layer by layer by `forward_gflops` from their widths in backbones.py.
-_KERAS_APPS = {  # name: (reference size, forward GFLOPs, slowness, GPU MB per image at the reference size)
-    "vgg16": (224, 31.0, 1.0, 110), "vgg19": (224, 39.2, 1.0, 120),
-    "resnet50": (224, 8.2, 1.0, 90), "resnet101": (224, 15.6, 1.0, 130), "resnet152": (224, 23.0, 1.0, 180),
-    "resnet50v2": (224, 8.2, 1.0, 90), "convnext_tiny": (224, 9.0, 1.3, 110),
-    "mobilenetv2": (224, 0.6, 4.0, 60), "efficientnetb0": (224, 0.8, 5.0, 80),
-    "efficientnetb1": (240, 1.4, 5.0, 110), "efficientnetb2": (260, 2.0, 5.0, 140),
-    "efficientnetb3": (300, 3.6, 5.0, 220),
-}
-_SMALL_RESNETS = {  # name: (widths, blocks, strides) as registered in kagglekit.backbones
-    "resnet_small": ((32, 64, 128), 1, (1, 2, 2)), "resnet_tiny": ((16, 32, 64), 1, (1, 2, 2)),
-    "resnet_compact": ((32, 64, 128), 1, (2, 2, 2)),
-    "resnet_micro": ((16, 32, 64), 1, (2, 2, 2)), "wide_resnet": ((96, 192, 384), 2, (1, 2, 2)),
-}
+# The architectures' cost facts (forward GFLOPs, slowness per FLOP, training memory per image) are the registry's:
+# one record per architecture in kagglekit.backbones.catalog, read through kagglekit.backbones.get (no Keras).
 # Per-image overhead in seconds (framework, copies), on CPU and on accelerators.
 CPU_OVERHEAD_S = 0.0008
 GPU_OVERHEAD_S = 0.0002
@@ -169,36 +155,21 @@ class ImageStats:
 
 
 # ------------------------------------------------------------------ cost model
+def _arch(backbone: str) -> Any:
+    """Return the registry record of `backbone` (its cost facts; the registry imports no Keras)."""
+    from . import backbones
+
+    return backbones.get(backbone)
+
+
 def forward_gflops(backbone: str, size: int) -> float:
-    """Return the forward GFLOPs of one `size` x `size` image through `backbone` (an estimate for unknown ones)."""
-    name = backbone.lower()
-    if name in _SMALL_RESNETS:
-        widths, blocks, strides = _SMALL_RESNETS[name]
-        res, c_in, macs = float(size), 3, size * size * 9 * 3 * widths[0]
-        c_in = widths[0]
-        for width, stride in zip(widths, strides):
-            res /= stride
-            area = res * res
-            macs += area * 9 * c_in * width + area * 9 * width * width  # first block's two convolutions
-            if stride != 1 or c_in != width:
-                macs += area * c_in * width  # its 1x1 projection
-            macs += (blocks - 1) * 2 * area * 9 * width * width
-            c_in = width
-        return 2 * macs / 1e9
-    ref, gflops, _slow, _mb = _KERAS_APPS.get(name, (224, 8.2, 1.0, 90))  # unknown: as resnet50
-    return gflops * (size / ref) ** 2
-
-
-# Small ResNets on CPU, measured inside `fit` at 64 px, batch 64, 2 cores (Plant Seedlings, 2,000 images):
-# resnet_micro 226 ms a step (its 16-32-64 channels run below the CPU's peak), resnet_compact 430 ms (above it).
-_CPU_SLOWNESS = {"resnet_micro": 1.3, "resnet_compact": 0.75}
+    """Return the forward GFLOPs of one `size` x `size` image through `backbone` (as a ResNet50 when unknown)."""
+    return _arch(backbone).forward_gflops(size)
 
 
 def _slowness(backbone: str, hardware: Hardware) -> float:
-    if hardware.kind == "cpu" and backbone.lower() in _CPU_SLOWNESS:
-        return _CPU_SLOWNESS[backbone.lower()]
-    slow = _KERAS_APPS.get(backbone.lower(), (0, 0, 1.0, 0))[2]
-    return slow if hardware.kind == "cpu" else 1.0 + (slow - 1.0) / 2  # accelerators suffer less from depthwise
+    """Return the backbone's seconds per FLOP relative to dense convolutions on this hardware (measured where known)."""
+    return _arch(backbone).slowness_on(hardware.kind)
 
 
 def estimate_seconds_per_image(backbone: str, size: int, hardware: Hardware) -> float:
@@ -220,17 +191,7 @@ def batch_size_for(backbone: str, size: int, hardware: Hardware, n_train: int | 
         why = (f"batch {batch}: CPU, {'small' if size <= 64 else 'large'} inputs" if hardware.kind == "cpu"
                else f"batch {batch}: accelerator memory unknown")
     else:
-        name = backbone.lower()
-        if name in _SMALL_RESNETS:  # activations kept for backward: ~12 float16 tensors a block per stage
-            widths, blocks, strides = _SMALL_RESNETS[name]
-            res, elements = float(size), 0.0
-            for width, stride in zip(widths, strides):
-                res /= stride
-                elements += width * res * res * blocks
-            mb = elements * 12 * 2 / 2 ** 20 + 0.5
-        else:
-            ref, _g, _s, mb_ref = _KERAS_APPS.get(name, (224, 8.2, 1.0, 90))
-            mb = mb_ref * (size / ref) ** 2
+        mb = _arch(backbone).memory_mb_at(size)  # the registry's training memory per image
         usable = 0.5 * hardware.device_memory_gb * 1024  # half the memory: weights, optimizer, workspace
         fits = max(8, int(usable / max(mb, 1e-3)))
         batch = min(256, 2 ** int(math.log2(fits)))
@@ -312,16 +273,9 @@ class Plan:
 
 
 def _entry(name: str) -> tuple[int, int, bool]:
-    """Return (default size, min size, has ImageNet weights) of a backbone; the registry only for unknown names."""
-    key = name.lower()
-    if key in _SMALL_RESNETS:
-        return 32, 8, False
-    if key in _KERAS_APPS:
-        return _KERAS_APPS[key][0], 32, True
-    from . import backbones  # a user-registered backbone: ask the registry (imports Keras)
-
-    entry = backbones.get(name)
-    return entry.default_size, entry.min_size, entry.weights_file is not None
+    """Return (default size, min size, has pretrained weights) of a backbone, from the registry."""
+    entry = _arch(name)
+    return entry.default_size, entry.min_size, entry.pretrained
 
 
 def _cost_scale(value: float | None) -> float:
@@ -426,7 +380,7 @@ def make_plan(
 
     def option(name: str, budget: float) -> _Option:
         default_size, min_size, _has_weights = _entry(name)
-        scratch_family = name.lower() in _SMALL_RESNETS
+        scratch_family = _arch(name).from_scratch
         mult = 8 if scratch_family else 32
         why: list[str] = []
         if explicit_sizes:

@@ -10,8 +10,18 @@ import pytest
 from kagglekit import backbones as bb
 from kagglekit.errors import ConfigError, WeightsError
 
-REQUIRED = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2", "efficientnetb0",
-            "efficientnetb1", "efficientnetb2", "efficientnetb3", "convnext_tiny", "mobilenetv2", "resnet_small"}
+REQUIRED = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2",
+            *(f"efficientnetb{i}" for i in range(8)),
+            *(f"efficientnetv2{v}" for v in ("b0", "b1", "b2", "b3", "s", "m", "l")),
+            *(f"convnext_{v}" for v in ("tiny", "small", "base", "large", "xlarge")), "densenet121", "densenet169",
+            "densenet201", "xception", "inceptionv3", "inceptionresnetv2", "mobilenetv2", "mobilenetv3small",
+            "mobilenetv3large", "resnet_small", "vit_base_patch16_224_imagenet", "dinov2_small",
+            "deit_small_distilled_patch16_224_imagenet", "swin_tiny_patch4_window7_224", "resnet_vd_50_imagenet",
+            "efficientnet_b0_ra_imagenet", "hgnetv2_b4_ssld_stage2_ft_in1k"}
+APPS = [n for n in bb.names() if bb.get(n).source in ("keras.applications", "kagglekit")]
+# The smallest member of each keras.applications family, and every small ResNet: built, trained, saved, reloaded.
+SMALLEST = sorted({min((n for n in APPS if bb.get(n).family == f), key=lambda n: bb.get(n).params)
+                   for f in {bb.get(n).family for n in APPS}} | {n for n in APPS if bb.get(n).from_scratch})
 
 
 def _pixels(n=2, size=32, seed=0):
@@ -28,25 +38,61 @@ def test_registry_has_the_required_backbones():
         bb.get("resnet5O")
 
 
-@pytest.mark.parametrize("name", bb.names())
-def test_every_backbone_builds_and_trains_one_step_at_32px(name):
+def test_every_record_holds_its_facts():
+    """Every entry's record, checked without building it: cost facts, weights, what to attach."""
+    catalog = ([r[0] for r in bb.catalog.KERAS_APPS] + list(bb.catalog.SMALL_RESNETS)
+               + [r[0] for r in bb.catalog.HUB_PRESETS])  # (not presets other tests registered on the fly)
+    assert len(catalog) >= 35 and len(bb.catalog.HUB_PRESETS) >= 10 and set(catalog) <= set(bb.names())
+    for name in catalog:
+        e = bb.get(name)
+        assert e.family and e.params and e.gflops > 0 and e.memory_mb > 0 and e.slowness >= 0.5, name
+        assert e.min_size <= e.default_size and e.preprocess in bb.PREPROCESS_MODES, name
+        if e.source == "keras.applications":
+            assert e.weights_file.endswith(".h5") and e.pretrained and e.attach() == e.weights_file, name
+            assert hasattr(keras.applications, e.constructor.__name__.split(".")[-1]), name
+        elif e.source == "keras_hub":
+            model, kind, preset, version = np.array(e.kaggle_handle.split("/"))[[1, 2, 3, 4]]
+            assert e.kaggle_handle.startswith("keras/") and kind == "keras" and preset == e.preset and version.isdigit()
+            assert e.constructor is None and e.pooling in bb.TOKEN_POOLING and "Kaggle Models" in e.attach()
+        else:
+            assert e.from_scratch and not e.pretrained and e.weights_file is None, name
+    # the cost grows with the model inside a family, and with the size
+    for family in ("efficientnet", "efficientnetv2", "convnext"):
+        members = sorted((bb.get(n) for n in APPS if bb.get(n).family == family), key=lambda e: e.params)
+        assert [m.gflops for m in members] == sorted(m.gflops for m in members), family
+    assert bb.get("resnet50").forward_gflops(448) == pytest.approx(4 * bb.get("resnet50").gflops)
+
+
+@pytest.mark.parametrize("name", SMALLEST)
+def test_each_family_builds_trains_saves_and_reloads_at_its_smallest_size(name, tmp_path):
+    from kagglekit.learner import Learner
+
+    entry = bb.get(name)
+    size = max(32, entry.min_size)
     model = bb.build_model(name, 3, weights=None, dropout=0.1)
+    base = bb.backbone_of(model)
+    assert base.count_params() == entry.params  # the record's parameters are the model's
+    assert model.get_layer("preprocess").mode == entry.preprocess
     groups = bb.layer_groups(model, name)
     assert groups["early"] and groups["late"] and groups["head"]
+    if entry.split:  # the late group starts where the record says
+        assert groups["late"][0].name.startswith(entry.split) and not groups["early"][-1].name.startswith(entry.split)
     assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
     # The stage-1 step (frozen backbone, BatchNorm in inference mode) keeps big backbones fast on CPU.
-    bb.backbone_of(model).trainable = False
+    base.trainable = False
     before = _backbone_arrays(model)
     head = model.get_layer("predictions")
     head_before = [keras.ops.convert_to_numpy(w) for w in head.weights]
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", run_eagerly=True)
-    loss = model.train_on_batch(_pixels(), np.array([0, 2]))
+    loss = model.train_on_batch(_pixels(2, size), np.array([0, 2]))
     assert np.isfinite(loss)
     assert all(np.array_equal(a, b) for a, b in zip(before, _backbone_arrays(model)))
     # (the bias always gets a gradient; the kernel may not when random ReLU6 features are all zero)
     assert any(not np.allclose(a, keras.ops.convert_to_numpy(b)) for a, b in zip(head_before, head.weights))
-    probs = model.predict(_pixels(1, 40), verbose=0)  # flexible input size
+    probs = model.predict(_pixels(1, size + 8), verbose=0)  # flexible input size
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0, atol=1e-4)
+    reloaded = Learner.load(Learner(model, ["a", "b", "c"], size=size, settings={"backbone": name}).save(tmp_path))
+    np.testing.assert_allclose(reloaded.model.predict(_pixels(1, size + 8), verbose=0), probs, atol=1e-5)
 
 
 def test_multilabel_head_is_sigmoid():
@@ -153,7 +199,9 @@ def test_the_registry_lists_backbones_without_importing_keras():
 
     code = ("import sys, time; t = time.perf_counter(); import kagglekit.backbones as b; text = b.describe(); "
             "print(len(b.names()), 'keras' in sys.modules, round(time.perf_counter() - t, 2)); "
-            "assert 'resnet50' in text and b.get('vgg16').default_size == 224")
+            "assert 'resnet50' in text and b.get('vgg16').default_size == 224; "
+            "assert 'Kaggle Models keras/vit/keras/vit_base_patch16_224_imagenet/4' in text; "
+            "assert 'efficientnetv2-s_notop.h5' in text and 'KerasHub preset' in text")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     count, keras_imported, seconds = out.stdout.split()

@@ -69,8 +69,15 @@ def test_bad_input_is_one_line_without_traceback(args, expected):
 def test_backbones_lists_the_registry_with_weights_files():
     out = kagglekit("backbones")
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in out.stdout
-    assert "resnet_small" in out.stdout and "none (train from scratch)" in out.stdout
+    header, *rows = out.stdout.splitlines()
+    assert header.split()[:5] == ["name", "family", "params", "size", "GFLOPs"] and len(rows) >= 35
+    vgg = next(r for r in rows if r.startswith("vgg16 "))
+    assert vgg.split()[1:5] == ["vgg", "14.7M", "224", "31"] and vgg.endswith("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert "resnet_small" in out.stdout and "none: trained from scratch" in out.stdout
+    dino = next(r for r in rows if r.startswith("dinov2_small "))
+    assert "KerasHub preset" in dino and dino.endswith("Kaggle Models keras/dinov2/keras/dinov2_small/1")
+    markdown = kagglekit("backbones", "--markdown").stdout.splitlines()
+    assert markdown[0].startswith("| name | family |") and len(markdown) == len(rows) + 2
 
 
 def test_organise_writes_class_folders_and_a_multihot_csv(tmp_path, dogs_vs_cats_dir, imaterialist_dir):

@@ -325,18 +325,27 @@ def test_plan_makes_its_deadline():
     assert 29 <= deadline.spent_s < 31 and deadline.batch_size == plan.batch_size
 
 
-def test_cost_tables_agree_with_the_registry():
+def test_plan_costs_come_from_the_registry():
+    """The plan keeps no table of its own: every cost fact is the registry record's."""
     from kagglekit import backbones
 
     for name in P.CANDIDATES[(True, "gpu")] + P.CANDIDATES[(False, "gpu")] + P.CANDIDATES[(False, "cpu")]:
         backbones.get(name)  # every candidate is registered
-    for name, (ref, *_rest) in P._KERAS_APPS.items():
-        assert backbones.get(name).default_size == ref, name
-    for name in P._SMALL_RESNETS:  # the widths the cost model counts are the model's: params grow alike
-        assert P.forward_gflops(name, 32) > 0 and backbones.get(name).weights_file is None
-    small = backbones.get("resnet_small").constructor((32, 32, 3), None)
-    assert small.output_shape[-1] == P._SMALL_RESNETS["resnet_small"][0][-1]
+    assert not any(hasattr(P, t) for t in ("_KERAS_APPS", "_SMALL_RESNETS", "_CPU_SLOWNESS"))
+    for name in backbones.names():
+        entry = backbones.get(name)
+        assert P.forward_gflops(name, entry.default_size) == pytest.approx(entry.gflops), name
+        assert P._entry(name) == (entry.default_size, entry.min_size, entry.pretrained)
+    gpu = P.Hardware.gpu("Tesla T4", 15.0)
+    effnet, resnet = backbones.get("efficientnetb0"), backbones.get("resnet50")
+    assert P._slowness("efficientnetb0", CPU) == effnet.slowness > P._slowness("efficientnetb0", gpu) > 1.0
+    assert P._slowness("resnet_micro", CPU) == backbones.get("resnet_micro").cpu_slowness  # measured on CPU
+    assert P.batch_size_for("efficientnetv2l", 480, gpu)[0] < P.batch_size_for("resnet50", 224, gpu)[0]
+    assert P.estimate_seconds_per_image("resnet50", 224, CPU) == pytest.approx(
+        3 * resnet.gflops * 1e9 / CPU.train_flops + P.CPU_OVERHEAD_S)
     assert P.forward_gflops("resnet_compact", 32) < P.forward_gflops("resnet_small", 32) / 3
+    small = backbones.get("resnet_small").constructor((32, 32, 3), None)  # the widths counted are the model's
+    assert small.count_params() == backbones.get("resnet_small").params
 
 
 @pytest.mark.parametrize("kwargs", [{"sizes": [0]}, {"sizes": []}, {"epochs": 0}])

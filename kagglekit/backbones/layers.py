@@ -24,11 +24,14 @@ class Preprocess(layers.Layer):
     (cast only; EfficientNet and ConvNeXt normalise inside themselves).
     """
 
-    def __init__(self, mode: str = "none", **kwargs) -> None:
+    def __init__(self, mode: str = "none", scale: float | Sequence[float] | None = None,
+                 offset: float | Sequence[float] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if mode not in PREPROCESS_MODES:
             raise ConfigError(f"Unknown preprocessing mode {mode!r}; use one of {PREPROCESS_MODES}.")
         self.mode = mode
+        self.scale = _floats(scale)
+        self.offset = _floats(offset)
 
     def call(self, x):
         x = ops.cast(x, self.compute_dtype)
@@ -42,10 +45,52 @@ class Preprocess(layers.Layer):
             x = (x - mean) / std
         elif self.mode == "unit":
             x = x / 255.0
+        elif self.mode == "affine":
+            if self.scale is not None:
+                x = x * ops.convert_to_tensor(self.scale, dtype=self.compute_dtype)
+            if self.offset is not None:
+                x = x + ops.convert_to_tensor(self.offset, dtype=self.compute_dtype)
         return x
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode, "scale": self.scale, "offset": self.offset}
+
+
+def _floats(value: float | Sequence[float] | None) -> float | list[float] | None:
+    """Return `value` (a number, a sequence or an array of them, or None) as plain floats for the layer's config."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return [float(v) for v in ops.convert_to_numpy(value).reshape(-1)]
+
+
+@keras.saving.register_keras_serializable(package="kagglekit")
+class TokenPool(layers.Layer):
+    """Pool a backbone's token sequence (batch, tokens, width) into one vector: its class token or the tokens' mean.
+
+    ``cls`` takes token 0 (ViT, DeiT, DINOv2 put the class token first); ``mean`` averages every token;
+    ``none`` passes already pooled features (batch, width) through.
+    """
+
+    def __init__(self, mode: str = "cls", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("cls", "mean", "none"):
+            raise ConfigError(f"Unknown token pooling {mode!r}; use 'cls', 'mean' or 'none'.")
+        self.mode = mode
+
+    def call(self, x):
+        if self.mode == "cls":
+            return x[:, 0]
+        if self.mode == "mean":
+            return ops.mean(x, axis=1)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape if self.mode == "none" else (input_shape[0], input_shape[-1])
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 #: Modes of ``kagglekit.backbones.layers.Preprocess``, as in ``keras.applications.imagenet_utils.preprocess_input``
-#: (``unit``: 0..1; ``none``: cast only).
-PREPROCESS_MODES = ("none", "caffe", "tf", "torch", "unit")
+#: (``unit``: 0..1; ``none``: cast only; ``affine``: ``x * scale + offset`` as a KerasHub preset's image converter says).
+PREPROCESS_MODES = ("none", "caffe", "tf", "torch", "unit", "affine")
 
 MEANS = {
     "caffe": (103.939, 116.779, 123.68),  # BGR

@@ -74,6 +74,7 @@ class Learner:
             raise StateError(f"{path / 'learner.json'} cannot be read ({type(exc).__name__}: {exc}); save the learner "
                              "again (Learner.save), or train it again.") from None
         try:
+            bb.import_layers_of(path / "model.keras")  # KerasHub backbones: keras_hub registers their classes
             model = keras.saving.load_model(path / "model.keras", compile=False)
         except Exception as exc:  # a truncated or damaged .keras archive: zipfile, h5py or Keras errors
             raise StateError(f"{path / 'model.keras'} cannot be loaded ({type(exc).__name__}: {exc}); save the learner "

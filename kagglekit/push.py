@@ -69,6 +69,11 @@ class PushPlan:
     models: list[str] = field(default_factory=list)
     timeout_s: int | None = None
 
+    def shell_command(self) -> list[str]:
+        """Return the command with its environment: a TPU trains through JAX (KERAS_BACKEND=jax), else Keras' default."""
+        tpu = ACCELERATORS.get(self.accelerator, (False, False, ""))[1] or "tpu" in self.accelerator.lower()
+        return (["KERAS_BACKEND=jax"] if tpu else []) + self.command
+
     @property
     def kernel_ref(self) -> str:
         """Return 'user/kernel-slug'."""
@@ -85,7 +90,7 @@ class PushPlan:
         machine = f"{'GPU' if gpu else 'TPU' if tpu else 'CPU'}" + (f" (machine shape {shape})" if shape else "")
         return [
             f"push: notebook {self.kernel_ref} on Kaggle, {machine}, internet off",
-            f"push: runs `{shlex.join(self.command)}` in /kaggle/working",
+            f"push: runs `{shlex.join(self.shell_command())}` in /kaggle/working",
             f"push: inputs: competition {self.competition}; datasets {', '.join([self.wheels_ref, *self.datasets])}"
             + (f"; models {', '.join(self.models)}" if self.models else ""),
         ]
@@ -159,7 +164,11 @@ def build_wheel(dest: str | os.PathLike) -> Path:
 
 
 def write_wheels_folder(folder: str | os.PathLike, ref: str, extra_wheels: str | os.PathLike | None = None) -> list[Path]:
-    """Return the wheels written into `folder` (kagglekit's and those in `extra_wheels`) beside its dataset-metadata.json."""
+    """Return the wheels written into `folder` (kagglekit's and those in `extra_wheels`) beside its dataset-metadata.json.
+
+    From a source checkout the example scripts (``examples/*.py``) are copied there too, so a notebook
+    can run ``python /kaggle/input/kagglekit-wheels/dogs_vs_cats.py ...``.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     wheels = [build_wheel(folder)]
@@ -171,6 +180,9 @@ def write_wheels_folder(folder: str | os.PathLike, ref: str, extra_wheels: str |
                               "`pip download --only-binary=:all: --no-deps PACKAGE -d DIR`, or leave --wheels out.")
         for w in found:
             wheels.append(Path(shutil.copy2(w, folder / w.name)))
+    examples = Path(__file__).resolve().parent.parent / "examples"  # a source checkout: its example scripts too
+    for script in sorted(examples.glob("*.py")) if examples.is_dir() else []:
+        shutil.copy2(script, folder / script.name)
     meta = {"title": "kagglekit wheels", "id": ref, "licenses": [{"name": "Apache 2.0"}],
             "subtitle": "kagglekit and its extra wheels, for notebooks without internet"}
     (folder / "dataset-metadata.json").write_text(json.dumps(meta, indent=1))
@@ -185,7 +197,7 @@ def notebook(plan: PushPlan) -> dict:
                f"wheels = sorted(glob.glob('{wheels_dir}/**/*.whl', recursive=True))\n"
                f"assert wheels, 'no wheels under {wheels_dir}: attach the dataset {plan.wheels_ref}'\n"
                "subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-index', '--no-deps', *wheels], check=True)")
-    run = f"%cd /kaggle/working\n!{shlex.join(plan.command)}"
+    run = f"%cd /kaggle/working\n!{shlex.join(plan.shell_command())}"
     show = "!ls -la /kaggle/working /kaggle/working/runs\n!tail -n 3 runs/ledger.csv"
 
     def cell(src: str) -> dict:

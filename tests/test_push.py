@@ -49,6 +49,7 @@ def test_push_runs_the_notebook_and_brings_back_a_valid_submission(emu, digits, 
     ds = emu.kernels.datasets[f"{USER}/kagglekit-wheels"]
     wheel_name = next(n for n in ds.files() if n.endswith(".whl"))
     assert wheel_name.startswith("kagglekit-") and ds.private
+    assert {"dogs_vs_cats.py", "imaterialist_fashion.py"} <= set(ds.files())  # the examples travel with it
     # the notebook as Kaggle received it: internet off, GPU, the competition and the wheels attached
     kernel = emu.kernels.kernels[f"{USER}/kagglekit-digits"][-1]
     req = kernel.request
@@ -79,6 +80,7 @@ def test_second_push_versions_dataset_and_notebook_and_keeps_ledger_rows_unique(
     versions = emu.kernels.kernels[f"{USER}/kagglekit-digits"]
     assert [v.number for v in versions] == [1, 2]
     assert versions[-1].request["enableTpu"] is True and versions[-1].request["machineShape"] == "TpuV5E8"
+    assert "KERAS_BACKEND=jax kagglekit run digits" in notebook_source(versions[-1].request["text"])  # TPUs train via JAX
     assert emu.calls("CreateDataset") == 1 and emu.calls("CreateDatasetVersion") == 1
     assert len(ledger.read(tmp_path / "runs" / "ledger.csv")) == 2  # two sessions, two different run ids
 

@@ -100,9 +100,10 @@ def notebook_source(text: str) -> str:
 
 def _run_command(code: str) -> list[str]:
     for line in code.splitlines():
-        line = line.strip().lstrip("!")
-        if line.startswith("kagglekit run ") or " -m kagglekit run " in line:
-            words = shlex.split(line)
+        words = shlex.split(line.strip().lstrip("!"), comments=True) if "kagglekit" in line else []
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):  # VAR=value before the command
+            words.pop(0)
+        if words[:2] == ["kagglekit", "run"] or words[1:4] == ["-m", "kagglekit", "run"]:
             return words[words.index("run") + 1:]
     raise ValueError("the notebook never runs `kagglekit run`")
 

@@ -57,3 +57,68 @@ def test_xla_is_off_under_mirrored_strategy_only(monkeypatch):
     assert devices.jit_compile_setting(2) is False and devices.jit_compile_setting(1) == "auto"
     monkeypatch.setattr(devices, "_backend", lambda: "jax")
     assert devices.jit_compile_setting(8) == "auto"
+
+
+TWO_PROCESSES = """
+import json, os, sys
+import numpy as np
+import keras
+from kagglekit.learner import multihost
+
+assert multihost.initialize(), "the environment asked for 2 processes"
+keras.distribution.set_distribution(multihost.data_parallel())
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3, activation="softmax")])
+model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(64, 8)).astype("float32"), rng.integers(0, 3, 64)
+rows = multihost.shard(len(x))
+history = model.fit(x[rows], y[rows], batch_size=multihost.local_batch(16), epochs=2, verbose=0, shuffle=False)
+if multihost.is_writer():
+    os.makedirs(sys.argv[1], exist_ok=True)
+    with open(os.path.join(sys.argv[1], f"written-by-{multihost.process_index()}.json"), "w") as fh:
+        fh.write("{}")
+out = {"index": multihost.process_index(), "count": multihost.process_count(), "rows": [rows.start, rows.stop],
+       "loss": history.history["loss"], "stop_if_one_says_so": multihost.agree(multihost.process_index() == 1),
+       "go_on_if_none_says_stop": multihost.agree(False),
+       "weights": [np.asarray(w.value.addressable_shards[0].data).ravel().tolist() for w in model.weights]}
+print("RESULT", json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_two_jax_processes_keep_replicas_equal_and_write_once(tmp_path):
+    """Multi-host JAX, as two processes on this machine (CPU collectives): one model, one writer, one decision."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("jax")
+    script = tmp_path / "worker.py"
+    script.write_text(TWO_PROCESSES)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "PYTHONPATH": str(root), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+               "KERAS_DISTRIBUTION_PROCESS_ID": str(index)}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.split("RESULT", 1)[1]))
+    a, b = results
+    assert (a["index"], b["index"], a["count"], b["count"]) == (0, 1, 2, 2)
+    assert a["rows"] == [0, 32] and b["rows"] == [32, 64]  # each process fed its own half
+    assert a["loss"] == b["loss"] and a["weights"] == b["weights"]  # one model: the replicas stay equal
+    assert a["stop_if_one_says_so"] is True and b["stop_if_one_says_so"] is True
+    assert a["go_on_if_none_says_stop"] is False and b["go_on_if_none_says_stop"] is False
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["written-by-0.json"]  # written once

@@ -124,6 +124,11 @@ class _Strategy:
             strategy = tf.distribute.MirroredStrategy(devices)
             self.kind, self.replicas, self._scope = "mirrored", strategy.num_replicas_in_sync, strategy.scope
         elif backend == "jax":
+            from .multihost import requested_processes
+
+            if requested_processes() > 1:  # never N independent runs all writing the same run folder
+                raise ConfigError("The environment asks for several JAX processes (multi-host), which fine_tune does not "
+                                  "run yet (kagglekit.learner.multihost has the parts). Fix: run one process per machine.")
             kind = "tpu" if tpu_cores() else "gpu" if gpus else "cpu"
             devices = keras.distribution.list_devices(kind)
             if len(devices) < 2:

@@ -284,12 +284,23 @@ def publish_wheels(api: "KaggleApi", plan: PushPlan, workdir: Path, extra_wheels
     import requests
 
     folder = workdir / "wheels"
-    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():  # remove only what an earlier push wrote there
+        meta = folder / "dataset-metadata.json"
+        try:
+            ours = json.loads(meta.read_text()).get("title") == "kagglekit wheels"
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            raise ConfigError(f"{folder} exists and was not written by kagglekit push. Fix: move it, or pass another --workdir.")
+        shutil.rmtree(folder)
     wheels = write_wheels_folder(folder, plan.wheels_ref, extra_wheels)
     exists = True
     try:
         with _quiet_client():
             api.dataset_status(plan.wheels_ref)
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise KaggleApiError(f"Could not reach the Kaggle API to read dataset {plan.wheels_ref} ({type(e).__name__}). "
+                             "Fix: check the internet connection and any proxy settings, then try again.") from None
     except requests.HTTPError as e:
         if e.response is None or e.response.status_code != 404:
             raise KaggleApiError(f"Could not read dataset {plan.wheels_ref} ({e}). Fix: try again later.") from None
@@ -371,7 +382,12 @@ def _merge_ledger(files: list[Path], ledger_path: Path) -> int:
     for row in ledger.read(remote).to_dict("records"):
         if row.get("run_id") in have:
             continue
-        ledger.append({**row, "extra": json.dumps({"pushed": True, "remote_workdir": row.get("workdir", "")})}, ledger_path)
+        try:
+            extra = json.loads(row.get("extra") or "{}")
+            extra = extra if isinstance(extra, dict) else {"remote_extra": extra}
+        except (TypeError, ValueError):
+            extra = {"remote_extra": row.get("extra")}
+        ledger.append({**row, "extra": json.dumps({**extra, "pushed": True})}, ledger_path)
         added += 1
     return added
 

@@ -156,3 +156,11 @@ def test_plan_checks_model_refs_and_sizes_the_session_timeout():
         make_plan("digits", USER, models=["not-a-model"])
     plan = make_plan("digits", USER, time_budget="1h", models=["keras/efficientnetv2/keras/efficientnetv2_s_imagenet/1"])
     assert plan.timeout_s == 3600 * 1.5 + 900 and plan.models == ["keras/efficientnetv2/keras/efficientnetv2_s_imagenet/1"]
+
+
+def test_push_never_removes_a_folder_it_did_not_write(emu, tmp_path):
+    mine = tmp_path / "work" / "wheels"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    assert main(["push", "digits", "--workdir", str(tmp_path / "work")]) == 2
+    assert (mine / "notes.txt").read_text() == "my notes" and not emu.kernels.datasets

@@ -253,7 +253,7 @@ def main(argv=None) -> None:
         child_rss(args.child_rss[0], int(args.child_rss[1]), int(args.child_rss[2]))
         return
 
-    from kagglekit.images import default_workers
+    from kagglekit.hardware import cores as default_workers
 
     cores = default_workers()
     workers = args.workers or cores

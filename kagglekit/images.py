@@ -30,6 +30,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, ImageError, list_offenders
+from .hardware import cores
+from .table import IMAGE_FORMATS
 
 try:  # libjpeg-turbo with decode-time downscaling; optional (Pillow is the fallback)
     import simplejpeg as _simplejpeg
@@ -47,19 +49,6 @@ ALPHA_BACKGROUND = (255, 255, 255)
 # decoder or resampling rebuilds caches instead of mixing two kinds of pixels.
 DECODER_VERSION = f"3-{'sj' if _simplejpeg is not None else 'pil'}-{'cv' if _cv2 is not None else 'pil'}"
 
-_SUFFIX_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
-    ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".dib": "BMP", ".webp": "WEBP",
-    ".tif": "TIFF", ".tiff": "TIFF",
-}
-
-
-def default_workers() -> int:
-    """Return the number of CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def as_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -471,7 +460,7 @@ def _probe(path: str, full: bool, known_good=None) -> tuple[str | None, str | No
         os.close(fd)
     fmt = sniff_format(head)
     note = None
-    expected = _SUFFIX_FORMATS.get(os.path.splitext(path)[1].lower())
+    expected = IMAGE_FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt is not None and expected is not None and fmt != expected:
         note = f"named {os.path.splitext(path)[1]} but holds {fmt}; decoded by content"
     intact = {
@@ -566,7 +555,7 @@ def scan_images(
     def one(i: int):
         return _probe(paths[i], full, None if vouch is None else (lambda fp: vouch(i, fp)))
 
-    workers = workers or default_workers()
+    workers = workers or cores()
     if len(paths) < 256 or workers == 1:
         results = [one(i) for i in range(len(paths))]
     else:

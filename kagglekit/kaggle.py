@@ -418,7 +418,9 @@ def _as_submission(s) -> Submission:
 
     status = getattr(s.status, "name", str(s.status or "PENDING"))
     date = s.date.isoformat(sep=" ", timespec="seconds") if getattr(s, "date", None) else ""
-    return Submission(int(s.ref or 0), s.file_name or "", s.description or "", status, score(s.public_score), score(s.private_score), date, s.error_description or "")
+    return Submission(int(s.ref or 0), s.file_name or "", description=s.description or "", status=status,
+                      public_score=score(s.public_score), private_score=score(s.private_score), date=date,
+                      error=s.error_description or "")
 
 
 def submission_limits(slug: str, api: "KaggleApi | None" = None) -> dict:

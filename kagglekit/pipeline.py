@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import ConfigError, ImageError, list_offenders
-from .images import DECODER_VERSION, FITS, as_size, default_workers, load_image, scan_images
+from .hardware import cores
+from .images import DECODER_VERSION, FITS, as_size, load_image, scan_images
 from .io import CACHE_ENV, default_cache_dir
 from .logs import logger
 from .table import LabelTable
@@ -227,7 +228,7 @@ class ImageBatches(_Base):
         self.fit = fit
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self.decode_workers = int(workers) if workers else default_workers()
+        self.decode_workers = int(workers) if workers else cores()
         self.prefetch = max(0, int(prefetch))
         self.epoch = 0
         self.failures: list[tuple[str, str]] = []  # decode errors found after the scan

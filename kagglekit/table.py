@@ -41,6 +41,32 @@ def _as_labels(value: object, whole: bool = False) -> tuple[str, ...]:
     return (str(value),)
 
 
+#: The image files kagglekit reads, by suffix, with the format their content should have: the one extension list.
+IMAGE_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
+    ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".dib": "BMP", ".webp": "WEBP",
+    ".tif": "TIFF", ".tiff": "TIFF",
+}
+IMAGE_EXTENSIONS = frozenset(IMAGE_FORMATS)
+
+
+def is_number(text: object) -> bool:
+    """Return whether `text` reads as a number (``3``, ``0.5``, ``1e-3``, ``nan``): the one number test."""
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def is_int(text: object) -> bool:
+    """Return whether `text` reads as a whole number (``3``, ``3.0``)."""
+    try:
+        return float(text) == int(float(text))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def natural_key(name: str) -> tuple:
     """Return a sort key that orders names as people read them: numbers by value, digit runs as numbers.
 

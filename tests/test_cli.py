@@ -177,7 +177,7 @@ def test_run_dry_run_prints_the_plan_with_the_layout_flags(dogs_vs_cats_dir, tmp
             "--weights", "none"]
     out = kagglekit(*args)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "plan for dogs-vs-cats" in out.stdout and "metric: logloss" in out.stdout and "Epoch" not in out.stdout
+    assert "inferred for dogs-vs-cats" in out.stdout and "metric: logloss" in out.stdout and "Epoch" not in out.stdout
     assert "AMBIGUOUS positive" in out.stdout and "--positive CLASS" in out.stdout
     out = kagglekit(*args, "--positive", "cat", "--single-label", "--no-id-extension")
     assert out.returncode == 0, out.stderr[-3000:]

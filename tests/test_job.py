@@ -66,14 +66,14 @@ def test_log_argument_decides_where_messages_go(capsys):
 def test_dry_run_prints_the_plan_and_stops_before_training(dogs_vs_cats_dir, tmp_path):
     lines: list[str] = []
     plan = kk.run(dogs_vs_cats_dir, workdir=tmp_path / "run", dry_run=True, log=lines.append, **QUICK)
-    assert isinstance(plan, kk.job.RunPlan)
+    assert isinstance(plan, kk.job.Inference)
     assert plan.layout == "filenames" and plan.classes == ["cat", "dog"] and not plan.multilabel
     assert plan.test == 40 and plan.test_sources == ["test/"]
     assert plan.metric == "logloss" and "sample_submission.csv" in plan.metric_reason
     assert plan.submission_columns == ["id", "label"] and plan.submission_kind == "probability"
     assert plan.positive == "dog"  # by its usual name; the data cannot say, so the plan says so and names the flag
     text = "\n".join(lines)
-    for expected in ("plan for dogs-vs-cats", "layout: filenames", "labels: single-label", "40 test (from test/)",
+    for expected in ("inferred for dogs-vs-cats", "layout: filenames", "labels: single-label", "40 test (from test/)",
                      "metric: logloss", "submission: columns id, label", "label holds P(dog)",
                      "AMBIGUOUS positive", "--positive CLASS", "dry run: stopped before training"):
         assert expected in text, expected

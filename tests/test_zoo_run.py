@@ -77,10 +77,10 @@ def built(tmp_path_factory) -> dict[str, zoo.ZooCompetition]:
     return out
 
 
-_PLANS: dict[str, kk.job.RunPlan] = {}
+_PLANS: dict[str, kk.job.Inference] = {}
 
 
-def _plan(built, name: str) -> kk.job.RunPlan:
+def _plan(built, name: str) -> kk.job.Inference:
     """Return (once) the dry run's plan; the end-to-end run reuses its run folder (layout and split)."""
     if name not in _PLANS:
         comp = built[name]
@@ -99,7 +99,7 @@ def test_every_zoo_competition_is_covered():
 def test_run_infers_layout_labels_and_test_set(built, name):
     comp, plan = built[name], _plan(built, name)
     kind, test_sources = LAYOUT[name]
-    assert isinstance(plan, kk.job.RunPlan) and plan.layout == kind
+    assert isinstance(plan, kk.job.Inference) and plan.layout == kind
     assert plan.test_sources == test_sources and plan.test == len(comp.answers)
     assert plan.multilabel == (comp.label_kind == "multi")
     classes = set(comp.classes)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..errors import ConfigError, LayoutError
 from ..logs import logger
-from ..table import LabelTable
+from ..table import LabelTable, is_number
 from .infer import Guess, label_kind, positive_class, wide_kind
 from .readers import (
     IMAGE_EXTENSIONS,
@@ -409,21 +409,13 @@ def _positive(rec: _Record, table: LabelTable, sample: Sample | None, positive: 
     if len(classes) != 2 or table.multilabel:
         return
     values = sample.values if sample is not None else ()
-    numeric = bool(values) and all(_number(v) for v in values)
+    numeric = bool(values) and all(is_number(v) for v in values)
     if sample is not None and not numeric:
         rec.add("positive", None, f"{sample.path.name} names classes, not a probability: no positive class needed")
         return
     label_columns = next((f.value for f in rec.facts if f.name == "label_columns"), ())
     guess = positive_class(classes, tuple(label_columns), sample.columns if sample is not None else (), values)
     rec.guess("positive", guess, "positive", guess.reason)
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sample | None, multilabel: bool | None,

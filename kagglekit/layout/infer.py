@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..table import is_number
 from .readers import IMAGE_EXTENSIONS
 
 _POSITIVE_COLUMN = re.compile(r"^(has|is|contains|with|any)_?(.+)$", re.IGNORECASE)
@@ -29,14 +30,6 @@ class Guess:
 def _quote(items: Sequence[str], limit: int = 3) -> str:
     shown = ", ".join(repr(x) for x in list(items)[:limit])
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def label_kind(cells: Sequence[str], sep: str = " ", sample_cells: Sequence[str] | None = None) -> Guess:
@@ -58,7 +51,7 @@ def label_kind(cells: Sequence[str], sep: str = " ", sample_cells: Sequence[str]
     if not spaced:
         return Guess(False, f"no label cell holds {sep!r}: one label per row")
     sample = [str(c).strip() for c in (sample_cells or []) if str(c).strip()]
-    if sample and all(_is_number(c) for c in sample):
+    if sample and all(is_number(c) for c in sample):
         return Guess(False, f"the sample submission's label column holds numbers (a probability), and cells such as "
                             f"{_quote(spaced)} are whole class names")
     whole = {c for c in filled if sep not in c}

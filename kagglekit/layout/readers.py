@@ -19,9 +19,7 @@ import pandas as pd
 
 from ..errors import ConfigError, LayoutError, list_offenders
 from ..io import atomic_open, default_cache_dir
-from ..table import LabelTable, natural_key
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+from ..table import IMAGE_EXTENSIONS, LabelTable, natural_key
 
 
 # --------------------------------------------------------------------------- helpers

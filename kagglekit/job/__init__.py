@@ -1,0 +1,493 @@
+"""`kagglekit run`: fetch → layout → fine-tune → predict → post-process → submission → submit.
+
+Every step leaves its result in the run folder, so running the same command again
+after an interruption continues where it stopped (training resumes from its last
+completed epoch; finished steps are not repeated).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..io import atomic_write_text, in_kaggle_notebook, working_root
+from ..logs import logger, shown
+from ..runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_learner, read_saved,
+                       read_saved_tables, remove_partial_files, submit_once, table_digest, unchanged)
+from ..table import LabelTable
+from .inferred import Inference, _check_saved, _infer, _read_tables
+from .recipe import DEFAULTS, LAYOUT_KEYS, _layout_settings, check_fine_tune_keys, load_recipe
+
+@dataclass
+class RunResult:
+    """What a run produced: the validation score, the submission file and, when submitted, the public score."""
+
+    workdir: Path
+    metric: str
+    valid_score: float
+    submission: Path
+    settings: dict = field(default_factory=dict)
+    public_score: float | None = None
+    seconds: float = 0.0
+    inference: Inference | None = None  # what the run inferred before training
+
+    def __str__(self) -> str:
+        lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
+        if self.public_score is not None:
+            lines.append(f"public score: {self.public_score}")
+        return "\n".join(lines)
+
+
+def run(
+    source: str | os.PathLike,
+    *,
+    workdir: str | os.PathLike | None = None,
+    recipe: str | os.PathLike | dict | None = None,
+    submit: bool = False,
+    message: str | None = None,
+    log: Callable[[str], None] | bool | None = print,
+    time_budget: str | float | None = None,
+    ledger: str | os.PathLike | bool | None = None,
+    dry_run: bool = False,
+    model: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> RunResult | Inference:
+    """Return a `RunResult` after taking a competition from its source to a validated submission file.
+
+    Before any training the run logs what it inferred (an `Inference`): the layout and files
+    read, the label kind and classes, the test set, the metric and why, the
+    submission's columns and, for a probability column, the class it holds, and
+    every ambiguity with the flag that settles it. In a Kaggle notebook
+    (``$KAGGLE_KERNEL_RUN_TYPE``) the run folder is ``/kaggle/working/runs/<name>``
+    (``$KAGGLEKIT_WORKING``) and the file Kaggle scores is written to
+    ``/kaggle/working/submission.csv``; nothing needs the internet.
+
+    Args:
+        source: a competition slug (Kaggle API, or /kaggle/input in a notebook),
+            or a local folder or zip holding the competition's files.
+        workdir: where the run keeps its state, model and outputs
+            (default ``runs/<name>``); re-running continues from there.
+        recipe: a TOML/JSON file (or dict) with a ``layout`` section
+            (``reader`` + ``args``, ``test``) and training settings.
+        submit: upload the file through the Kaggle API and wait for the score.
+        message: the submission's description (default names the backbone, the
+            validation score and the run id, so ``kagglekit submissions`` finds the run).
+        log: where the run's messages go (every step's, the ``kagglekit`` logger's):
+            a callable gets each one as a line of text (default ``print``: stdout);
+            None or False adds no output of its own (they then go only where
+            the application's logging sends them; see ``kagglekit.logs``).
+        time_budget: the whole run's time, seconds or a duration text ("10m", "1h30m");
+            default `kagglekit.plan.DEFAULT_BUDGET_S` for the hardware (or, with explicit
+            epochs, what they take). The plan (backbone, sizes, epochs, batch) is made
+            for it and a `Deadline` keeps training inside it; a resumed run spends only
+            what is left.
+        ledger: the run ledger CSV a row is appended to at the end (default
+            ``ledger.csv`` beside the run folder, i.e. ``runs/ledger.csv``); False: none.
+        dry_run: stop after the inference and return it (an `Inference`); only the run
+            folder's tables are written.
+        model: a learner folder saved by an earlier run (``Learner.save``; e.g. a
+            notebook dataset under /kaggle/input): no training, only prediction.
+        **overrides: layout overrides passed to `kagglekit.layout.detect` (multilabel,
+            positive, group_col, id_col, label_col, id_extension, test; they win
+            over the recipe's [layout] keys), and training settings (backbone, sizes, epochs, weights, valid,
+            tta, seed, batch_size, lr, metric) that win over the recipe; None
+            means "not given" (use ``weights="none"`` to train from scratch).
+    """
+    with shown(log):
+        return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model)
+
+
+@dataclass
+class _Context:
+    """One run's settings and places, made once before any work; every stage reads it."""
+
+    comp: Any  # the fetched competition (`kagglekit.sources`)
+    name: str
+    workdir: Path
+    state: RunState
+    cfg: dict  # the [train] settings: DEFAULTS < recipe < arguments
+    spec: dict  # the recipe's reader form {reader, args, test} or {}
+    given: dict  # the layout overrides passed to `layout.detect`
+    extra: dict  # further fine_tune arguments (recipe [fine_tune] and run(fine_tune=...))
+    budget_given: float | None
+    notebook: bool
+    model: str | os.PathLike | None
+    started: float  # time.time() when the run began: importing the backend counts too
+    before: float = 0.0  # seconds earlier sessions of this run spent
+
+    def spent(self) -> float:
+        """Return the seconds this run has spent, earlier sessions included."""
+        return self.before + time.time() - self.started
+
+    @property
+    def deadline_path(self) -> Path:
+        return self.workdir / "deadline.json"
+
+
+def _fresh_result(state: RunState, step: str, inputs: dict, read: Callable[[], Any]) -> Any:
+    """Return what `read` gives back for `step` when its recorded inputs equal `inputs`; None when the step must run."""
+    return read() if state.fresh(step, inputs) else None
+
+
+def _settings(recipe: Any, overrides: dict) -> tuple[dict, dict, dict, dict]:
+    """Return (cfg, layout spec, layout overrides, fine_tune extras) checked before any work."""
+    from ..learner import fine_tune
+
+    section = "the recipe's [fine_tune] section" if recipe is None or isinstance(recipe, dict) else \
+        f"the [fine_tune] section of the recipe {recipe}"
+    recipe = recipe if isinstance(recipe, dict) else load_recipe(recipe)
+    unknown = set(overrides) - set(DEFAULTS) - set(LAYOUT_KEYS) - {"fine_tune"}
+    if unknown:
+        raise ConfigError(f"Unknown run settings {sorted(unknown)}; known: {sorted(DEFAULTS)} and the layout's "
+                          f"{', '.join(LAYOUT_KEYS)}.")
+    spec, given = _layout_settings(recipe, overrides)
+    overrides = {k: v for k, v in overrides.items() if k not in LAYOUT_KEYS}
+    unknown = set(recipe.get("train", {})) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"Unknown settings {sorted(unknown)} in the recipe's [train] section; known: {sorted(DEFAULTS)} "
+                          "(other fine_tune arguments go in a [fine_tune] section).")
+    check_fine_tune_keys(recipe.get("fine_tune"), fine_tune, section)  # up front: a misspelt key fails before any download
+    check_fine_tune_keys(overrides.get("fine_tune"), fine_tune, "run(fine_tune=...)")
+    cfg = {**DEFAULTS, **recipe.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    if isinstance(cfg["weights"], str) and cfg["weights"].lower() in ("none", ""):
+        cfg["weights"] = None  # from scratch
+    extra = {**recipe.get("fine_tune", {}), **(overrides.get("fine_tune") or {})}
+    return cfg, spec, given, extra
+
+
+def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None, model: Any,
+          started: float) -> _Context:
+    """Return the run's context: the competition fetched, the run folder made and its state read."""
+    from .. import sources
+
+    cfg, spec, given, extra = settings
+    if model is not None and not (Path(model) / "learner.json").is_file():
+        raise ConfigError(f"--model {model}: no saved learner there (learner.json and model.keras, as Learner.save "
+                          "writes them). Name the folder an earlier run saved (its run folder's learner/).")
+    notebook = in_kaggle_notebook()
+    comp = sources.fetch(str(source))
+    name = Path(str(source)).stem if os.path.exists(str(source)) else str(source)
+    workdir = Path(workdir or (working_root() / "runs" if notebook else Path("runs")) / name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(workdir)
+    return _Context(comp=comp, name=name, workdir=workdir, state=RunState(workdir), cfg=cfg, spec=spec, given=given,
+                    extra=extra, budget_given=budget_given, notebook=notebook, model=model, started=started)
+
+
+def _stage_layout(ctx: _Context) -> tuple[LabelTable, LabelTable, LabelTable | None, dict]:
+    """Return (train, valid, test or None, what was inferred): read and split once, then read back from the run folder."""
+    from .. import layout
+
+    state, cfg = ctx.state, ctx.cfg
+    tables = {k: ctx.workdir / f"{k}.table.csv" for k in ("train", "valid", "test")}
+    layout_inputs = {"source": str(ctx.comp.path), "layout_recipe": {**ctx.spec, **ctx.given},
+                     "files": files_digest(ctx.comp, ctx.workdir)}
+    split_inputs = {"valid": cfg["valid"], "seed": cfg["seed"], "layout": state.result("layout")}
+    if state.fresh("layout", layout_inputs):
+        read_back = _fresh_result(state, "split", split_inputs, lambda: read_saved_tables(state, tables))
+        if read_back is not None:
+            return (*read_back, state.result("layout").get("inferred", {}))
+    full, valid, test, inferred = _read_tables(ctx.comp.path, ctx.spec, ctx.given)
+    if valid is None:
+        full.validate()
+        train, valid = layout.split(full, valid=cfg["valid"], seed=cfg["seed"])
+    else:  # the competition ships its own validation set (iMaterialist): one vocabulary for both
+        classes = sorted(set(full.classes) | set(valid.classes), key=layout.natural_key)
+        train, valid = full.with_classes(classes), valid.with_classes(classes)
+        train.validate(require_all_classes=False)
+    train.to_csv(tables["train"])
+    valid.to_csv(tables["valid"])
+    if test is not None:
+        test.to_csv(tables["test"])
+    elif tables["test"].is_file():
+        tables["test"].unlink()  # a test table of an earlier layout
+    layout_result = {"full": table_digest(full), "test": table_digest(test) if test is not None else None,
+                     "inferred": inferred}
+    state.finish("layout", layout_inputs, layout_result)
+    state.finish("split", {**split_inputs, "layout": layout_result},
+                 {"train": table_digest(train), "valid": table_digest(valid), "rows": [len(train), len(valid)]})
+    return train, valid, test, inferred
+
+
+def _stage_infer(ctx: _Context, train: LabelTable, valid: LabelTable, test: LabelTable | None, inferred: dict,
+                 saved: Any) -> Inference:
+    """Return what the run inferred (logged before any time is spent); raise ConfigError when there is no test set."""
+    sample = ctx.comp.sample_submission
+    out_path = (working_root() / "submission.csv" if ctx.notebook else
+                ctx.workdir / Path(sample).name.replace("sample_", "")) if sample is not None else None
+    inference = _infer(ctx.name, ctx.workdir, train, valid, test, inferred, ctx.cfg, sample, out_path, saved, ctx.model)
+    for line in inference.lines():
+        logger.info(line)
+    if test is None:
+        raise ConfigError(f"No test images found in {ctx.comp.path}; name the test folder or CSV with --test PATH "
+                          "(recipe: layout.test).")
+    return inference
+
+
+def _stage_plan(ctx: _Context, train: LabelTable, valid: LabelTable, test: LabelTable) -> Any:
+    """Return the time-budget `Plan` (backbone, sizes, epochs, batch), made once and kept in run.json.
+
+    A resumed run trains to the same plan (a new one would restart it); printed before any training.
+    """
+    from ..durations import format_duration
+    from ..hardware import Hardware
+    from ..plan import ImageStats, Plan, make_plan
+
+    state, cfg = ctx.state, ctx.cfg
+    plan_inputs = {"time_budget": ctx.budget_given, "split": state.result("split"),
+                   **{k: cfg[k] for k in ("backbone", "sizes", "epochs", "batch_size", "weights")}}
+    if not state.fresh("plan", plan_inputs):
+        ctx.deadline_path.unlink(missing_ok=True)  # an older plan's clock is not this one's
+        state.put("time_spent_s", 0.0)
+    ctx.before = max(float(state.get("time_spent_s") or 0.0), _saved_spent(ctx.deadline_path))
+    if state.result("plan"):
+        plan = Plan.from_dict(state.result("plan"))
+        head = plan.describe().splitlines()[0].removeprefix("plan: ")
+        logger.info(f"plan (made earlier; {format_duration(ctx.spent())} of the budget spent): {head}")
+    else:
+        plan = make_plan(len(train), ImageStats.from_table(train), Hardware.probe(), ctx.budget_given,
+                         weights=cfg["weights"], backbone=cfg["backbone"], epochs=cfg["epochs"], sizes=cfg["sizes"],
+                         batch_size=cfg["batch_size"], n_valid=len(valid), n_test=len(test),
+                         tta=4 if cfg["tta"] == "auto" else int(cfg["tta"]), spent_s=ctx.spent())
+        logger.info(plan.describe())
+        state.finish("plan", plan_inputs, plan.to_dict())
+    state.put("time_spent_s", round(ctx.spent(), 3))
+    return plan
+
+
+def _timed(ctx: _Context) -> bool:
+    """Return whether a deadline holds the run (explicit epochs without --time train exactly those epochs)."""
+    return ctx.budget_given is not None or ctx.cfg["epochs"] is None
+
+
+def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable, saved: Any) -> Any:
+    """Return the learner: the saved one (--model), the one trained earlier, or one fine-tuned now inside the deadline."""
+    from ..learner import fine_tune
+
+    state, cfg, learner_dir = ctx.state, ctx.cfg, ctx.workdir / "learner"
+    extra = dict(ctx.extra)
+    callbacks = list(extra.pop("callbacks", None) or [])
+    train_inputs = {k: cfg[k] for k in ("valid", "seed", "lr", "flip")}
+    train_inputs.update(plan=state.result("plan"), fit=extra.get("fit", "squash"), fine_tune=extra,
+                        layout_recipe={**ctx.spec, **ctx.given}, data=state.result("split"),
+                        model=str(Path(ctx.model).resolve()) if ctx.model is not None else None)
+    if saved is not None:
+        logger.info(f"model: {saved} (loaded from {ctx.model}; not trained here)")
+        return saved
+    learner = _fresh_result(state, "train", train_inputs, lambda: load_learner(state, learner_dir))
+    if learner is not None:
+        logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
+        return learner
+    deadline = _deadline(ctx, plan) if _timed(ctx) else None
+    if deadline is not None:
+        callbacks.insert(0, deadline)
+    kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}),
+              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **extra}
+    learner = fine_tune(train, valid=valid, workdir=ctx.workdir / "train", callbacks=callbacks, **kwargs)
+    learner.save(learner_dir)
+    state.put("epochs_done", len(learner.history))
+    if deadline is not None:
+        deadline.save()
+        if deadline.stopped:
+            logger.info(f"deadline: training ended after {len(learner.history)} epoch(s) of the "
+                        f"{plan.total_epochs} planned ({deadline.stopped})")
+    state.put("time_spent_s", round(ctx.spent(), 3))
+    state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
+                                         "best": learner.settings.get("best"), "epochs": len(learner.history)})
+    return learner
+
+
+def _deadline(ctx: _Context, plan: Any) -> Any:
+    """Return the `Deadline` callback that keeps training inside what is left of the budget."""
+    from ..deadline import Deadline
+
+    saved_s = _saved_spent(ctx.deadline_path)
+    return Deadline.load(ctx.deadline_path, budget_s=plan.budget_s, extra_s=max(0.0, ctx.spent() - saved_s),
+                         reserve_s=plan.reserve_s, batch_size=plan.batch_size, size=plan.sizes[-1],
+                         valid_s=plan.valid_s)
+
+
+def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metric: str, saved: Any) -> float:
+    """Return the validation score after tuning post-processing (clip / thresholds / cut-points) and TTA on validation.
+
+    The validation images are predicted once, for tuning and for the score; the settings are saved with the model.
+    """
+    from .. import predict
+    from ..durations import format_duration
+
+    state = ctx.state
+    tune_inputs = {"metric": metric, "tta": ctx.cfg["tta"], "train": state.result("train")}
+    if saved is not None:  # tuned (or not) where it was trained; its validation images are not known here
+        return float("nan")
+    if state.fresh("tune", tune_inputs) and learner.settings.get("tuned_for") == metric:
+        return state.result("tune")["score"]
+    for key in TUNED_KEYS:  # what an earlier tuning (maybe for another metric) chose
+        learner.settings.pop(key, None)
+    tta, left = ctx.cfg["tta"], plan.budget_s - ctx.spent()
+    if tta == "auto" and _timed(ctx) and left < plan.reserve_s:
+        logger.info(f"TTA: off, {format_duration(max(0.0, left))} left of the budget, less than the "
+                    f"{format_duration(plan.reserve_s)} kept for predicting with it")
+        tta = 0
+    elif tta == "auto" and plan.tta <= 1:
+        tta = 0
+    elif tta == "auto":
+        tta, _ = predict.choose_tta(learner, valid, metric, max_tta=plan.tta, batch_size=plan.batch_size, progress=False)
+    valid_probs = predict.predict(learner, valid, tta=tta, batch_size=plan.batch_size, progress=False)
+    predict.tune_settings(learner, valid_probs, metric, table=valid)
+    learner.settings["tuned_for"] = metric
+    learner.save(ctx.workdir / "learner")
+    score = predict.score(valid_probs, valid, metric, settings=learner.settings)
+    state.finish("tune", tune_inputs, {"score": float(score),
+                                       **{k: learner.settings[k] for k in TUNED_KEYS if k in learner.settings}})
+    return score
+
+
+def _log_score(ctx: _Context, learner: Any, metric: str, score: float, saved: Any) -> None:
+    settings = learner.settings
+    shown_settings = {k: settings[k] for k in ("clip", "threshold", "cuts", "new_threshold", "tta") if k in settings}
+    described = ", ".join(f"{k}={v}" for k, v in shown_settings.items())
+    if saved is not None:
+        logger.info(f"validation {metric}: not measured (the learner from {ctx.model} was trained elsewhere)"
+                    + (f"; its settings: {described}" if described else ""))
+    else:
+        logger.info(f"validation {metric}: {score:.4f}" + (f" ({described})" if described else ""))
+
+
+def _stage_predict(ctx: _Context, learner: Any, test: LabelTable, batch_size: int) -> Any:
+    """Return the test predictions (ids and one probability per class), predicted once and kept in the run folder."""
+    from .. import predict
+
+    state, probs_path = ctx.state, ctx.workdir / "test_predictions.csv"
+    settings = learner.settings
+    predict_inputs = {"tune": state.result("tune"), "test": table_digest(test), "train": state.result("train"),
+                      "settings": {k: settings[k] for k in TUNED_KEYS if k in settings}}
+    test_probs = _fresh_result(state, "predict", predict_inputs,
+                               lambda: read_saved(state, "predict", probs_path, predict.read_predictions))
+    if test_probs is None:
+        test_probs = predict.predict(learner, test, batch_size=batch_size)
+        predict.save_predictions(test_probs, probs_path)
+        state.finish("predict", predict_inputs, {"file": probs_path.name, "md5": file_hash(probs_path)})
+    return test_probs
+
+
+def _stage_write(ctx: _Context, inference: Inference, learner: Any, test_probs: Any) -> Path:
+    """Return the submission file: written in the sample's exact shape and validated (kept when nothing changed)."""
+    from .. import submission
+
+    state, sample, out = ctx.state, ctx.comp.sample_submission, inference.submission_path
+    if sample is None:
+        raise ConfigError(f"{ctx.comp.path} has no sample_submission.csv, so the submission's shape is unknown; "
+                          f"the test predictions are in {ctx.workdir / 'test_predictions.csv'}.")
+    write_inputs = {"predictions": state.result("predict"), "sample": file_hash(sample), "tune": state.result("tune"),
+                    "positive": inference.positive, "kind": inference.submission_kind, "path": str(out)}
+    if not (state.fresh("write", write_inputs) and unchanged(state, out)):
+        out = submission.write_submission(test_probs, like=sample, path=out, settings=learner.settings,
+                                          positive=inference.positive, kind=inference.submission_kind,
+                                          metric=inference.metric, **({"zip": False} if ctx.notebook else {}))
+        state.finish("write", write_inputs, {"file": Path(out).name, "md5": file_hash(out)})
+    logger.info(f"submission: {out} (validated against {Path(sample).name})")
+    return Path(out)
+
+
+def _stage_submit(ctx: _Context, out: Path, text: str) -> dict:
+    """Return what Kaggle said of the upload of `out` (made once per file, even across re-runs)."""
+    from .. import kaggle
+
+    slug = getattr(ctx.comp, "slug", None) or ctx.name
+    if ctx.state.submission(file_hash(out)) is None:
+        _warn_when_no_submissions_left(kaggle, slug)
+    answer = submit_once(ctx.state, slug, out, text, like=ctx.comp.sample_submission)
+    return {"public_score": getattr(answer, "public_score", None), "submission_ref": getattr(answer, "ref", None),
+            "message": text}
+
+
+def _stage_record(ctx: _Context, plan: Any, result: RunResult, learner: Any, submitted: dict | None,
+                  ledger_path: Any) -> None:
+    """Add the run's row to the ledger (again only when this session submitted what an earlier one recorded)."""
+    from .. import ledger as run_ledger
+    from ..durations import format_duration
+
+    state = ctx.state
+    if ledger_path is False or (state.get("ledger") and not submitted):
+        return
+    path = Path(ledger_path) if ledger_path not in (None, True) else ctx.workdir.parent / "ledger.csv"
+    sub = submitted or {}
+    row = run_ledger.append({
+        "run_id": state.get("run_id"), "competition": getattr(ctx.comp, "slug", None) or ctx.name,
+        "backbone": plan.backbone, "weights": plan.weights or "none", "sizes": plan.sizes, "epochs": plan.epochs,
+        "epochs_done": state.get("epochs_done"), "batch_size": plan.batch_size,
+        "budget_s": plan.budget_s if _timed(ctx) else None, "seconds": round(result.seconds, 1),
+        "hardware": plan.hardware, "metric": result.metric, "valid_score": float(result.valid_score),
+        "tta": learner.settings.get("tta", 0), "submission": result.submission, "message": sub.get("message"),
+        "submission_ref": sub.get("submission_ref"), "public_score": sub.get("public_score"),
+        "workdir": ctx.workdir, "extra": {"budget_given": plan.budget_given},
+    }, path)
+    state.put("ledger", str(path))
+    logger.info(f"ledger: run {row['run_id']} recorded in {path} ({format_duration(result.seconds)} spent"
+                + (f" of a {format_duration(plan.budget_s)} budget)" if _timed(ctx) else ")"))
+
+
+def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
+         time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
+         dry_run: bool = False, model: str | os.PathLike | None = None) -> RunResult | Inference:
+    """Return the `RunResult` of `run`: its stages in order (messages go to the kagglekit logger)."""
+    started = time.time()  # the budget's clock: importing the backend counts too
+    from .. import ledger as run_ledger
+    from ..durations import parse_duration
+    from ..learner import Learner
+
+    budget_given = parse_duration(time_budget) if time_budget is not None else None  # a bad one fails before any work
+    ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started)
+    train, valid, test, inferred = _stage_layout(ctx)
+    saved = Learner.load(model) if model is not None else None
+    inference = _stage_infer(ctx, train, valid, test, inferred, saved)
+    if dry_run:
+        logger.info("dry run: stopped before training (nothing trained or predicted)")
+        return inference
+    if saved is not None:
+        _check_saved(saved, train, model)
+    plan = _stage_plan(ctx, train, valid, test)
+    run_id = ctx.state.get("run_id") or ctx.state.put("run_id", run_ledger.new_run_id())
+    learner = _stage_train(ctx, plan, train, valid, saved)
+    score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved)
+    _log_score(ctx, learner, inference.metric, score, saved)
+    test_probs = _stage_predict(ctx, learner, test, plan.batch_size)
+    out = _stage_write(ctx, inference, learner, test_probs)
+    result = RunResult(workdir=ctx.workdir, metric=inference.metric, valid_score=float(score), submission=out,
+                       settings={k: v for k, v in learner.settings.items() if k in TUNED_KEYS and k != "tuned_for"},
+                       seconds=ctx.spent(), inference=inference)
+    submitted = None
+    if submit:
+        # The default description names the run (its id), so a re-run finds its own submission and the ledger its row.
+        text = message or f"kagglekit {plan.backbone} {inference.metric}={score:.4f} [{run_id}]"
+        submitted = _stage_submit(ctx, out, text)
+        result.public_score = submitted["public_score"]
+    result.seconds = ctx.spent()
+    ctx.state.put("time_spent_s", round(result.seconds, 3))
+    atomic_write_text(ctx.workdir / "result.json", json.dumps(asdict(result), indent=1, default=str))
+    _stage_record(ctx, plan, result, learner, submitted, ledger_path)
+    return result
+
+
+def _saved_spent(path: Path) -> float:
+    """Return the seconds a `Deadline` state file at `path` says were spent (0 when there is none or it is unreadable)."""
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8")).get("spent_s", 0.0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0.0
+
+
+def _warn_when_no_submissions_left(kaggle: Any, slug: str) -> None:
+    """Log a warning when Kaggle says no submissions are left today for `slug` (silent when it cannot tell)."""
+    try:
+        remaining = kaggle.submission_limits(slug)["remaining_today"]
+    except Exception as exc:  # noqa: BLE001 - a warning only: the submission itself reports real errors
+        logger.debug(f"could not read today's submission limits for {slug}: {exc}")
+        return
+    if remaining is not None and int(remaining) <= 0:
+        logger.warning(f"Kaggle reports 0 submissions remaining today for {slug}: this upload will likely be "
+                       "refused; the submission file is kept, submit it tomorrow with `kagglekit submit`.")

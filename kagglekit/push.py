@@ -264,7 +264,7 @@ def make_plan(competition: str, user: str, accelerator: str = "gpu", time_budget
     slug = kernel_slug or f"kagglekit-{competition}"[:50].rstrip("-")
     # Kaggle stops a session at 12 h (9 h for TPU); ask for the budget plus room to set up and predict.
     timeout = int(min(12 * 3600, seconds * 1.5 + 900)) if seconds else None
-    return PushPlan(competition, user, slug, accelerator, command, list(datasets), list(models), timeout)
+    return PushPlan(competition, user, slug, accelerator, command, datasets=list(datasets), models=list(models), timeout_s=timeout)
 
 
 # --------------------------------------------------------------------------- talking to Kaggle

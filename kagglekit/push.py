@@ -70,9 +70,10 @@ class PushPlan:
     timeout_s: int | None = None
 
     def shell_command(self) -> list[str]:
-        """Return the command with its environment: a TPU trains through JAX (KERAS_BACKEND=jax), else Keras' default."""
+        """Return the shell command the notebook runs: a TPU trains through JAX (KERAS_BACKEND=jax), else Keras' default."""
         tpu = ACCELERATORS.get(self.accelerator, (False, False, ""))[1] or "tpu" in self.accelerator.lower()
-        return (["KERAS_BACKEND=jax"] if tpu else []) + self.command
+        # `python -m kagglekit`: the wheel's console script may land outside the notebook's PATH
+        return (["KERAS_BACKEND=jax"] if tpu else []) + ["python", "-m"] + self.command
 
     @property
     def kernel_ref(self) -> str:

@@ -80,7 +80,7 @@ def test_second_push_versions_dataset_and_notebook_and_keeps_ledger_rows_unique(
     versions = emu.kernels.kernels[f"{USER}/kagglekit-digits"]
     assert [v.number for v in versions] == [1, 2]
     assert versions[-1].request["enableTpu"] is True and versions[-1].request["machineShape"] == "TpuV5E8"
-    assert "KERAS_BACKEND=jax kagglekit run digits" in notebook_source(versions[-1].request["text"])  # TPUs train via JAX
+    assert "KERAS_BACKEND=jax python -m kagglekit run digits" in notebook_source(versions[-1].request["text"])  # TPUs train via JAX
     assert emu.calls("CreateDataset") == 1 and emu.calls("CreateDatasetVersion") == 1
     assert len(ledger.read(tmp_path / "runs" / "ledger.csv")) == 2  # two sessions, two different run ids
 

@@ -244,10 +244,16 @@ def cmd_push(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit push`: run `kagglekit run` as a Kaggle notebook on its GPU/TPU."""
     from .push import push
 
-    result = push(args.slug, accelerator=args.accelerator, time_budget=args.time, backbone=args.backbone,
-                  run_args=args.run_args, datasets=args.dataset or (), models=args.kaggle_model or (), wheels=args.wheels,
-                  workdir=args.workdir, ledger=args.ledger, submit=args.submit, message=args.message,
-                  wait=not args.no_wait, poll=args.poll, timeout=args.timeout)
+    try:
+        result = push(args.slug, accelerator=args.accelerator, time_budget=args.time, backbone=args.backbone,
+                      run_args=args.run_args, datasets=args.dataset or (), models=args.kaggle_model or (), wheels=args.wheels,
+                      workdir=args.workdir, ledger=args.ledger, submit=args.submit, message=args.message,
+                      wait=not args.no_wait, poll=args.poll, timeout=args.timeout)
+    except KeyboardInterrupt:  # not "run it again": that would push a new version
+        print(f"kagglekit push: stopped following; the notebook goes on running on Kaggle. Follow it with "
+              f"`kaggle kernels status <you>/kagglekit-{args.slug}`, fetch its output with "
+              f"`kaggle kernels output <you>/kagglekit-{args.slug} -p DIR`.", file=sys.stderr)
+        return 130
     print(result)
     return 0
 

@@ -164,3 +164,12 @@ def test_push_never_removes_a_folder_it_did_not_write(emu, tmp_path):
     (mine / "notes.txt").write_text("my notes")
     assert main(["push", "digits", "--workdir", str(tmp_path / "work")]) == 2
     assert (mine / "notes.txt").read_text() == "my notes" and not emu.kernels.datasets
+
+
+def test_cli_push_passes_its_flags_to_the_notebook(emu, capsys):
+    assert main(["push", "digits", "--accelerator", "tpu", "--time", "5m", "--backbone", "resnet_micro", "--poll", "0",
+                 "--run-args", "--epochs 2"]) == 0
+    printed = capsys.readouterr().out
+    assert "notebook kagglekit-tester/kagglekit-digits version 1: COMPLETE" in printed and "submission.csv" in printed
+    text = notebook_source(emu.kernels.kernels[f"{USER}/kagglekit-digits"][-1].request["text"])
+    assert "KERAS_BACKEND=jax python -m kagglekit run digits --time 5m --backbone resnet_micro --epochs 2" in text

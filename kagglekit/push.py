@@ -264,7 +264,8 @@ def make_plan(competition: str, user: str, accelerator: str = "gpu", time_budget
     command += list(run_args)
     slug = kernel_slug or f"kagglekit-{competition}"[:50].rstrip("-")
     # Kaggle stops a session at 12 h (9 h for TPU); ask for the budget plus room to set up and predict.
-    timeout = int(min(12 * 3600, seconds * 1.5 + 900)) if seconds else None
+    cap = 9 * 3600 if "tpu" in accelerator.lower() else 12 * 3600
+    timeout = int(min(cap, seconds * 1.5 + 900)) if seconds else None
     return PushPlan(competition, user, slug, accelerator, command, datasets=list(datasets), models=list(models), timeout_s=timeout)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 import tempfile
 import warnings
@@ -209,6 +210,52 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    """Return the exit code of `kagglekit push`: run `kagglekit run` as a Kaggle notebook on its GPU/TPU."""
+    from .push import push
+    from .settings import from_cli
+
+    # The flags the notebook passes to `kagglekit run` are checked here, not after a session started on Kaggle.
+    run_flags = [*(["--time", args.time] if args.time else []), *(["--backbone", args.backbone] if args.backbone else []),
+                 *args.run_args]
+    from_cli(build_parser().parse_args(["run", args.slug, *run_flags]))
+    try:
+        result = push(args.slug, accelerator=args.accelerator, time_budget=args.time, backbone=args.backbone,
+                      run_args=args.run_args, datasets=args.dataset or (), models=args.kaggle_model or (), wheels=args.wheels,
+                      workdir=args.workdir, ledger=args.ledger, submit=args.submit, message=args.message,
+                      wait=not args.no_wait, poll=args.poll, timeout=args.timeout)
+    except KeyboardInterrupt:  # not "run it again": that would push a new version
+        print(f"kagglekit push: stopped following; the notebook goes on running on Kaggle. Follow it with "
+              f"`kaggle kernels status <you>/kagglekit-{args.slug}`, fetch its output with "
+              f"`kaggle kernels output <you>/kagglekit-{args.slug} -p DIR`.", file=sys.stderr)
+        return 130
+    print(result)
+    return 0
+
+
+def _add_push(sub) -> None:
+    """Add the `push` subcommand to the subparsers `sub`."""
+    p = sub.add_parser("push", help="run `kagglekit run SLUG` as a Kaggle notebook on Kaggle's GPU or TPU, then fetch its output")
+    p.add_argument("slug", help="competition slug")
+    p.add_argument("--accelerator", default="gpu", metavar="gpu|tpu|none|SHAPE",
+                   help="gpu: GPU T4 x2 (NvidiaTeslaT4, default); tpu: TPU v5e-8 (TpuV5E8); none: CPU; or a Kaggle machine shape")
+    p.add_argument("--time", metavar="DURATION", help="time budget of the run on Kaggle, e.g. 1h (passed to `kagglekit run --time`)")
+    p.add_argument("--backbone", help="backbone for the run (passed to `kagglekit run --backbone`)")
+    p.add_argument("--dataset", action="append", metavar="OWNER/SLUG", help="attach a dataset (e.g. weights files; repeatable)")
+    p.add_argument("--kaggle-model", action="append", metavar="OWNER/MODEL/FRAMEWORK/VARIATION/VERSION",
+                   help="attach a Kaggle Model (repeatable)")
+    p.add_argument("--wheels", metavar="DIR", help="extra .whl files to attach beside kagglekit's (dependencies the Kaggle image lacks)")
+    p.add_argument("--workdir", help="local folder for the notebook, wheels and output (default runs/<slug>-kaggle)")
+    p.add_argument("--ledger", default=None, metavar="PATH", help=f"ledger the session's row is added to (default {LEDGER_DEFAULT})")
+    p.add_argument("--submit", action="store_true", help="submit: the notebook version (code competitions) or its submission.csv")
+    p.add_argument("-m", "--message", help="submission message (default: the notebook and its version)")
+    p.add_argument("--no-wait", action="store_true", help="push and return; do not follow the session")
+    p.add_argument("--poll", type=float, default=30.0, help="seconds between status checks (default 30)")
+    p.add_argument("--timeout", type=float, default=None, help="stop following after this many seconds (the session goes on)")
+    p.add_argument("--run-args", type=shlex.split, default=[], metavar="'FLAGS'", help="more `kagglekit run` flags, quoted, e.g. --run-args '--epochs 1 --sizes 224'")
+    p.set_defaults(func=cmd_push)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `kagglekit` command."""
     from . import __version__, settings
@@ -269,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing files that differ from what organise writes (never the competition's own files)")
     p.set_defaults(func=cmd_organise)
+
+    _add_push(sub)
 
     p = sub.add_parser("backbones", help="list the registered backbones: family, parameters, size, cost, weights")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (as in docs/backbones.md)")

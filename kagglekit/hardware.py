@@ -96,10 +96,10 @@ class Hardware:
         memory = _ram_gb()
         for var in ("TPU_ACCELERATOR_TYPE", "TPU_NAME", "COLAB_TPU_ADDR"):
             if os.environ.get(var):
-                name = os.environ.get("TPU_ACCELERATOR_TYPE") or "TPU"
-                return cls(n_cores, memory, (Device("tpu", name, None),), f"environment variable {var}")
+                return cls(n_cores, memory, tpu_devices(os.environ.get("TPU_ACCELERATOR_TYPE") or "TPU"),
+                           f"environment variable {var}")
         if os.path.exists("/dev/accel0"):  # a TPU VM (v4 and later; Kaggle's and Colab's TPU VMs)
-            return cls(n_cores, memory, (Device("tpu", "TPU", None),), "/dev/accel0")
+            return cls(n_cores, memory, tpu_devices("TPU"), "/dev/accel0")
         gpus = _nvidia_smi()
         if gpus:
             return cls(n_cores, memory, gpus, "nvidia-smi")
@@ -118,7 +118,59 @@ class Hardware:
             label = d.name + (f" {d.memory_gb:.0f} GiB" if d.memory_gb else "")
             names[label] = names.get(label, 0) + 1
         shown = ", ".join(f"{n} x {label}" if n > 1 else label for label, n in names.items())
-        return f"{self.kind.upper()}: {shown}; {self.cores} CPU cores{ram} (found by {self.source})"
+        return f"{self.kind.upper()}: {shown}; {self.cores} CPU cores{ram} (found by {self.source}){self.training_note()}"
+
+    def training_note(self, backend: str | None = None) -> str:
+        """Return how kagglekit trains on these accelerators with `backend` (default: Keras' current one), as "; ..."."""
+        backend = backend or _keras_backend()
+        n = len(self.devices)
+        if self.kind == "tpu":
+            if backend != "jax":
+                return f"; a TPU trains through JAX only: with {backend} this run uses the CPU (fix: KERAS_BACKEND=jax)"
+            return (f"; data parallel over {n} TPU cores (keras.distribution.DataParallel), mixed_bfloat16, "
+                    "the batch split evenly across the cores" if n > 1 else "; one TPU core, mixed_bfloat16")
+        if self.kind == "gpu" and n > 1:
+            engine = "tf.distribute.MirroredStrategy, without XLA (Keras #21366)" if backend == "tensorflow" else \
+                "keras.distribution.DataParallel" if backend == "jax" else "one GPU only (not wired for torch)"
+            return f"; data parallel over {n} GPUs ({engine}); mixed precision: bfloat16 from Ampere on, else float16 with loss scaling"
+        return ""
+
+
+#: Memory (GiB) of one TPU device as JAX counts them, and how many devices the type's number means.
+_TPU_KINDS = {"v2": (8, 1.0), "v3": (16, 1.0), "v4": (32, 0.5), "v5litepod": (16, 1.0), "v5e": (16, 1.0),
+              "v5p": (95, 0.5), "v6e": (32, 1.0)}
+
+
+def tpu_devices(accelerator_type: str) -> tuple[Device, ...]:
+    """Return the TPU devices (as JAX counts them) of an accelerator type such as "v3-8" or "v5litepod-8".
+
+    The JAX backend's own count wins when jax is already imported; an unknown type is one device.
+    """
+    if "jax" in sys.modules:
+        try:
+            import jax
+
+            devs = [d for d in jax.devices() if d.platform == "tpu"]
+            if devs:
+                return tuple(Device("tpu", getattr(d, "device_kind", "TPU"), None) for d in devs)
+        except Exception as exc:  # noqa: BLE001 - fall back to the type's name
+            logger.debug("jax could not list TPU devices: %s", exc)
+    match = re.fullmatch(r"(v\d+[a-z]*)-(\d+)", accelerator_type.strip().lower())
+    if not match or match[1] not in _TPU_KINDS:
+        return (Device("tpu", accelerator_type, None),)
+    memory, per = _TPU_KINDS[match[1]]
+    count = max(1, int(int(match[2]) * per))
+    return tuple(Device("tpu", f"TPU {accelerator_type}", float(memory)) for _ in range(count))
+
+
+def _keras_backend() -> str:
+    """Return Keras' backend name without importing Keras when it is not imported yet."""
+    if "keras" in sys.modules:
+        try:
+            return sys.modules["keras"].backend.backend()
+        except Exception:  # noqa: BLE001 - a half-imported keras
+            pass
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def cores() -> int:

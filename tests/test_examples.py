@@ -84,7 +84,7 @@ def test_example_help(script):
 def test_dogs_vs_cats_example(served, tmp_path):
     emu, env, root = served
     weights = notop_file(root, "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
-    out = run_example("dogs_vs_cats.py", ["--size", "32", "--weights", str(weights), "--batch-size", "16",
+    out = run_example("dogs_vs_cats.py", ["--backbone", "vgg16", "--time", "30m", "--size", "32", "--weights", str(weights), "--batch-size", "16",
                                           "--out", str(tmp_path / "run"), "--submit"], env, tmp_path)
     counts = re.search(r"(\d+) training and (\d+) validation images; classes \('cats', 'dogs'\)", out.stdout)
     assert counts and int(counts[1]) + int(counts[2]) == 96 and int(counts[2]) in (19, 20), out.stdout[-2000:]
@@ -107,7 +107,7 @@ def test_imaterialist_example(served, tmp_path):
     # to tables, thresholds tuned for F2, the curve, the submission, the upload) at a fraction of ResNet50's cost
     # (156 s at one size here); ResNet50 and its *_notop.h5 file are tested in test_backbones.py.
     out = run_example("imaterialist_fashion.py", ["--backbone", "resnet_tiny", "--sizes", "32,48", "--epochs", "2",
-                                                  "--weights", "none", "--batch-size", "32", "--tta", "2",
+                                                  "--weights", "none", "--batch-size", "32", "--tta", "2", "--time", "30m",
                                                   "--out", str(tmp_path / "run"), "--submit"], env, tmp_path)
     assert "64 train, 32 validation, 16 test images" in out.stdout
     assert "validation F2" in out.stdout and "stage 2/2 unfrozen at size 48" in out.stdout + out.stderr

@@ -205,8 +205,9 @@ WORKER = textwrap.dedent("""
                           epochs=int(os.environ.get("EPOCHS", "3")), batch_size=32, valid=0.25, lr=3e-3,
                           workdir=sys.argv[1], verbose=0, augment=False, callbacks=[Kill()],
                           distribute=bool(os.environ.get("TWO_DEVICES")), label_smoothing=0.1,
-                          class_weight="balanced")
-    print("RESULT", json.dumps({"distribution": learner.settings["distribution"],
+                          class_weight="balanced", mixed_precision=os.environ.get("MIXED", "auto"))
+    print("RESULT", json.dumps({"distribution": learner.settings["distribution"], "policy": learner.settings["policy"],
+                                "optimizer": type(learner.model.optimizer).__name__, "jit": learner.model.jit_compile,
                                 "loss": learner.history["loss"].tolist()}))
 """)
 
@@ -242,12 +243,14 @@ def test_run_killed_mid_stage_resumes_at_the_right_stage_size_and_rate(tmp_path)
 
 @pytest.mark.parametrize("backend", ["tensorflow"])  # jax: test_jax_data_parallel_on_8_devices_matches_one_device
 def test_data_parallel_run_on_two_logical_cpu_devices_trains(tmp_path, backend):
-    env = {"KERAS_BACKEND": backend, "TWO_DEVICES": "1", "SIZES": "12", "EPOCHS": "2",
+    """MirroredStrategy over 2 logical CPU devices with float16 mixed precision: loss scaling, no XLA (Keras #21366)."""
+    env = {"KERAS_BACKEND": backend, "TWO_DEVICES": "1", "SIZES": "12", "EPOCHS": "2", "MIXED": "mixed_float16",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     done = run_worker(tmp_path, tmp_path / "run", **env)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.split("RESULT", 1)[1])
-    assert result["distribution"] == "mirrored"
+    assert result["distribution"] == "mirrored" and result["policy"] == "mixed_float16"
+    assert result["optimizer"] == "LossScaleOptimizer" and result["jit"] is False
     assert np.all(np.isfinite(result["loss"])) and (len(result["loss"]) == 1 or result["loss"][-1] < result["loss"][0])
 
 

@@ -14,13 +14,13 @@ def _backend() -> str:
 
 
 def accelerators() -> list[str]:
-    """Return the names of the GPUs the current backend can use (empty on CPU)."""
+    """Return the names of the GPUs or TPU cores the current backend can use (empty on CPU)."""
     backend = _backend()
     try:
         if backend == "jax":
             import jax
 
-            return [str(d) for d in jax.devices() if d.platform == "gpu"]
+            return [str(d) for d in jax.devices() if d.platform in ("gpu", "tpu")]
         if backend == "tensorflow":
             import tensorflow as tf
 
@@ -34,10 +34,35 @@ def accelerators() -> list[str]:
     return []
 
 
+def tpu_cores() -> int:
+    """Return how many TPU cores the JAX backend sees (0 elsewhere: TPUs are trained through JAX here)."""
+    if _backend() != "jax":
+        return 0
+    with contextlib.suppress(Exception):
+        import jax
+
+        return sum(1 for d in jax.devices() if d.platform == "tpu")
+    return 0
+
+
+def jit_compile_setting(replicas: int) -> bool | str:
+    """Return the ``jit_compile`` to compile with: False for TensorFlow's MirroredStrategy, else "auto".
+
+    XLA under ``tf.distribute.MirroredStrategy`` breaks: with a ``LossScaleOptimizer``
+    (float16 mixed precision) it crashes in ``merge_call`` (keras-team/keras#21366), and even in
+    float32 it fails on replicas placed on other devices (tensorflow/tensorflow#56423; reproduced here
+    on two logical CPU devices). Keras' "auto" turns XLA on whenever a GPU is present, so several
+    GPUs on TensorFlow compile without it; one device and JAX keep "auto".
+    """
+    return False if replicas > 1 and _backend() == "tensorflow" else "auto"
+
+
 def _auto_policy() -> str | None:
-    """Return the mixed-precision policy for the first GPU (bfloat16 from Ampere on), or None on CPU."""
+    """Return the mixed-precision policy: bfloat16 on a TPU and on GPUs from Ampere on, float16 on older GPUs, None on CPU."""
     if not accelerators():
         return None
+    if tpu_cores():
+        return "mixed_bfloat16"
     major = 0
     with contextlib.suppress(Exception):
         backend = _backend()
@@ -60,7 +85,8 @@ def _auto_policy() -> str | None:
 def precision_policy(mixed_precision: str | bool | None) -> str | None:
     """Return the dtype policy name for `mixed_precision` ("auto", True, False/None, or a policy name), or None for float32.
 
-    "auto" is mixed precision on a GPU (bfloat16 from Ampere on) and None on CPU;
+    "auto" is mixed precision on an accelerator (bfloat16 on a TPU and from Ampere on; float16, with
+    the loss scaling Keras' ``compile`` adds for it, on older GPUs such as the T4) and None on CPU;
     True is bfloat16 on JAX and float16 elsewhere.
     """
     if mixed_precision == "auto":
@@ -78,6 +104,8 @@ class _Strategy:
         self.replicas = 1
         self._scope = contextlib.nullcontext
         backend = _backend()
+        if backend != "jax":
+            _warn_tpu_without_jax()
         if distribute is False or distribute is None:
             return
         if distribute not in (True, "auto"):
@@ -96,7 +124,13 @@ class _Strategy:
             strategy = tf.distribute.MirroredStrategy(devices)
             self.kind, self.replicas, self._scope = "mirrored", strategy.num_replicas_in_sync, strategy.scope
         elif backend == "jax":
-            devices = keras.distribution.list_devices("gpu") if gpus else keras.distribution.list_devices("cpu")
+            from .multihost import requested_processes
+
+            if requested_processes() > 1:  # never N independent runs all writing the same run folder
+                raise ConfigError("The environment asks for several JAX processes (multi-host), which fine_tune does not "
+                                  "run yet (kagglekit.learner.multihost has the parts). Fix: run one process per machine.")
+            kind = "tpu" if tpu_cores() else "gpu" if gpus else "cpu"
+            devices = keras.distribution.list_devices(kind)
             if len(devices) < 2:
                 return
             dist = keras.distribution.DataParallel(devices=devices)
@@ -106,3 +140,13 @@ class _Strategy:
 
     def scope(self):
         return self._scope()
+
+
+def _warn_tpu_without_jax() -> None:
+    """Warn when a TPU is present but the backend is not JAX (it would train on the host's CPU)."""
+    from ..hardware import Hardware
+
+    with contextlib.suppress(Exception):
+        if Hardware.probe().kind == "tpu":
+            warnings.warn("This machine has a TPU, but kagglekit trains on TPUs through JAX only; with the "
+                          f"{_backend()} backend it trains on the CPU. Fix: KERAS_BACKEND=jax.")

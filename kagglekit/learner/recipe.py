@@ -40,7 +40,7 @@ from ..table import LabelTable
 from ..timeline import TIME_EPOCHS, Cadence, StepClock, TimeDriven, budget_lr, replay_record, stage_ends  # noqa: F401
 from .checkpoints import _Recorder, _Run
 from .data import _Data, default_augmentation, describe_data, validation
-from .devices import _Strategy, precision_policy
+from .devices import _Strategy, jit_compile_setting, precision_policy
 from .head import _can_fit_head_on_features, _fit_head_on_features
 from .model import Learner
 from .optim import group_multipliers, make_optimizer, make_schedule
@@ -172,7 +172,8 @@ class _Stages:
             sched = make_schedule(self.schedule, stage["lr"], steps_per_epoch, stage["epochs"], self.cycle_len,
                                   self.cycle_mult)
         self.model.compile(optimizer=make_optimizer(self.optimizer, sched, mults, self.weight_decay), loss=self.loss,
-                           metrics=[m.__class__.from_config(m.get_config()) for m in self.metrics])
+                           metrics=[m.__class__.from_config(m.get_config()) for m in self.metrics],
+                           jit_compile=jit_compile_setting(self.replicas))
 
 
 def _announce(message: str) -> None:

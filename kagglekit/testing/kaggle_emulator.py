@@ -28,7 +28,8 @@ Failure injection (attributes, change them at any time): `reject_credentials`
 (401 everywhere), `rules_not_accepted` (set of slugs answered 403 on download),
 `drop_after` (``{file name: bytes}``: the connection is cut after that many
 bytes of a file, `drop_times` times), `fail_uploads` (the upload PUT answers
-500). Unknown competitions get 404. `log` records every request (method, path,
+500). Unknown competitions get 404. Notebooks, dataset uploads and code submissions:
+`kernels` (`kagglekit.testing.kaggle_kernels.KernelsEmulation`). `log` records every request (method, path,
 range, status, file, bytes sent); `bytes_served(name)` sums the bytes sent of
 one file.
 """
@@ -56,6 +57,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator, Mapping
+
+from .kaggle_kernels import METHODS as KERNEL_METHODS, OUTPUTS_PREFIX, ApiError as _ApiError, KernelsEmulation
 
 SERVICE = "competitions.CompetitionApiService"
 FILES_PREFIX = "/_emulator/files/"
@@ -199,6 +202,7 @@ class KaggleEmulator:
         self._thread: threading.Thread | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="kaggle-emulator-")
         self._next_ref = 1000
+        self.kernels = KernelsEmulation(self)
         for slug, folder in (competitions or {}).items():
             self.add_competition(slug, folder)
 
@@ -340,6 +344,7 @@ class KaggleEmulator:
             "deadline": "2030-01-01T00:00:00.000Z",
             "teamCount": 1,
             "userHasEntered": comp.slug not in self.rules_not_accepted,
+            "isKernelsSubmissionsOnly": comp.slug in self.kernels.code_competitions,
             "maxDailySubmissions": self.daily_limit,
             "evaluationMetric": "emulated",
             "hostName": "kagglekit",
@@ -470,12 +475,6 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class _ApiError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 class _Redirect(Exception):
     def __init__(self, url: str):
         super().__init__(url)
@@ -553,7 +552,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry = {"api": method}
         try:
             request = json.loads(body or b"{}")
-            answer = self.emulator.api(method, request, self._authorized())
+            answer = (self.emulator.kernels if method in KERNEL_METHODS else self.emulator).api(method, request, self._authorized())
         except _Redirect as r:
             self.send_response(302)
             self.send_header("Location", r.url)
@@ -599,6 +598,8 @@ class _Handler(BaseHTTPRequestHandler):
                 file = (comp.folder / name).resolve()
                 if comp.folder not in file.parents or not file.is_file():
                     raise _ApiError(404, f"no file {name}")
+            elif path.startswith(OUTPUTS_PREFIX):
+                file, name = emu.kernels.output_file(path[len(OUTPUTS_PREFIX):])
             else:
                 raise _ApiError(404, f"Unknown path {path}")
         except _ApiError as e:

@@ -70,7 +70,6 @@ def test_every_module_is_placed_in_the_documented_import_order():
     assert not missing, f"modules missing from docs/architecture.md's import order: {missing}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the restructuring that brings these under the limits is in progress")
 def test_modules_import_only_modules_before_them_in_the_documented_order():
     order = _import_order()
     wrong = []

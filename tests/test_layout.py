@@ -509,3 +509,18 @@ def test_pixel_csv_layout_is_detected_and_written_once(tmp_path):
     mtime = Path(train.paths[0]).stat().st_mtime_ns
     again, _ = L.read_competition(comp)  # second read: nothing rewritten
     assert again.equals(train) and Path(train.paths[0]).stat().st_mtime_ns == mtime
+
+
+def test_the_label_column_says_whether_it_was_given_or_found(tmp_path):
+    """A label column named by label_col= says so; one found says why (its usual name, or the only column left)."""
+    from PIL import Image
+
+    (tmp_path / "train").mkdir()
+    for i in range(6):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "train" / f"im{i}.png")
+    rows = "".join(f"im{i},{'ab'[i % 2]},{'xy'[i % 2]}\n" for i in range(6))
+    (tmp_path / "train.csv").write_text("id,label,kind\n" + rows)
+    given = L.detect(tmp_path, label_col="kind").fact("label_columns")
+    assert given.value == ("kind",) and given.reason == "set by label_col="
+    found = L.detect(tmp_path).fact("label_columns")
+    assert found.value == ("label",) and found.reason == "column 'label' has a usual label name"

@@ -545,8 +545,12 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     rest = [c for c in rest if c != group_col]
     kwargs: dict = {"csv": csv, "images": folder, "id_col": id_col}
     wide: list[str] = []
+    label_reason = "set by label_col="
     if label_col is None:
-        label_col = _find_column(rest, _LABEL_NAMES) or (rest[0] if len(rest) == 1 else None)
+        named = _find_column(rest, _LABEL_NAMES)
+        label_col = named or (rest[0] if len(rest) == 1 else None)
+        label_reason = (f"column {label_col!r} has a usual label name" if named else
+                        f"column {label_col!r} is the only column besides the id" + (" and the group" if group_col else ""))
         wide = [] if label_col else wide_label_columns(frame, rest)
         if label_col is None and not wide:
             raise LayoutError(f"Cannot tell which column of {csv} holds the labels (columns: {', '.join(columns[:12])}). "
@@ -557,7 +561,7 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
         on = frame[wide].apply(lambda s: s.str.strip().isin(("1", "1.0"))).sum(axis=1).tolist()
         kind = Guess(multilabel, "set by multilabel=") if multilabel is not None else wide_kind(on)
     else:
-        rec.add("label_columns", (label_col,), "set by label_col=" if "label_col" in kwargs else "the label column")
+        rec.add("label_columns", (label_col,), label_reason)
         kwargs["label_col"] = label_col
         sep = _tag_separator(rec, notes, csv.name, label_col, frame[label_col].tolist(), tag_sep)
         if sep != " ":

@@ -238,17 +238,39 @@ def test_plan_reasons_printed_and_logged(caplog):
 
 
 # ------------------------------------------------------------------ Deadline
+class _Clock:
+    """A virtual monotonic clock for `kagglekit.deadline`: it moves only when a training step says it took time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def clock(monkeypatch):
+    """Return the virtual clock `kagglekit.deadline` reads (the machine's own speed and load play no part)."""
+    import types
+
+    from kagglekit import deadline as deadline_module
+
+    virtual = _Clock()
+    monkeypatch.setattr(deadline_module, "time", types.SimpleNamespace(monotonic=virtual.monotonic, time=time.time))
+    return virtual
+
+
 class _Slow:
-    """A callback factory: every training batch takes `seconds` longer (a stand-in for a big model)."""
+    """A callback factory: every training batch takes `seconds` of the virtual clock (a stand-in for a big model)."""
 
     @staticmethod
-    def make(seconds: float, counter: list):
+    def make(seconds: float, counter: list, clock: _Clock):
         import keras
 
         class Slow(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 counter.append(batch)
-                time.sleep(seconds)
+                clock.now += seconds
 
         return Slow()
 
@@ -265,26 +287,25 @@ def _tiny_model():
     return model, x, y
 
 
-def test_deadline_stops_inside_budget_and_resumes(caplog, tmp_path):
+def test_deadline_stops_inside_budget_and_resumes(caplog, tmp_path, clock):
     from kagglekit.plan import Deadline
 
     model, x, y = _tiny_model()
-    model.fit(x[:32], y[:32], epochs=1, verbose=0)  # start the backend outside the budget (a busy machine is slow)
     steps = []
     budget, reserve = 4.0, 0.5
     deadline = Deadline(budget, reserve_s=reserve, batch_size=32, state_path=tmp_path / "deadline.json")
-    t0 = time.monotonic()
+    t0 = clock.now
     with caplog.at_level(logging.INFO, logger="kagglekit"):
         history = model.fit(x, y, batch_size=32, epochs=1000, verbose=0, validation_data=(x[:64], y[:64]),
-                            callbacks=[_Slow.make(0.03, steps), deadline])
-    took = time.monotonic() - t0
+                            callbacks=[_Slow.make(0.03, steps, clock), deadline])
+    took = clock.now - t0  # virtual seconds: 0.03 a step, whatever this machine's speed
     ran = len(history.history["loss"])
     assert 2 <= ran < 1000 and deadline.stopped
     assert took <= budget * 1.05, took  # never past the budget by more than 5%
     assert took <= budget - reserve + 0.15 * budget  # and most of the reserve is left for prediction
     assert took >= (budget - reserve) - 3 * deadline.epoch_s  # did not stop absurdly early
     assert deadline.expected_epochs is not None and deadline.expected_epochs <= ran + 1
-    assert deadline.seconds_per_image and deadline.seconds_per_image > 0.03 / 32
+    assert deadline.seconds_per_image == pytest.approx(0.03 / 32)  # measured from the steps: 30 ms for 32 images
     assert "deadline: stopping training" in caplog.text
 
     state = deadline.to_state()
@@ -299,22 +320,22 @@ def test_deadline_stops_inside_budget_and_resumes(caplog, tmp_path):
     assert resumed.exhausted or resumed.remaining_s < deadline.epoch_s
     model2, x, y = _tiny_model()
     steps.clear()
-    history = model2.fit(x, y, batch_size=32, epochs=1000, verbose=0, callbacks=[_Slow.make(0.03, steps), resumed])
+    history = model2.fit(x, y, batch_size=32, epochs=1000, verbose=0, callbacks=[_Slow.make(0.03, steps, clock), resumed])
     assert len(history.history["loss"]) == 1 and len(steps) <= 2  # stops at once (Keras runs one step)
     assert resumed.stopped and ("resumed with" in resumed.stopped or "budget is spent" in resumed.stopped)
 
 
-def test_deadline_replans_expected_epochs():
+def test_deadline_replans_expected_epochs(clock):
     from kagglekit.plan import Deadline
 
     model, x, y = _tiny_model()
     steps = []
     deadline = Deadline(1.5, calibrate_steps=3)  # 10 steps of 30 ms: ~0.3 s an epoch -> a few epochs, not 50
-    model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[_Slow.make(0.03, steps), deadline])
+    model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[_Slow.make(0.03, steps, clock), deadline])
     assert deadline.planned_epochs == 50 and deadline.expected_epochs is not None
     assert deadline.expected_epochs < 50 and deadline.stopped
     steps.clear()  # fine_tune's next stage (another fit, same callback): no time for it either
-    history = model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[_Slow.make(0.03, steps), deadline])
+    history = model.fit(x, y, batch_size=32, epochs=50, verbose=0, callbacks=[_Slow.make(0.03, steps, clock), deadline])
     assert len(history.history["loss"]) == 1 and len(steps) <= 2
 
 

@@ -241,11 +241,21 @@ def choose_workdir(given: str | os.PathLike | None, root: Path, name: str, ident
     if os.path.realpath(workdir) == os.path.realpath(comp_path):
         raise ConfigError(f"The run folder {workdir} is the competition folder itself; kagglekit never writes its run "
                           "into its input. Fix: give another --workdir (e.g. runs/NAME).")
+    if _inside(workdir, comp_path):
+        raise ConfigError(f"The run folder {workdir} lies inside the competition folder {comp_path}; kagglekit never "
+                          "writes into its input (its tables there would change what layout detection reads). "
+                          "Fix: give a --workdir outside it (e.g. runs/NAME).")
     why = why_not_writable(workdir)
     if why is not None:
         raise ConfigError(f"The run folder {workdir} cannot be written ({why}); give a writable one with --workdir DIR"
                           f"{' (or set $KAGGLEKIT_WORKING)' if given is None and root == working_root() / 'runs' else ''}.")
     return workdir
+
+
+def _inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Return whether `path` (existing or not) lies under `folder` (both resolved; the folder itself is not inside)."""
+    inner, outer = os.path.realpath(path), os.path.realpath(folder)
+    return inner != outer and inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
 def check_ledger(ledger: str | os.PathLike | bool | None) -> None:
@@ -269,6 +279,10 @@ def claim(given: str | os.PathLike | None, root: Path, name: str, comp: Any, led
     held.enter_context(lock) if held is not None else lock.acquire()  # without `held`: held until the process ends
     ledger_file = None if ledger is False else Path(ledger) if ledger not in (None, True) else workdir.parent / "ledger.csv"
     if ledger_file is not None:
+        if _inside(ledger_file, comp.path):
+            raise ConfigError(f"The run ledger {ledger_file} lies inside the competition folder {comp.path}; kagglekit "
+                              "never writes into its input (a CSV there would change what layout detection reads). "
+                              "Fix: give a --ledger outside it (e.g. runs/ledger.csv), or --ledger none.")
         check_path(ledger_file)
     state = RunState(workdir)
     if state.get("identity") != ident:

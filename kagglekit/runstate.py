@@ -23,9 +23,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import SubmissionError
 from .io import atomic_write_text, set_aside  # noqa: F401 (set_aside: re-exported)
@@ -45,14 +46,24 @@ INPUT_NAMES = {  # how the log names an input; others by their key
     "predictions": "the test predictions", "sample": "the sample submission",
 }
 SUBMISSION_CLOCK_SKEW_S = 600  # a submission Kaggle dates this much before our intent still matches it
-PARTIAL_PATTERNS = (".*.part", ".model.part.keras", "*.tmp")  # io.atomic_open's and Learner.save's unfinished files
+PARTIAL_PATTERNS = (".*.part", ".model.part.keras")  # io.atomic_open's, the pipeline's and Learner.save's unfinished files
+# The names those writers give: ``.NAME.<8 characters of mkstemp>.part`` (io.atomic_open), ``.NAME.<pid>.<thread>.part``
+# (the pipeline's cache) and Learner.save's ``.model.part.keras``. Only such names are removed: a run folder may be a
+# folder of the user's (``--workdir .``) holding their own ``notes.tmp`` or ``.draft.txt.part``.
+_PARTIAL_NAME = re.compile(r"^\..+\.(?:[a-z0-9_]{8}|\d+\.\d+)\.part$|^\.model\.part\.keras$")
 
 
-# --------------------------------------------------------------------------- helpers
-def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
-    """Return the unfinished temporary files (``.NAME.XXXX.part``) an interrupted run left under `folder`, after removing them."""
+def remove_partial_files(folder: str | os.PathLike, skip: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Return the unfinished temporary files (``.NAME.XXXXXXXX.part``) an interrupted run left under `folder`, after removing them.
+
+    Only the names kagglekit's writers give are removed, and nothing under `skip` (the competition folder,
+    when the run folder holds it).
+    """
     folder = Path(folder)
-    found = sorted({p for pattern in PARTIAL_PATTERNS for p in folder.rglob(pattern) if p.is_file()})
+    skipped = [os.path.realpath(s) for s in skip]
+    found = sorted({p for pattern in PARTIAL_PATTERNS for p in folder.rglob(pattern)
+                    if _PARTIAL_NAME.match(p.name) and p.is_file()
+                    and not any(os.path.realpath(p).startswith(s.rstrip(os.sep) + os.sep) for s in skipped)})
     for p in found:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
@@ -61,6 +72,7 @@ def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
     return found
 
 
+# --------------------------------------------------------------------------- helpers
 def digest(value: Any) -> str:
     """Return a short content hash of a JSON-able value (sorted keys)."""
     return hashlib.md5(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]

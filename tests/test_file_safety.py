@@ -118,6 +118,42 @@ def test_run_refuses_a_csv_as_ledger_before_any_work(comps, tmp_path, monkeypatc
     assert _snapshot(train_csv) == before and not (tmp_path / "runs").exists()  # refused before any run folder
 
 
+def _listing(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("where", ["runs/x", "train", "ledger"])
+def test_a_run_folder_or_ledger_inside_the_competition_folder_is_refused(comps, tmp_path, where, capsys):
+    # Before: --workdir COMP/train and COMP/runs/x were taken (run.json and the tables written among the
+    # competition's files, where the next detection reads them) and a --ledger there was created.
+    before = _listing(comps[0])
+    inside = comps[0] / where
+    flags = ["--ledger", str(inside / "ledger.csv")] if where == "ledger" else ["--workdir", str(inside)]
+    code = main(["run", str(comps[0]), "--dry-run", "--weights", "none", *flags,
+                 *(["--workdir", str(tmp_path / "run")] if where == "ledger" else [])])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and "inside the competition folder" in line, line
+    assert ("--ledger" if where == "ledger" else "--workdir") in line
+    assert _listing(comps[0]) == before
+
+
+def test_a_users_folder_as_run_folder_keeps_the_users_tmp_and_part_files(tmp_path, monkeypatch, capsys):
+    # Before: `--workdir .` (a folder holding the competition and the user's files) deleted every *.tmp and
+    # hidden *.part file under it, the competition's included, as "unfinished temporary files".
+    proj = tmp_path / "proj"
+    comp = build_competition("digits", proj / "comp", n_train=80, n_test=5)
+    mine = [proj / "notes" / "draft.tmp", proj / ".essay.txt.part", comp / ".train.csv.abcdefgh.part"]
+    for p in mine:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("mine")
+    left = proj / ".run.json.k2j4h6g8.part"  # what io.atomic_open leaves when killed: removed
+    left.write_text("half")
+    monkeypatch.chdir(proj)
+    assert main(["run", str(comp), "--workdir", ".", "--dry-run", "--weights", "none", "--ledger", "none"]) == 0, \
+        capsys.readouterr().err
+    assert all(p.read_text() == "mine" for p in mine) and not left.exists()
+
+
 # --------------------------------------------------------------------------- 3. organise
 def test_organise_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
     comp = build_competition("digits", tmp_path / "comp", n_train=30, n_test=5)

@@ -62,8 +62,8 @@ def test_old_run_json_is_read_as_no_records(tmp_path, logs):
 
 def test_unfinished_temporary_files_are_removed(tmp_path):
     (tmp_path / "learner").mkdir()
-    leftovers = [tmp_path / ".run.json.abc123.part", tmp_path / "learner" / ".model.part.keras",
-                 tmp_path / "learner" / ".learner.json.x.part"]
+    leftovers = [tmp_path / ".run.json.abc123de.part", tmp_path / "learner" / ".model.part.keras",
+                 tmp_path / "learner" / ".learner.json.x_9k2mpq.part", tmp_path / ".cache.npy.4242.1397.part"]
     for p in leftovers:
         p.write_text("half")
     (tmp_path / "keep.csv").write_text("id\n")

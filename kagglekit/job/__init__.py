@@ -191,7 +191,7 @@ def _open(source: Any, workdir: Any, settings: tuple, budget_given: float | None
     workdir, state, _ = runfolder.claim(workdir, working_root() / "runs" if notebook else Path("runs"), name, comp,
                                         ledger, held)
     preflight.check_settings(cfg, workdir, ledger)  # the rest of `preflight` once the data is read (_stage_preflight)
-    remove_partial_files(workdir)
+    remove_partial_files(workdir, skip=[comp.path])  # never inside the competition folder, when the run folder holds it
     return _Context(comp=comp, name=name, workdir=workdir, state=state, cfg=cfg, spec=spec, given=given,
                     extra=extra, budget_given=budget_given, notebook=notebook, model=model, started=started)
 

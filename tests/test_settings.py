@@ -272,8 +272,33 @@ def test_json_null_numpy_values_and_a_recipe_of_another_format(tmp_path):
         "epochs": 3, "lr": 0.5, "flip": False}
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train:\n  epochs: 3\n")
-    with pytest.raises(ConfigError, match=r"is not valid JSON \(its name does not end in \.toml\)"):
+    with pytest.raises(ConfigError, match=r"is neither a \.toml nor a \.json file; kagglekit reads recipes in TOML or JSON"):
         load_recipe(recipe)
+
+
+@pytest.mark.parametrize("name, data, says", [
+    ("r.json", b'{"train": {"epochs": 2, "epochs": 3}}', "sets 'epochs' twice in one table"),
+    ("r.json", b'{"train": {"epochs": 2}, "train": {"seed": 3}}', "sets 'train' twice in one table"),
+    ("r.toml", b"[train]\nepochs = 2\nepochs = 3\n", "is not valid TOML"),
+])
+def test_a_recipe_that_sets_a_key_twice_is_refused(tmp_path, name, data, says):
+    # Before: JSON kept the last value silently (epochs 3, or only seed = 3: the epochs lost), where TOML refused.
+    recipe = tmp_path / name
+    recipe.write_bytes(data)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_recipe(recipe)
+
+
+@pytest.mark.parametrize("name, data", [
+    ("r.json", b'\xef\xbb\xbf{"train": {"epochs": 2}}'),  # a byte-order mark (Notepad): was "Unexpected UTF-8 BOM"
+    ("r.toml", b"\xef\xbb\xbf[train]\nepochs = 2\n"),  # was "Invalid statement (at line 1, column 1)"
+    ("r.TOML", b"[train]\nepochs = 2\n"),  # was read as JSON: "not valid JSON (its name does not end in .toml)"
+    ("r.JSON", b'{"train": {"epochs": 2}}'),
+])
+def test_a_recipe_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_path, name, data):
+    recipe = tmp_path / name
+    recipe.write_bytes(data)
+    assert load_recipe(recipe) == {"train": {"epochs": 2}}
 
 
 def test_class_weights_are_positive_numbers():

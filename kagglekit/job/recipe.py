@@ -31,18 +31,38 @@ def load_recipe(path: str | os.PathLike | None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"No recipe file at {path}; give the path of a .toml or .json recipe.")
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ConfigError(f"The recipe {path} is neither a .toml nor a .json file; kagglekit reads recipes in TOML or "
+                          "JSON only: write it as recipe.toml or recipe.json (docs/settings.md lists the keys).")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the recipe
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"The recipe {path} cannot be read as UTF-8 text ({exc}); save it as a UTF-8 .toml or .json file.") from None
-    toml = _toml_parser(path) if path.suffix == ".toml" else None
+    toml = _toml_parser(path) if suffix == ".toml" else None
     try:
-        data = toml.loads(text) if toml is not None else json.loads(text)
+        data = toml.loads(text) if toml is not None else json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"The recipe {path} sets {exc} twice in one table (JSON keeps only the last silently); "
+                          "keep one of them.") from None
     except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
-        read_as = "TOML" if toml is not None else "JSON" + ("" if path.suffix == ".json" else " (its name does not end in .toml)")
-        raise ConfigError(f"The recipe {path} is not valid {read_as}: "
+        raise ConfigError(f"The recipe {path} is not valid {'TOML' if toml is not None else 'JSON'}: "
                           f"{' '.join(str(exc).split())}; fix the line it names.") from None
     return check_recipe(data, f"the recipe {path}")
+
+
+class _DuplicateKey(ValueError):
+    """A key a JSON object holds twice (its text: the key)."""
+
+
+def _unique_keys(pairs: list) -> dict:
+    """Return the JSON object of `pairs`; raise `_DuplicateKey` for a key given twice (TOML refuses it too)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(repr(key))
+        out[key] = value
+    return out
 
 
 def _toml_parser(path: Path) -> Any:

@@ -301,6 +301,42 @@ def test_a_recipe_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_pat
     assert load_recipe(recipe) == {"train": {"epochs": 2}}
 
 
+@pytest.mark.parametrize("section, says", [
+    # Before, each was taken and failed or did nothing only once training ran:
+    ({"lr_mult": [0.1, 0.3]}, "lr_mult takes three factors (early layers, late layers, head), not 2"),  # head's silently 1
+    ({"cycle_mult": 0.5}, "cycle_mult takes a number >= 1"),  # sgdr refused it when training started
+    ({"monitor": "val_acc"}, "monitor takes one of val_loss, val_accuracy"),  # never logged: no epoch was ever "best"
+    ({"replay": {}}, "'replay' in the recipe's [fine_tune] section is set by the run (give --replay RUN_DIR"),  # replaced --replay's record
+])
+def test_fine_tune_values_that_failed_or_did_nothing_in_training_are_refused(section, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        S.check_recipe({"fine_tune": section}, "the recipe", PARAMS)
+
+
+def test_an_empty_item_in_a_cli_list_is_refused(capsys, tmp_path):
+    # Before: --sizes 64,,128 was read as 64,128 without a word (a size left out by mistake).
+    assert main(["run", str(tmp_path / "nowhere"), "--sizes", "64,,128"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kagglekit run: --sizes 64,,128 is refused") and "an empty item between commas" in err, err
+
+
+def test_weights_must_be_a_weights_file_not_any_existing_file(tmp_path):
+    # Before: any existing file (train.csv, an empty .h5) passed the check and failed when the model was built.
+    weights = S.get("weights")
+    csv, empty, fake, h5, keras_file = (tmp_path / n for n in ("train.csv", "empty.h5", "fake.keras", "w_notop.h5", "m.keras"))
+    csv.write_text("id,label\n")
+    empty.write_bytes(b"")
+    fake.write_text("not a zip")
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    keras_file.write_bytes(b"PK\x03\x04" + bytes(100))
+    for bad, says in ((csv, "is not a weights file"), (empty, "is not an HDF5 file (it is empty)"),
+                      (fake, "is not a .keras file")):
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            S.check_value(weights, str(bad), S.Origin("cli"))
+    assert S.check_value(weights, str(h5)) == str(h5) and S.check_value(weights, str(keras_file)) == str(keras_file)
+    assert S.check_value(weights, h5) == str(h5)  # kk.run(weights=Path(...)): was refused as "not a text"
+
+
 def test_class_weights_are_positive_numbers():
     for table in ({"cat": "high"}, {"cat": 2, "dog": 0}, {"cat": True}):
         with pytest.raises(ConfigError, match=r"\[fine_tune\] class_weight = .* positive numbers as weights"):

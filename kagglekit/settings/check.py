@@ -55,6 +55,8 @@ def _from_text(s: Setting, text: str) -> Any:
         except ValueError:
             raise _Refused("") from None
     if s.kind in ("sizes", "floats"):
+        if any(not part.strip() for part in text.split(",")) and "," in text:
+            raise _Refused("an empty item between commas: write each value once, e.g. 64,128")
         parts = text.replace(",", " ").split()
         try:
             return [int(p) if s.kind == "sizes" else float(p) for p in parts]
@@ -114,12 +116,17 @@ def _convert(s: Setting, value: Any, python: bool) -> Any:
     return _convert_other(s, value, python)
 
 
+_PATH_TEXTS = ("weights",)  # "str" settings whose text may be a file's path: a pathlib.Path is taken as its text
+
+
 def _convert_other(s: Setting, value: Any, python: bool) -> Any:
     """Return `value` normalised for the text, path and table kinds of `s`, or raise `_Refused`."""
     kind = s.kind
     if kind == "str":
         if s.text_ok and isinstance(value, numbers.Real) and not isinstance(value, bool):
             value = str(value)
+        if s.name in _PATH_TEXTS and isinstance(value, os.PathLike):
+            value = os.fspath(value)  # kk.run(weights=Path("resnet50_notop.h5"))
         if not isinstance(value, str) or not value.strip():
             raise _Refused("")
         if s.choices and value not in s.choices:
@@ -262,7 +269,8 @@ def check_fine_tune(section: Any, params: Mapping[str, inspect.Parameter] | None
         if key in SET_BY_RUN:
             fix = (f"give run({key}=...)" if origin.kind == "api" and key in _BY_SECTION[_TRAIN] else
                    f"put it in the [train] section or give --{key.replace('_', '-')}" if key in _BY_SECTION[_TRAIN] else
-                   "give --workdir" if key == "workdir" else "the run passes the competition's table itself")
+                   "give --workdir" if key == "workdir" else "give --replay RUN_DIR (kk.run: replay=)" if key == "replay"
+                   else "the run passes the competition's table itself")
             raise ConfigError(f"{key!r} in {where} is set by the run ({fix}); "
                               f"valid [fine_tune] keys: {', '.join(valid)}.")
         if key not in params:

@@ -11,7 +11,7 @@ from ..errors import KaggleKitError
 SECTIONS = ("layout", "train", "fine_tune")  # the recipe's sections, in the order the docs show them
 # fine_tune arguments the run passes itself: the data and the [train] settings (a [fine_tune] section may not repeat them)
 SET_BY_RUN = frozenset({"data", "valid", "backbone", "sizes", "epochs", "weights", "batch_size", "seed", "workdir", "lr",
-                        "flip"})
+                        "flip", "replay"})
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,38 @@ def _known_metric(value: str) -> str | None:
 
 def _weights_source(value: str) -> str | None:
     """Return why `value` is neither 'imagenet', 'none' nor an existing weights file, or None."""
-    if value.lower() in ("imagenet", "none") or Path(value).expanduser().is_file():
+    if value.lower() in ("imagenet", "none"):
         return None
-    return f"it is not 'imagenet', 'none' nor an existing weights file{suggest(value.lower(), ['imagenet', 'none'])}"
+    path = Path(value).expanduser()
+    if not path.is_file():
+        return f"it is not 'imagenet', 'none' nor an existing weights file{suggest(value.lower(), ['imagenet', 'none'])}"
+    kinds = "a *_notop.h5 (keras.applications), *.weights.h5 (model.save_weights) or *.keras file"
+    if path.suffix.lower() not in (".h5", ".keras"):
+        return f"{value} is not a weights file: kagglekit loads {kinds}"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        return f"{value} cannot be read ({exc.strerror or exc})"
+    if path.suffix.lower() == ".keras" and head[:2] != b"PK":
+        return f"{value} is not a .keras file (a .keras file is a zip archive){' : it is empty' if not head else ''}; give {kinds}"
+    if path.suffix.lower() == ".h5" and not _hdf5(path):
+        return f"{value} is not an HDF5 file{' (it is empty)' if not head else ''}; give {kinds}"
+    return None
+
+
+def _hdf5(path: Path) -> bool:
+    """Return whether `path` holds HDF5's signature (at 0, or at 512, 1024, 2048, ... after a user block)."""
+    with open(path, "rb") as fh:
+        offset = 0
+        while True:
+            fh.seek(offset)
+            head = fh.read(8)
+            if head == b"\x89HDF\r\n\x1a\n":
+                return True
+            if len(head) < 8:
+                return False
+            offset = 512 if offset == 0 else offset * 2
 
 
 def _class_weights(value: dict) -> str | None:
@@ -126,6 +155,15 @@ def _class_weights(value: dict) -> str | None:
             f"{bad[0]!r} has {value[bad[0]]!r}") if bad else None
 
 
+def _three(value: list) -> str | None:
+    """Return why a list of learning-rate factors does not hold three (early layers, late layers, head), or None."""
+    return None if len(value) == 3 else (f"lr_mult takes three factors (early layers, late layers, head), "
+                                         f"not {len(value)}")
+
+
+# What Keras logs each epoch, so what can pick the best one (kagglekit.learner.loss_and_metrics: accuracy for
+# single-label, binary_accuracy for multi-label); another name is never found and no epoch is ever "best".
+MONITORS = ("val_loss", "val_accuracy", "val_binary_accuracy", "loss", "accuracy", "binary_accuracy")
 LAYOUT_READERS = ("from_csv", "from_filenames", "from_folders", "from_ids", "from_imaterialist_json", "from_pixel_csv")
 PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16", "float16", "bfloat16", "float32")
 
@@ -216,13 +254,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("freeze_epochs", "int", "epochs of the frozen (head only) stage per size", default=1, section="fine_tune",
             keyword=False, low=0, high=100_000, example=1),
     Setting("lr_mult", "floats", "learning-rate factors for the early layers, the late layers and the head (default 1/9, 1/3, 1)",
-            section="fine_tune", keyword=False, low=0, open_low=True, example=[0.1, 0.3, 1.0]),
+            section="fine_tune", keyword=False, low=0, open_low=True, example=[0.1, 0.3, 1.0], check=_three,
+            takes="a list of three numbers"),
     Setting("schedule", "str", "learning-rate schedule of each stage", default="one_cycle", section="fine_tune", keyword=False,
             choices=("one_cycle", "sgdr", "constant"), example="sgdr"),
     Setting("cycle_len", "float", "SGDR: epochs of the first cycle", default=1, section="fine_tune", keyword=False, low=0,
             open_low=True, example=1.0),
-    Setting("cycle_mult", "float", "SGDR: growth of each cycle's length", default=1, section="fine_tune", keyword=False, low=0,
-            open_low=True, example=2.0),
+    Setting("cycle_mult", "float", "SGDR: growth of each cycle's length", default=1, section="fine_tune", keyword=False, low=1,
+            example=2.0),
     Setting("optimizer", "str", "optimizer", default="adamw", section="fine_tune", keyword=False, choices=("adamw", "sgd"),
             example="sgd"),
     Setting("weight_decay", "float", "decoupled weight decay", default=1e-4, section="fine_tune", keyword=False, low=0, high=1,
@@ -244,7 +283,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("restore_best", "bool", "end with the weights of the best epoch", default=True, section="fine_tune", keyword=False,
             example=True),
     Setting("monitor", "str", "the quantity that picks the best epoch (default val_accuracy, or val_loss)",
-            section="fine_tune", keyword=False, example="val_loss"),
+            section="fine_tune", keyword=False, example="val_loss", choices=MONITORS),
     Setting("verbose", "int", "Keras progress output: 0, 1, 2 or 'auto'", default="auto", section="fine_tune", keyword=False, low=0,
             high=2, also=("auto",), example=2),
     Setting("callbacks", "objects", "extra Keras callbacks (kk.run only: run(fine_tune={'callbacks': [...]}))",

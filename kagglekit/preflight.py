@@ -14,6 +14,8 @@ check_classes      one class only; classes whose single images leave no class to
 check_sample       a sample submission with no rows, repeated ids, ids in another column than
                    the first, ids that name no test image, test images it does not list
 check_positive     one probability column when nothing says which class it holds (``--positive``)
+check_fine_tune    a class_weight naming classes the labels lack (or for multi-label); a monitor never logged
+check_folds        a ``--folds K`` split the labelled images cannot make (e.g. more folds than any class has images)
 check_budget       a ``--time`` too short to train one epoch (naming the minimum)
 =================  ==========================================================================
 
@@ -264,6 +266,63 @@ def check_budget(budget: float | None, train: LabelTable, valid: LabelTable | No
     return plan
 
 
+def check_fine_tune(extra: dict | None, train: LabelTable) -> list[str]:
+    """Return [] after checking the [fine_tune] settings that depend on the labels; raise `ConfigError` otherwise.
+
+    Refused: ``class_weight`` naming a class the labels do not have, or given for multi-label labels;
+    ``monitor`` naming a quantity this label kind does not log (``val_accuracy`` is ``val_binary_accuracy``
+    for multi-label labels).
+    """
+    extra = extra or {}
+    weights = extra.get("class_weight")
+    if isinstance(weights, dict):
+        if train.multilabel:
+            raise ConfigError("[fine_tune] class_weight is for single-label labels; these are multi-label: "
+                              "leave class_weight out (recipe [fine_tune], kk.run(fine_tune={...})).")
+        unknown = sorted((str(k) for k in weights if str(k) not in set(map(str, train.classes))), key=natural_key)
+        if unknown:
+            raise ConfigError(f"[fine_tune] class_weight names {len(unknown)} classes the train labels do not have "
+                              f"({list_offenders(unknown)}); the classes are {list_offenders(list(train.classes), 8)}: "
+                              "name those (or give class_weight = \"balanced\").")
+    elif weights == "balanced" and train.multilabel:
+        raise ConfigError("[fine_tune] class_weight = \"balanced\" is for single-label labels; these are multi-label: "
+                          "leave class_weight out.")
+    monitor = extra.get("monitor")
+    if monitor is not None and monitor.endswith("accuracy"):
+        right = monitor.replace("binary_accuracy", "accuracy").replace("accuracy", "binary_accuracy" if train.multilabel
+                                                                     else "accuracy")
+        if right != monitor:
+            kind = "multi-label" if train.multilabel else "single-label"
+            raise ConfigError(f"[fine_tune] monitor = {monitor!r} is never logged for {kind} labels (Keras logs "
+                              f"{right!r}), so no epoch would be picked as the best; give monitor = {right!r}.")
+    return []
+
+
+def check_folds(k: int, train: LabelTable, valid: LabelTable | None, seed: int = 0) -> list[str]:
+    """Return [] after checking a K-fold split of the labelled images can be made (`layout.kfold`); raise its error otherwise."""
+    if k <= 1:
+        return []
+    import logging
+    import warnings
+
+    import pandas as pd
+
+    from . import layout
+    from .logs import logger
+
+    full = train if valid is None else LabelTable(pd.concat([train.frame, valid.frame], ignore_index=True),
+                                                  train.classes, train.multilabel)
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the run's own kfold says what it finds; this one only checks it can be made
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            layout.kfold(full, k, seed=seed)
+    finally:
+        logger.setLevel(level)
+    return []
+
+
 # ------------------------------------------------------------------ all of them
 def check_settings(cfg: dict, workdir: str | os.PathLike, ledger: str | os.PathLike | bool | None = None) -> list[str]:
     """Return the notes of the checks that need no data (run folder and ledger, TTA, backbone); raise on a refusal."""
@@ -273,17 +332,20 @@ def check_settings(cfg: dict, workdir: str | os.PathLike, ledger: str | os.PathL
 
 def preflight(cfg: dict, *, workdir: str | os.PathLike, train: LabelTable, valid: LabelTable | None = None,
               test: LabelTable | None = None, sample: str | os.PathLike | None = None, budget: float | None = None,
-              ledger: str | os.PathLike | bool | None = None, trains: bool = True, inference: Any = None) -> Preflight:
+              ledger: str | os.PathLike | bool | None = None, trains: bool = True, inference: Any = None,
+              fine_tune: dict | None = None) -> Preflight:
     """Return a `Preflight` (notes, the budget's one-epoch plan) after every check a run can make before training.
 
     Raises the package's error of the first check that refuses (one line naming the fix).
     `trains`: False when nothing is trained here (``--model``): the class and budget checks are skipped.
     `inference`: the run's `Inference` (its submission format: a probability column must know its class).
+    `fine_tune`: the run's further fine_tune arguments (class_weight and monitor are checked against the labels).
     """
     found = Preflight()
     found.notes += check_settings(cfg, workdir, ledger)
     if trains:
         found.notes += check_classes(train, valid)
+        found.notes += check_fine_tune(fine_tune, train)
     found.notes += check_sample(sample, test)
     if inference is not None:
         found.notes += check_positive(inference.submission_kind, inference.positive, inference.submission_columns,

@@ -229,3 +229,25 @@ def test_a_probability_column_of_unknown_class_is_refused_before_training_and_po
     assert "--positive CLASS" in line
     code, out, err = dry_run(capsys, comp, tmp_path / "ok", "--metric", "logloss", "--positive", "south")
     assert code == 0 and "holds P(south)" in out, err
+
+
+# ------------------------------------------------------------------ found by the sweep of unusual inputs (docs/unusual-inputs.md)
+@pytest.mark.parametrize("folds, says", [("6", "A 6-fold split of 10 images is impossible"),
+                                         ("20", "folds=20 must be a whole number of folds between 2 and the 10 images")])
+def test_more_folds_than_the_classes_have_images_is_refused_by_the_dry_run(capsys, tmp_path, folds, says):
+    # Before: the dry run passed (exit 0) and the real run refused only when the folds were made.
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    line = refused(capsys, comp, tmp_path, "--folds", folds)
+    assert says in line and "--folds" in line, line
+
+
+@pytest.mark.parametrize("recipe, says", [
+    ("[fine_tune]\nclass_weight = {zebra = 2.0}\n", "class_weight names 1 classes the train labels do not have (zebra)"),
+    ('[fine_tune]\nmonitor = "val_binary_accuracy"\n', "monitor = 'val_binary_accuracy' is never logged for single-label"),
+])
+def test_fine_tune_settings_that_do_not_fit_the_labels_are_refused_by_the_dry_run(capsys, tmp_path, recipe, says):
+    # Before: passed; a class weight of a class that is not there reached Keras, a monitor never logged picked no best epoch.
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    (tmp_path / "recipe.toml").write_text(recipe)
+    line = refused(capsys, comp, tmp_path, "--recipe", str(tmp_path / "recipe.toml"))
+    assert says in line, line

@@ -256,7 +256,7 @@ def _stage_preflight(ctx: _Context, train: LabelTable, valid: LabelTable, test: 
 
     checked = preflight.preflight(ctx.cfg, workdir=ctx.workdir, train=train, valid=valid, test=test,
                                   sample=ctx.comp.sample_submission, budget=ctx.budget_given, ledger=ledger,
-                                  trains=saved is None, inference=inference)
+                                  trains=saved is None, inference=inference, fine_tune=ctx.extra)
     for note in checked.notes:
         logger.info(f"  note: {note}")
     inference.notes += checked.notes
@@ -558,13 +558,14 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
 
 def _stage_folds_wanted(ctx: _Context, train: LabelTable, valid: LabelTable, test: LabelTable, saved: Any) -> int:
     """Return the number of folds to train (`kagglekit.folds.resolve`: asked, or "auto" decided), said with its reason."""
-    from .. import folds
+    from .. import folds, preflight
 
     if saved is not None:
         return 1
     k, why = folds.resolve(ctx.cfg["folds"], len(train) + len(valid), train, len(test), ctx.cfg, ctx.budget_given)
     if ctx.cfg["folds"] != 1:
         logger.info(f"folds: {k} ({why})")
+    preflight.check_folds(k, train, valid, int(ctx.cfg["seed"]))  # refused here, not once the dry run has passed
     return k
 
 

@@ -251,3 +251,38 @@ def test_fine_tune_settings_that_do_not_fit_the_labels_are_refused_by_the_dry_ru
     (tmp_path / "recipe.toml").write_text(recipe)
     line = refused(capsys, comp, tmp_path, "--recipe", str(tmp_path / "recipe.toml"))
     assert says in line, line
+
+
+def _csv_comp(root: Path) -> Path:
+    return label_csv(root, "id,label\n" + "".join(f"a{i},{'xy'[i % 2]}\n" for i in range(10)), 10)
+
+
+@pytest.mark.parametrize("flags, says", [
+    # Before: exit 0, the flag ignored without a word (class folders have no CSV columns to name).
+    (["--id-col", "image"], "--id-col 'image' names a column of a train CSV, but the labels of"),
+    (["--label-col", "tag"], "--label-col 'tag' names a column of a train CSV"),
+])
+def test_a_csv_column_named_for_class_folders_is_refused_not_ignored(capsys, tmp_path, flags, says):
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    line = refused(capsys, comp, tmp_path, *flags)
+    assert says in line and "class folder names" in line, line
+
+
+@pytest.mark.parametrize("flags, says", [
+    # Before: "10 of 10 images of train.csv are not in train: x, y, ... Pass ext= ... or images=" (the wrong fix).
+    (["--id-col", "label"], "id_col='label': none of its values ('x', 'y', 'x', ...) names an image in train/ (column 'id' does)"),
+    (["--id-col", "label", "--label-col", "label"], "id_col and label_col both name column 'label' of train.csv"),
+])
+def test_an_id_column_that_names_no_image_says_so(capsys, tmp_path, flags, says):
+    line = refused(capsys, _csv_comp(tmp_path / "comp"), tmp_path, *flags)
+    assert says in line, line
+
+
+def test_test_that_is_an_image_or_the_train_folder_says_what_it_is(capsys, tmp_path):
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    # Before: "t0.png cannot be read as a CSV (read in utf-16-be ...). Download it again, or save it as a UTF-8 CSV".
+    line = refused(capsys, comp, tmp_path, "--test", str(comp / "test" / "t0.png"))
+    assert "is one image, not a folder of test images or a CSV of test ids" in line, line
+    # Before: "No images in comp/train" (it holds 10, in its class folders).
+    line = refused(capsys, comp, tmp_path, "--test", str(comp / "train"))
+    assert "only in its sub-folders a, b: is it the train folder of class folders?" in line, line

@@ -355,6 +355,7 @@ def detect(
                                                     "(the submission uses them), the file only names them")
     found = _train_reader(directory, rec, notes, sample, multilabel, group_col, id_col, label_col, tag_sep)
     kind, train, valid, base, shared, train_ids, test_reader = found
+    _no_columns_to_name(kind, directory, id_col=id_col, label_col=label_col)
     train_table = train.read()
     rec.add("train_count", len(train_table), f"rows read by {train.function}")
     rec.add("classes", train_table.classes, f"{len(train_table.classes)} classes seen in the train labels")
@@ -372,6 +373,10 @@ def detect(
         if test_path.is_dir():
             test_reader = Reader("unlabelled", {"folder": [str(test_path)], "ids": "name" if keep_ext else "stem"})
         elif test_path.is_file():
+            if test_path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+                what = "one image" if test_path.suffix.lower() in IMAGE_EXTENSIONS else f"a {test_path.suffix or 'suffix-less'} file"
+                raise LayoutError(f"test={str(test)!r} is {what}, not a folder of test images or a CSV of test ids; name "
+                                  "the folder holding the test images (or a .csv listing their ids) with --test PATH.")
             images = shared or [f for f in (base / "test", base / "test_images", base / "images") if f.is_dir()]
             test_reader = Reader("from_ids", {"csv": test_path, "images": [str(f) for f in images], "ids": "name" if keep_ext else "stem"})
         else:
@@ -493,6 +498,18 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
     )
 
 
+def _no_columns_to_name(kind: str, directory: Path, **given: str | None) -> None:
+    """Raise `LayoutError` when id_col / label_col were given but the labels read come from no label CSV (they would be ignored)."""
+    named = {k: v for k, v in given.items() if v is not None}
+    if kind == "csv" or not named:
+        return
+    source = {"class-folders": "class folder names", "filenames": "the file names", "pixel-csv": "a pixel CSV",
+              "imaterialist-json": "train.json"}.get(kind, kind)
+    flags = " and ".join(f"{OVERRIDES[k].split(' (')[0].split(' ')[0]} {v!r}" for k, v in named.items())
+    raise LayoutError(f"{flags} names a column of a train CSV, but the labels of {directory} come from {source}, "
+                      f"not a CSV, so it would be ignored; drop {'them' if len(named) > 1 else 'it'}.")
+
+
 def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: list[str], sample: Sample | None,
                 multilabel: bool | None, group_col: str | None, id_col: str | None, label_col: str | None,
                 tag_sep: str | None = None):
@@ -521,6 +538,12 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     for key, value in (("id_col", id_col), ("label_col", label_col), ("group_col", group_col)):
         if value is not None and value not in columns:
             raise LayoutError(f"{key}={value!r} is not a column of {csv.name} (columns: {', '.join(columns[:12])}).")
+    roles = [(k, v) for k, v in (("id_col", id_col), ("label_col", label_col), ("group_col", group_col)) if v is not None]
+    for i, (key, value) in enumerate(roles):
+        for other, same in roles[i + 1:]:
+            if same == value:
+                raise LayoutError(f"{key} and {other} both name column {value!r} of {csv.name}; each names its own "
+                                  f"column (columns: {', '.join(columns[:12])}).")
     keyed = [(f, file_keys([f])) for f in folders]
     if id_col is None:
         head = frame.head(500)
@@ -532,7 +555,16 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
             raise LayoutError(f"Cannot tell which column of {csv} holds the image ids (columns: {', '.join(columns[:12])}). "
                               "Pass id_col=... (detect(..., id_col=) or the recipe's id_col).")
     else:
-        folder = max(keyed, key=lambda fk: frame[id_col].str.strip().isin(fk[1]).mean())[0]
+        folder, keys = max(keyed, key=lambda fk: frame[id_col].str.strip().isin(fk[1]).mean())
+        values = frame[id_col].str.strip()
+        stems = values.head(500).str.replace(r"\.[A-Za-z0-9]{2,5}$", "", regex=True)  # another extension: the reader says
+        if not values.head(500).isin(keys).any() and not stems.isin(keys).any():
+            guess = choose_id_column(frame, keys, f"{folder.name}/", exclude=[c for c in (label_col, group_col) if c])
+            hint = (f" (column {guess.value!r} does)" if guess.value is not None and guess.sure and guess.value != id_col
+                    else "")
+            raise LayoutError(f"id_col={id_col!r}: none of its values ({', '.join(map(repr, values.head(3)))}, ...) names "
+                              f"an image in {folder.relative_to(directory)}/{hint}; name the column of {csv.name} that "
+                              "holds the image ids with --id-col (recipe: id_col).")
         rec.add("id_column", id_col, "set by id_col=")
     rest = [c for c in columns if c != id_col]
     if group_col is None:

@@ -417,7 +417,10 @@ def unlabelled(
         one = _require_dir(one, "The test image folder", "Pass the folder holding the images to predict.")
         files = sorted(_walk_images(one, _extensions(extensions), recursive), key=natural_key)
         if not files:
-            raise LayoutError(f"No images in {one}. Pass the folder holding the images to predict.")
+            deeper = [] if recursive else sorted({Path(f).parent.name for f in _walk_images(one, _extensions(extensions), True)})
+            below = (f" (only in its sub-folders {', '.join(deeper[:5])}{', ...' if len(deeper) > 5 else ''}: is it "
+                     "the train folder of class folders?)" if deeper else "")
+            raise LayoutError(f"No images in {one}{below}. Pass the folder holding the images to predict.")
         for f in files:
             name = f.rsplit("/", 1)[-1]
             rows.append((_strip_ext(name) if ids == "stem" else name, str(one / f)))

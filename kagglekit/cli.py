@@ -102,6 +102,10 @@ def _training_kwargs(args: argparse.Namespace) -> dict:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit demo`."""
+    if args.epochs is not None:  # checked as `kagglekit run --epochs` is (the demo passes it to kk.run)
+        from .settings import Origin, check_value, get
+
+        check_value(get("epochs"), str(args.epochs), Origin("cli"))
     start_backend_quietly()
     from .demo import demo
 
@@ -187,9 +191,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_organise(args: argparse.Namespace) -> int:
     """Return the exit code of `kagglekit organise`."""
     from . import layout
-
+    from .errors import ConfigError
     from .layout.writers import check_outside
 
+    if args.wide and not args.csv:
+        raise ConfigError("--wide shapes the CSV that --csv writes; give --csv --wide, or leave --wide out for class folders.")
     check_outside(args.out, args.directory)
     found = layout.detect(args.directory)
     train, _ = found.read()
@@ -250,10 +256,42 @@ def _add_push(sub) -> None:
     p.add_argument("--submit", action="store_true", help="submit: the notebook version (code competitions) or its submission.csv")
     p.add_argument("-m", "--message", help="submission message (default: the notebook and its version)")
     p.add_argument("--no-wait", action="store_true", help="push and return; do not follow the session")
-    p.add_argument("--poll", type=float, default=30.0, help="seconds between status checks (default 30)")
-    p.add_argument("--timeout", type=float, default=None, help="stop following after this many seconds (the session goes on)")
+    p.add_argument("--poll", type=_pause, default=30.0, help="seconds between status checks (default 30)")
+    p.add_argument("--timeout", type=_positive_float, default=None, help="stop following after this many seconds (the session goes on)")
     p.add_argument("--run-args", type=shlex.split, default=[], metavar="'FLAGS'", help="more `kagglekit run` flags, quoted, e.g. --run-args '--epochs 1 --sizes 224'")
     p.set_defaults(func=cmd_push)
+
+
+def _positive_int(text: str) -> int:
+    """Return `text` as a whole number >= 1 (argparse's type: anything else is its one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give N >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1; give N >= 1 (the last N runs)")
+    return value
+
+
+def _seconds(text: str, zero: bool = False) -> float:
+    """Return `text` as a finite number of seconds > 0 (>= 0 with `zero`): argparse's type."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds {'>= 0' if zero else '> 0'}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """Return `text` as a number of seconds > 0 (argparse's type)."""
+    return _seconds(text)
+
+
+def _pause(text: str) -> float:
+    """Return `text` as a number of seconds >= 0 (argparse's type: a pause between polls)."""
+    return _seconds(text, zero=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-m", "--message", required=True)
     p.add_argument("--wait", action="store_true", help="wait for the score")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the score")
+    p.add_argument("--timeout", type=_positive_float, default=600, help="seconds to wait for the score")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("submissions", help="list your submissions and their scores, each with the run that made it")
@@ -300,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list the runs recorded in the ledger (time, settings, budget, scores)")
     p.add_argument("--ledger", default=str(LEDGER_DEFAULT), metavar="PATH", help=f"run ledger (default {LEDGER_DEFAULT})")
-    p.add_argument("--last", type=int, default=None, metavar="N", help="only the last N runs")
+    p.add_argument("--last", type=_positive_int, default=None, metavar="N", help="only the last N runs")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("doctor", help="check a competition folder: layout, balance, bad images, duplicates, sizes")

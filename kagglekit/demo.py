@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .errors import ConfigError
+from .io import why_not_writable
 from .logs import logger, shown
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,6 +88,10 @@ def demo(directory: str | os.PathLike = "kagglekit-demo", epochs: int | None = N
     from .job import run
 
     directory = Path(directory)
+    why = why_not_writable(directory)
+    if why is not None:
+        raise ConfigError(f"The demo folder {directory} cannot be written ({why}); give a writable folder with "
+                          "--dir DIR (kk.demo(directory=...)).")
     competition = directory / "digits"
     settings = dict(DEMO_SETTINGS)
     if epochs is not None:

@@ -298,3 +298,67 @@ def test_a_corrupt_archive_in_the_notebook_input_is_one_line_naming_it(capsys, m
         assert f"Archive {mounted / 'train.zip'} is corrupt or not an archive (BadZipFile" in line, line
         assert "Fix: remove the competition from the notebook's inputs and add it again (Add Input)" in line
     assert not list((tmp_path / "working").rglob("train*"))
+
+
+# ------------------------------------------------------------------ found by the sweep of unusual inputs (docs/unusual-inputs.md)
+def _folders(root: Path) -> Path:
+    """Return a tiny competition: train/<a|b>/*.png (8 px), test/*.png, a sample submission."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ["train/a/a0", "train/a/a1", "train/b/b0", "train/b/b1", "test/t0"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / f"{name}.png")
+    (root / "sample_submission.csv").write_text("id,label\nt0,a\n")
+    return root
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_odd_subcommand_inputs_are_one_line_and_touch_nothing(capsys, tmp_path):
+    from kagglekit.cli import main
+
+    comp = _folders(tmp_path / "comp")
+    mine = tmp_path / "out"
+    mine.write_text("the user's file")
+    # Before: a NotADirectoryError traceback (organise OUT a file, demo --dir a file).
+    assert main(["organise", str(comp), str(mine)]) == 2
+    assert "The class folders cannot be written into" in _one_line(capsys) and mine.read_text() == "the user's file"
+    assert main(["demo", "--dir", str(mine)]) == 2
+    assert "The demo folder" in _one_line(capsys) and mine.read_text() == "the user's file"
+    # Before: "The competition folder f does not exist" for a file that exists.
+    assert main(["doctor", str(mine)]) == 2
+    assert "is a file, not a competition folder" in _one_line(capsys)
+    # Before: --wide without --csv was ignored without a word (class folders written).
+    assert main(["organise", str(comp), str(tmp_path / "classes"), "--wide"]) == 2
+    assert "--wide shapes the CSV that --csv writes" in _one_line(capsys) and not (tmp_path / "classes").exists()
+    # Before: named run(epochs=0), not the flag typed.
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--epochs", "0"]) == 2
+    assert _one_line(capsys).startswith("kagglekit demo: --epochs 0 is refused") and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("argv", [["runs", "--last", "0"], ["runs", "--last", "-1"], ["push", "comp", "--poll", "-1"],
+                                  ["submit", "comp", "s.csv", "-m", "x", "--timeout", "-1"]])
+def test_counts_and_seconds_below_one_are_usage_errors(capsys, argv):
+    # Before: --last -1 listed every run but the first (pandas tail(-1)); --poll -1 was taken (time.sleep refuses it, after the push).
+    from kagglekit.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", [None, "", 123])
+def test_a_missing_or_odd_source_names_what_a_source_is(tmp_path, source):
+    # Before: kk.run(None) and kk.run(123) asked for Kaggle credentials; `kagglekit run ''` read the current folder.
+    import kagglekit as kk
+    from kagglekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"The competition to run is .*: give a competition slug"):
+        kk.run(source, workdir=tmp_path / "run", dry_run=True, log=None)
+    assert not (tmp_path / "run").exists()

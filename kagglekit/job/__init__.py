@@ -510,6 +510,9 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     from ..learner import Learner
     from ..timeline import outside_share
 
+    if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
+        raise ConfigError(f"The competition to run is {source!r}: give a competition slug (e.g. 'dogs-vs-cats') or the "
+                          "path of its folder or zip (kagglekit run SOURCE, kk.run(source)).")
     check_run_arguments(workdir=workdir, recipe=recipe, submit=submit, message=message, time_budget=time_budget,
                         ledger=ledger_path, dry_run=dry_run, model=model,
                         replay=replay)  # before any work, as every other setting

@@ -343,6 +343,9 @@ def detect(
             comma when the cells hold tags split by commas: said in the notes).
     """
     directory = Path(directory).absolute()
+    if directory.is_file():
+        raise LayoutError(f"{directory} is a file, not a competition folder; name the folder holding the competition's "
+                          "files (an archive: unpack it first, e.g. kagglekit fetch PATH, or run kagglekit run on it).")
     if not directory.is_dir():
         raise LayoutError(f"The competition folder {directory} does not exist. Fetch it first (kagglekit.sources.fetch).")
     rec, notes = _Record(), []

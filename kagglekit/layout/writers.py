@@ -103,6 +103,12 @@ def write_class_folders(
         raise LayoutError(f"Class names {list_offenders(bad)} cannot be folder names. Rename them (from_filenames(mapping=...)).")
     table.validate(check_files=True, require_all_classes=False)
     out_dir = Path(out_dir).absolute()
+    from ..io import why_not_writable
+
+    why = why_not_writable(out_dir)
+    if why is not None:
+        raise LayoutError(f"The class folders cannot be written into {out_dir} ({why}); name a folder (new or "
+                          "existing) for them.")
     sources = {os.path.realpath(p) for p in table.paths}
     rows = []
     try:

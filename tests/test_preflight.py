@@ -286,3 +286,14 @@ def test_test_that_is_an_image_or_the_train_folder_says_what_it_is(capsys, tmp_p
     # Before: "No images in comp/train" (it holds 10, in its class folders).
     line = refused(capsys, comp, tmp_path, "--test", str(comp / "train"))
     assert "only in its sub-folders a, b: is it the train folder of class folders?" in line, line
+
+
+def test_a_stray_csv_beside_class_folders_says_the_folders_hold_classes(capsys, tmp_path):
+    # Before: "train.csv was found in comp but no image folder beside it (looked for train/, ...)": train/ is there.
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    (comp / "train.csv").write_text("foo,bar\n1,2\n")
+    line = refused(capsys, comp, tmp_path)
+    assert "but train/ holds class folders (a, b), not the images a label CSV names" in line, line
+    (tmp_path / "recipe.toml").write_text('[layout]\nreader = "from_folders"\nargs = { root = "train" }\ntest = "test"\n')
+    code, out, err = dry_run(capsys, comp, tmp_path, "--recipe", str(tmp_path / "recipe.toml"))
+    assert code == 0, err  # the recipe the message names reads it

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..errors import ConfigError, LayoutError
 from ..logs import logger
-from ..table import LabelTable, is_number
+from ..table import LabelTable, is_number, natural_key
 from .infer import Guess, label_kind, positive_class, wide_kind
 from .readers import (
     IMAGE_EXTENSIONS,
@@ -531,6 +531,15 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     folders = [f for f in folders if f.is_dir() and _image_count(f, 1)]
     if not folders:
         zips = [z.name for z in base.glob("*.zip")]
+        classed = [f for f in (_unwrap(base / c) for c in dict.fromkeys(candidates)) if f.is_dir() and _class_dirs(f)]
+        if classed:
+            where, names = classed[0].relative_to(directory), sorted(_class_dirs(classed[0]), key=natural_key)
+            raise LayoutError(
+                f"{csv.name} was found in {base}, but {where}/ holds class folders ({', '.join(names[:4])}"
+                f"{', ...' if len(names) > 4 else ''}), not the images a label CSV names. If the class folders are the "
+                f"labels, move {csv.name} out of the folder (or give a recipe: [layout] reader = \"from_folders\", "
+                f"args = {{ root = \"{where}\" }}, test = \"TEST FOLDER\"); if {csv.name} holds them, name the image "
+                f"folder: kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>).")
         raise LayoutError(
             f"{csv.name} was found in {base} but no image folder beside it "
             f"(looked for {', '.join(c + '/' for c in dict.fromkeys(candidates))})"

@@ -297,3 +297,12 @@ def test_a_stray_csv_beside_class_folders_says_the_folders_hold_classes(capsys, 
     (tmp_path / "recipe.toml").write_text('[layout]\nreader = "from_folders"\nargs = { root = "train" }\ntest = "test"\n')
     code, out, err = dry_run(capsys, comp, tmp_path, "--recipe", str(tmp_path / "recipe.toml"))
     assert code == 0, err  # the recipe the message names reads it
+
+
+@pytest.mark.parametrize("valid", ["10", "5000"])
+def test_a_validation_count_too_large_promises_no_count_that_is_then_refused(capsys, tmp_path, valid):
+    # Before: "valid=10 gives 10 of 10 images ... a count between 1 and 9", and 1 or 9 were then refused too.
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    line = refused(capsys, comp, tmp_path, "--valid", valid)
+    assert f"valid={valid} gives {valid} of 10 images" in line and "between 1 and 9" not in line, line
+    assert "--valid 0.2" in line, line

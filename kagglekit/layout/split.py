@@ -28,8 +28,8 @@ def _check_fraction(value: float | int, name: str, total: int, rounding: Callabl
         count = int(value)
     if not 1 <= count <= total - 1:
         raise ConfigError(
-            f"{name}={value} gives {count} of {total} images; each side needs at least one image. "
-            f"Use a fraction in (0, 1) or a count between 1 and {total - 1}."
+            f"{name}={value} gives {count} of {total} images; each side needs at least one image (a stratified split: "
+            f"one of each class). Use a fraction in (0, 1), e.g. --{name} 0.2, or a count of images below {total}."
         )
     return count
 

@@ -224,7 +224,14 @@ def cmd_push(args: argparse.Namespace) -> int:
     # The flags the notebook passes to `kagglekit run` are checked here, not after a session started on Kaggle.
     run_flags = [*(["--time", args.time] if args.time else []), *(["--backbone", args.backbone] if args.backbone else []),
                  *args.run_args]
-    from_cli(build_parser().parse_args(["run", args.slug, *run_flags]))
+    given = from_cli(build_parser().parse_args(["run", args.slug, *run_flags]))
+    if given["dry_run"] or given["submit"]:
+        from .errors import ConfigError
+
+        flag = "--dry-run" if given["dry_run"] else "--submit"
+        fix = ("a pushed session that only dry-runs trains nothing: run `kagglekit run SLUG --dry-run` here"
+               if given["dry_run"] else "submitting is push's own flag: give `kagglekit push SLUG --submit`")
+        raise ConfigError(f"--run-args {flag}: {fix}, and leave {flag} out of --run-args.")
     try:
         result = push(args.slug, accelerator=args.accelerator, time_budget=args.time, backbone=args.backbone,
                       run_args=args.run_args, datasets=args.dataset or (), models=args.kaggle_model or (), wheels=args.wheels,

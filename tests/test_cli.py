@@ -362,3 +362,12 @@ def test_a_missing_or_odd_source_names_what_a_source_is(tmp_path, source):
     with pytest.raises(ConfigError, match=r"The competition to run is .*: give a competition slug"):
         kk.run(source, workdir=tmp_path / "run", dry_run=True, log=None)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag", ["--dry-run", "--submit"])
+def test_push_refuses_run_args_that_would_waste_or_double_the_session(capsys, flag):
+    # Before: taken; the notebook's `kagglekit run --dry-run` trained nothing, `--submit` doubled push's own.
+    from kagglekit.cli import main
+
+    assert main(["push", "comp", "--no-wait", "--run-args", f"--epochs 1 {flag}"]) == 2
+    assert _one_line(capsys).startswith(f"kagglekit push: --run-args {flag}:")

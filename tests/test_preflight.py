@@ -306,3 +306,9 @@ def test_a_validation_count_too_large_promises_no_count_that_is_then_refused(cap
     line = refused(capsys, comp, tmp_path, "--valid", valid)
     assert f"valid={valid} gives {valid} of 10 images" in line and "between 1 and 9" not in line, line
     assert "--valid 0.2" in line, line
+
+
+def test_a_group_column_that_takes_the_label_column_says_so(capsys, tmp_path):
+    # Before: "Cannot tell which column of train.csv holds the labels ... Pass label_col=" (the cause: --group-col).
+    line = refused(capsys, _csv_comp(tmp_path / "comp"), tmp_path, "--group-col", "label")
+    assert "group_col='label' names the column that looks like the labels in train.csv" in line, line

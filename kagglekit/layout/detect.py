@@ -597,6 +597,10 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
                         f"column {label_col!r} is the only column besides the id" + (" and the group" if group_col else ""))
         wide = [] if label_col else wide_label_columns(frame, rest)
         if label_col is None and not wide:
+            if group_col is not None and _find_column([group_col], _LABEL_NAMES) is not None:
+                raise LayoutError(f"group_col={group_col!r} names the column that looks like the labels in {csv.name} "
+                                  f"(columns: {', '.join(columns[:12])}), so no label column is left: name the group "
+                                  "column with --group-col (driver, patient, ...), or the labels with --label-col.")
             raise LayoutError(f"Cannot tell which column of {csv} holds the labels (columns: {', '.join(columns[:12])}). "
                               "Pass label_col=... (detect(..., label_col=) or the recipe's label_col).")
     if wide:

@@ -331,7 +331,8 @@ def _check_kind(s: _Sample, kind: str, k: int | None) -> int | None:
         raise SubmissionError(f"Unknown submission kind {kind!r}; choose one of {KINDS}.")
     if s.out == "probability" and kind in ("label", "label_id", "labels", "ranked"):
         raise SubmissionError(f"The metric {s.metric.name} scores probabilities but the sample {s.source} holds {kind}s "
-                              f"(e.g. {s.values[0] if s.values else ''!r}); pass kind='probability' or a label metric (--metric accuracy).")
+                              f"(e.g. {s.values[0] if s.values else ''!r}); give a label metric (--metric accuracy), or check the sample is the "
+                              "competition's (read_format(kind='probability') forces probabilities from Python).")
     if kind == "ranked" and k is None:
         k = max(1, s.tokens)
     if kind == "per_class" and s.classes is not None:

@@ -312,3 +312,10 @@ def test_a_group_column_that_takes_the_label_column_says_so(capsys, tmp_path):
     # Before: "Cannot tell which column of train.csv holds the labels ... Pass label_col=" (the cause: --group-col).
     line = refused(capsys, _csv_comp(tmp_path / "comp"), tmp_path, "--group-col", "label")
     assert "group_col='label' names the column that looks like the labels in train.csv" in line, line
+
+
+def test_a_probability_metric_on_a_sample_of_labels_names_the_flag(capsys, tmp_path):
+    # Before: "...; pass kind='probability' or a label metric", kind= being an argument of the Python API.
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    line = refused(capsys, comp, tmp_path, "--metric", "auc")
+    assert "scores probabilities but the sample" in line and "give a label metric (--metric accuracy)" in line, line

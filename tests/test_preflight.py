@@ -319,3 +319,10 @@ def test_a_probability_metric_on_a_sample_of_labels_names_the_flag(capsys, tmp_p
     comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
     line = refused(capsys, comp, tmp_path, "--metric", "auc")
     assert "scores probabilities but the sample" in line and "give a label metric (--metric accuracy)" in line, line
+
+
+def test_ids_naming_another_extension_than_the_files_say_so(capsys, tmp_path):
+    # Before: "... are not in train: a0.jpg, ... Pass ext= (...) or images=" (ext= adds an extension; no CLI flag).
+    comp = label_csv(tmp_path / "comp", "id,label\n" + "".join(f"a{i}.jpg,{'xy'[i % 2]}\n" for i in range(10)), 10)
+    line = refused(capsys, comp, tmp_path)
+    assert "Their names are there with another extension (.png, not .jpg)" in line, line

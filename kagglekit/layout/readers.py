@@ -301,6 +301,12 @@ def _resolve_paths(
         hint = (f"Pass ext= (extensions present in the folder: {', '.join(seen) or 'none'}) "
                 "or images=<the right folder>" if ext is None or len(absent) == len(ids)
                 else "Check the folder is complete")
+        renamed = [i for i in absent if os.path.splitext(i)[1] and os.path.splitext(i)[0] in by_stem]
+        if ext is None and renamed and len(renamed) == len(absent):  # ids a0.jpg, files a0.png: converted images
+            there = sorted({os.path.splitext(n)[1] for i in renamed[:50] for n in by_stem[os.path.splitext(i)[0]]})
+            hint = (f"Their names are there with another extension ({', '.join(there)}, not "
+                    f"{os.path.splitext(renamed[0])[1]}): the images were converted or renamed; give them the names "
+                    f"{what} uses, or drop the extension from its ids")
         drop = ", or pass missing='drop' to leave those rows out" if len(absent) < len(ids) else ""
         message = (f"{len(absent)} of {len(ids)} images of {what} are not in {folder}: "
                    f"{list_offenders(absent)}. {hint}{drop}.")

@@ -461,7 +461,8 @@ def make_plan(
                    f"{n_train} train + {n_valid} valid images: ~{format_duration(per_epoch)} an epoch)")
         costs(sz)  # sets fit_views for the size chosen
         need_s = spent_s + startup + reserve + (fixed + per_epoch) / FILL  # the budget one epoch needs
-        return _Option(name, sz, n_ep, afford, fixed + n_ep * per_epoch, reserve, spi, batch, why, fit_views[0], need_s)
+        return _Option(backbone=name, sizes=sz, epochs=n_ep, afford=afford, train_s=fixed + n_ep * per_epoch,
+                       reserve_s=reserve, spi=spi, batch=batch, reasons=why, tta=fit_views[0], need_s=need_s)
 
 
     candidates = [backbone] if backbone else list(CANDIDATES[(pretrained, kind)])
@@ -527,10 +528,12 @@ def make_plan(
     reasons.append(f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
                    f"view{'s' if best.tta != 1 else ''} of {n_test} test and {n_valid} validation images"
                    + (f" ({views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < views else ""))
-    return Plan(best.backbone, weights if weights is None else str(weights), [int(s) for s in best.sizes],
-                int(best.epochs), 1 if pretrained else 0, int(best.batch), float(budget), float(best.reserve_s),
-                float(best.train_s), float(best.spi), hw.describe(), best.tta, float(spent_s), startup,
-                n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2, given, reasons, lr)
+    return Plan(backbone=best.backbone, weights=weights if weights is None else str(weights),
+                sizes=[int(s) for s in best.sizes], epochs=int(best.epochs), freeze_epochs=1 if pretrained else 0,
+                batch_size=int(best.batch), budget_s=float(budget), reserve_s=float(best.reserve_s),
+                train_s=float(best.train_s), seconds_per_image=float(best.spi), hardware=hw.describe(), tta=best.tta,
+                spent_s=float(spent_s), startup_s=startup, valid_s=n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2,
+                budget_given=given, reasons=reasons, lr=lr)
 
 
 def __getattr__(name: str) -> Any:

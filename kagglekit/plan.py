@@ -297,6 +297,8 @@ def _round_size(x: float, mult: int, lower: int, upper: int) -> int:
 
 @dataclass
 class _Option:
+    """What one backbone can do in a budget: its sizes, epochs, batch and costs, and why."""
+
     backbone: str
     sizes: list[int]
     epochs: int
@@ -357,16 +359,6 @@ class _Costs:
     views: int
 
 
-def _asked_sizes(sizes: Sequence[int] | int | None) -> list[int] | None:
-    """Return the input sizes asked as a list, None when none were (PlanError when one is not positive)."""
-    if sizes is None:
-        return None
-    asked = [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
-    if not asked or min(asked) < 1:
-        raise PlanError(f"sizes={sizes!r} must be one or more positive input sizes, e.g. 64 or [64, 128].")
-    return asked
-
-
 def _run_facts(n_train: int, image_stats: ImageStats, hardware: Hardware | None, *, weights: str | None,
                backbone: str | None, epochs: int | None, sizes: Sequence[int] | int | None, batch_size: int | None,
                n_valid: int | None, n_test: int, tta: int, seconds_per_image: float | None, measured_at: int | None,
@@ -379,7 +371,9 @@ def _run_facts(n_train: int, image_stats: ImageStats, hardware: Hardware | None,
     n_valid = int(round(n_train / 4)) if n_valid is None else int(n_valid)
     views = max(1, int(tta))
     startup = max(0.0, STARTUP_S[hw.kind] - float(spent_s))
-    asked_sizes = _asked_sizes(sizes)
+    asked_sizes = None if sizes is None else [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
+    if asked_sizes is not None and (not asked_sizes or min(asked_sizes) < 1):
+        raise PlanError(f"sizes={sizes!r} must be one or more positive input sizes, e.g. 64 or [64, 128].")
     if epochs is not None and int(epochs) < 1:
         raise PlanError(f"epochs={epochs!r} must be 1 or more; leave it out to plan the epochs from the budget.")
     return _Run(hw=hw, stats=image_stats, pretrained=pretrained, weights=weights if pretrained else None,
@@ -432,8 +426,7 @@ def _cost_factor(run: _Run, name: str, first: list[int]) -> float:
 
 
 def _reserve(run: _Run, name: str, size: int, factor: float, budget: float) -> tuple[float, int]:
-    """Return (seconds kept back for prediction and writing, TTA views): the most views asked that keep it
-    within RESERVE_SHARE of the budget, else one."""
+    """Return (seconds kept back for prediction and writing, TTA views: the most asked within RESERVE_SHARE, else 1)."""
     last = estimate_seconds_per_image(name, size, run.hw) * factor * PREDICT_SHARE
     for views in range(run.views, 0, -1):
         reserve = (WRITE_S + decode_seconds(run.stats, run.n_test, run.hw)
@@ -512,6 +505,133 @@ def _option(run: _Run, name: str, budget: float) -> _Option:
                    reserve_s=cost.reserve, spi=spi, batch=batch, reasons=why, tta=cost.views, need_s=need_s)
 
 
+def _budget(run: _Run, budget_s: str | float | None, first: str) -> tuple[float, bool, str]:
+    """Return (budget seconds, whether it was given, why): the one asked, else what the epochs asked take with
+    backbone `first` (with room to spare), else the hardware's default."""
+    if budget_s is None and run.epochs is not None:
+        probe = _option(run, first, math.inf)
+        budget = max(DEFAULT_BUDGET_S[run.kind], 1.25 * (run.startup + probe.train_s + probe.reserve_s))
+        return budget, False, f"budget {format_duration(budget)}: no --time given, so {run.epochs} epochs (asked) set it"
+    if budget_s is None:
+        budget = DEFAULT_BUDGET_S[run.kind]
+        return budget, False, (f"budget {format_duration(budget)}: the default first baseline on {run.kind.upper()} "
+                               f"(give --time / time_budget to change it)")
+    budget = parse_duration(budget_s)
+    return budget, True, f"budget {format_duration(budget)}: asked" + (
+        f", {format_duration(run.spent_s)} already spent" if run.spent_s else "")
+
+
+def _options(run: _Run, candidates: list[str], budget: float) -> list[_Option]:
+    """Return the options of the candidate backbones in order, up to the first that affords the epochs wanted."""
+    options = []
+    for name in candidates:
+        options.append(_option(run, name, budget))
+        if options[-1].afford >= run.need:
+            break
+    return options
+
+
+def _choose(run: _Run, options: list[_Option]) -> _Option:
+    """Return the first option that affords the epochs wanted; when none does, the first, unless another affords clearly more."""
+    best = next((o for o in options if o.afford >= run.need), None)
+    if best is None:
+        most = max(options, key=lambda o: o.afford)
+        best = most if most.afford >= 1.5 * options[0].afford else options[0]
+    return best
+
+
+def _budget_for_one_epoch(run: _Run, best: _Option, default: float) -> tuple[float, _Option, str]:
+    """Return (budget seconds, the option in it, why) when the `default` budget does not afford one epoch of `best`."""
+    budget = float(math.ceil(best.need_s / 60) * 60)
+    best = _option(run, best.backbone, budget)
+    return budget, best, (f"budget {format_duration(budget)}: the default {format_duration(default)} on "
+                          f"{run.kind.upper()} does not afford one epoch of {best.backbone} at {best.sizes[-1]} px "
+                          f"on {run.n_train} images (give --time to set it)")
+
+
+def _check_budget(run: _Run, best: _Option, budget: float, given: bool) -> None:
+    """Raise PlanError, naming the budget that would do, when a budget given cannot even start training."""
+    left = run.left_s(budget, best.reserve_s)
+    if not (given and run.spent_s == 0 and (left <= 0 or best.afford < 0)):
+        return
+    what = (f"starting and predicting {run.n_test} test images alone take "
+            f"~{format_duration(run.startup + best.reserve_s)}" if left <= 0 else
+            f"{best.backbone} at {best.sizes[-1]} px cannot even start training on {run.n_train} images (caching, "
+            f"{'frozen stage, ' if run.pretrained else ''}compiling) in what is left")
+    raise PlanError(f"time budget {format_duration(budget)} is too short: {what}; give at least "
+                    f"--time {math.ceil(best.need_s / 60)}m" + (" (or weights none: a from-scratch model is "
+                                                                 "cheaper)" if run.pretrained else "") + ".")
+
+
+def _fact_reasons(run: _Run) -> list[str]:
+    """Return the reasons that state the facts: the hardware, the images and the cost model's scale."""
+    why = [f"hardware: {run.hw.describe()}", f"images: {run.stats.describe()}"]
+    if run.scale != 1.0:
+        why.append(f"cost model scaled {run.scale:g}x (cost_scale / {COST_SCALE_ENV})")
+    return why
+
+
+def _backbone_reason(run: _Run, best: _Option, candidates: list[str], options: list[_Option]) -> str:
+    """Return why the plan's backbone: asked, the first pretrained one that affords the target, or a from-scratch one."""
+    if run.backbone:
+        return f"backbone {best.backbone}: asked"
+    if run.pretrained:
+        return (f"backbone {best.backbone}: pretrained ({run.weights}); "
+                + ("the cheapest with ImageNet weights on CPU" if run.kind == "cpu" else
+                   f"first of {', '.join(candidates)} that affords {TARGET_EPOCHS[True]}+ epochs"))
+    return (f"backbone {best.backbone}: no pretrained weights, so a from-scratch ResNet sized to "
+            f"{run.kind.upper()} (tried {', '.join(o.backbone for o in options)})")
+
+
+def _epochs_reason(run: _Run, best: _Option, budget: float) -> str:
+    """Return why the plan's epochs: asked, one that does not fit, the most worth running, or what the time affords."""
+    left = run.left_s(budget, best.reserve_s)
+    if run.epochs is not None:
+        return f"epochs {best.epochs}: asked" + (
+            f"; they need ~{format_duration(best.train_s)}, more than the budget leaves "
+            f"(~{format_duration(max(0.0, left))}): the deadline will stop early" if best.afford < best.epochs else "")
+    if best.afford < 1:
+        return (f"epochs 1: one epoch needs more than the budget leaves (~{format_duration(max(0.0, left))}); "
+                "the deadline stops inside it; give a longer --time for a full epoch")
+    if best.epochs >= MAX_EPOCHS[run.pretrained] and best.afford > best.epochs:
+        return (f"epochs {best.epochs}: the most worth running {'fine-tuning' if run.pretrained else 'from scratch'}"
+                f"; the data is small, so the run ends early "
+                f"(~{format_duration(run.startup + best.train_s + best.reserve_s)})")
+    return (f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
+            f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
+            f"(the rest absorbs estimate errors)")
+
+
+def _learning_rate(run: _Run, best: _Option) -> tuple[float | None, list[str]]:
+    """Return (peak learning rate, why): one device's times the devices sharing a batch (capped), else (None, [])."""
+    devices, base_lr = max(1, len(run.hw.devices)), BASE_LR if run.pretrained else SCRATCH_LR
+    if devices <= 1 or run.batch_size:
+        return None, []
+    scale = min(devices, MAX_LR_SCALE)
+    lr = base_lr * scale
+    return lr, [f"lr {lr:g}: {devices} devices share each batch of {int(best.batch)} ({int(best.batch) // devices} "
+                f"per device), so the learning rate is {scale}x one device's {base_lr:g} (linear scaling"
+                f"{', capped at ' + str(MAX_LR_SCALE) + 'x' if devices > MAX_LR_SCALE else ''}); --lr sets it"]
+
+
+def _reserve_reason(run: _Run, best: _Option) -> str:
+    """Return why the time kept back for prediction and writing, with the TTA views it allows."""
+    return (f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
+            f"view{'s' if best.tta != 1 else ''} of {run.n_test} test and {run.n_valid} validation images"
+            + (f" ({run.views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < run.views else ""))
+
+
+def _plan(run: _Run, best: _Option, *, budget: float, given: bool, reasons: list[str], lr: float | None) -> Plan:
+    """Return the `Plan` of the chosen option."""
+    return Plan(backbone=best.backbone, weights=run.weights if run.weights is None else str(run.weights),
+                sizes=[int(s) for s in best.sizes], epochs=int(best.epochs), freeze_epochs=1 if run.pretrained else 0,
+                batch_size=int(best.batch), budget_s=float(budget), reserve_s=float(best.reserve_s),
+                train_s=float(best.train_s), seconds_per_image=float(best.spi), hardware=run.hw.describe(),
+                tta=best.tta, spent_s=float(run.spent_s), startup_s=run.startup,
+                valid_s=run.n_valid * best.spi * PREDICT_SHARE + STAGE_S[run.kind] / 2, budget_given=given,
+                reasons=reasons, lr=lr)
+
+
 def make_plan(
     n_train: int,
     image_stats: ImageStats,
@@ -553,91 +673,17 @@ def make_plan(
                      batch_size=batch_size, n_valid=n_valid, n_test=n_test, tta=tta,
                      seconds_per_image=seconds_per_image, measured_at=measured_at, spent_s=spent_s,
                      cost_scale=cost_scale)
-    hw, scale, kind, pretrained, weights = run.hw, run.scale, run.kind, run.pretrained, run.weights
-    n_train, n_valid, views, startup = run.n_train, run.n_valid, run.views, run.startup
-    reasons = [f"hardware: {hw.describe()}", f"images: {image_stats.describe()}"]
-    if scale != 1.0:
-        reasons.append(f"cost model scaled {scale:g}x (cost_scale / {COST_SCALE_ENV})")
-    if budget_s is None and epochs is not None:
-        budget, given = None, False
-    elif budget_s is None:
-        budget, given = DEFAULT_BUDGET_S[kind], False
-        reasons.append(f"budget {format_duration(budget)}: the default first baseline on {kind.upper()} "
-                       f"(give --time / time_budget to change it)")
-    else:
-        budget, given = parse_duration(budget_s), True
-        reasons.append(f"budget {format_duration(budget)}: asked" + (f", {format_duration(spent_s)} already spent"
-                                                                   if spent_s else ""))
-
-    candidates = [backbone] if backbone else list(CANDIDATES[(pretrained, kind)])
-    if budget is None:  # explicit epochs and no budget: the budget is what they take, with room to spare
-        probe = _option(run, candidates[0], math.inf)
-        budget = max(DEFAULT_BUDGET_S[kind], 1.25 * (startup + probe.train_s + probe.reserve_s))
-        reasons.append(f"budget {format_duration(budget)}: no --time given, so {epochs} epochs (asked) set it")
-    options = []
-    for name in candidates:
-        options.append(_option(run, name, budget))
-        if options[-1].afford >= (epochs or TARGET_EPOCHS[pretrained]):
-            break
-    best = next((o for o in options if o.afford >= (epochs or TARGET_EPOCHS[pretrained])), None)
-    if best is None:  # none affords the target: the first, unless another affords clearly more
-        most = max(options, key=lambda o: o.afford)
-        best = most if most.afford >= 1.5 * options[0].afford else options[0]
+    candidates = [backbone] if backbone else list(CANDIDATES[(run.pretrained, run.kind)])
+    budget, given, budget_why = _budget(run, budget_s, candidates[0])
+    options = _options(run, candidates, budget)
+    best = _choose(run, options)
     if epochs is None and best.afford < 1 and not given:  # the default budget must afford one epoch
-        default = budget
-        budget = float(math.ceil(best.need_s / 60) * 60)
-        best = _option(run, best.backbone, budget)
-        reasons[-1] = (f"budget {format_duration(budget)}: the default {format_duration(default)} on {kind.upper()} "
-                       f"does not afford one epoch of {best.backbone} at {best.sizes[-1]} px on {n_train} images "
-                       f"(give --time to set it)")
-    left = budget - spent_s - startup - best.reserve_s
-    if given and spent_s == 0 and (left <= 0 or best.afford < 0):
-        what = (f"starting and predicting {n_test} test images alone take ~{format_duration(startup + best.reserve_s)}"
-                if left <= 0 else f"{best.backbone} at {best.sizes[-1]} px cannot even start training on {n_train} "
-                f"images (caching, {'frozen stage, ' if pretrained else ''}compiling) in what is left")
-        raise PlanError(f"time budget {format_duration(budget)} is too short: {what}; give at least "
-                        f"--time {math.ceil(best.need_s / 60)}m" + (" (or weights none: a from-scratch model is "
-                                                                     "cheaper)" if pretrained else "") + ".")
-    if backbone:
-        reasons.append(f"backbone {best.backbone}: asked")
-    elif pretrained:
-        reasons.append(f"backbone {best.backbone}: pretrained ({weights}); "
-                       + ("the cheapest with ImageNet weights on CPU" if kind == "cpu" else
-                          f"first of {', '.join(candidates)} that affords {TARGET_EPOCHS[True]}+ epochs"))
-    else:
-        reasons.append(f"backbone {best.backbone}: no pretrained weights, so a from-scratch ResNet sized to "
-                       f"{kind.upper()} (tried {', '.join(o.backbone for o in options)})")
-    reasons += best.reasons
-    if epochs is not None:
-        reasons.append(f"epochs {best.epochs}: asked" + (
-            f"; they need ~{format_duration(best.train_s)}, more than the budget leaves "
-            f"(~{format_duration(max(0.0, left))}): the deadline will stop early" if best.afford < best.epochs else ""))
-    elif best.afford < 1:
-        reasons.append(f"epochs 1: one epoch needs more than the budget leaves (~{format_duration(max(0.0, left))}); "
-                       "the deadline stops inside it; give a longer --time for a full epoch")
-    elif best.epochs >= MAX_EPOCHS[pretrained] and best.afford > best.epochs:
-        reasons.append(f"epochs {best.epochs}: the most worth running {'fine-tuning' if pretrained else 'from scratch'}"
-                       f"; the data is small, so the run ends early (~{format_duration(startup + best.train_s + best.reserve_s)})")
-    else:
-        reasons.append(f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
-                       f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
-                       f"(the rest absorbs estimate errors)")
-    devices, lr, base_lr = max(1, len(hw.devices)), None, BASE_LR if pretrained else SCRATCH_LR
-    if devices > 1 and not batch_size:  # the planned batch is per device x devices: so is the learning rate
-        scale = min(devices, MAX_LR_SCALE)
-        lr = base_lr * scale
-        reasons.append(f"lr {lr:g}: {devices} devices share each batch of {int(best.batch)} ({int(best.batch) // devices} "
-                       f"per device), so the learning rate is {scale}x one device's {base_lr:g} (linear scaling"
-                       f"{', capped at ' + str(MAX_LR_SCALE) + 'x' if devices > MAX_LR_SCALE else ''}); --lr sets it")
-    reasons.append(f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
-                   f"view{'s' if best.tta != 1 else ''} of {n_test} test and {n_valid} validation images"
-                   + (f" ({views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < views else ""))
-    return Plan(backbone=best.backbone, weights=weights if weights is None else str(weights),
-                sizes=[int(s) for s in best.sizes], epochs=int(best.epochs), freeze_epochs=1 if pretrained else 0,
-                batch_size=int(best.batch), budget_s=float(budget), reserve_s=float(best.reserve_s),
-                train_s=float(best.train_s), seconds_per_image=float(best.spi), hardware=hw.describe(), tta=best.tta,
-                spent_s=float(spent_s), startup_s=startup, valid_s=n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2,
-                budget_given=given, reasons=reasons, lr=lr)
+        budget, best, budget_why = _budget_for_one_epoch(run, best, budget)
+    _check_budget(run, best, budget, given)
+    lr, lr_why = _learning_rate(run, best)
+    reasons = [*_fact_reasons(run), budget_why, _backbone_reason(run, best, candidates, options), *best.reasons,
+               _epochs_reason(run, best, budget), *lr_why, _reserve_reason(run, best)]
+    return _plan(run, best, budget=budget, given=given, reasons=reasons, lr=lr)
 
 
 def __getattr__(name: str) -> Any:

@@ -94,14 +94,6 @@ class Ambiguity:
         return f"{self.fact}: {self.message}; settle it with {self.flag}"
 
 
-class Summary(str):
-    """The summary text of a `Layout`; calling it returns the lines (``layout.summary()``)."""
-
-    def __call__(self) -> list[str]:
-        """Return the summary's lines."""
-        return self.splitlines()
-
-
 @dataclass(frozen=True)
 class Layout:
     """What `detect` found in a competition folder: the readers, the inferred facts (each with its reason) and the ambiguities."""
@@ -183,9 +175,8 @@ class Layout:
                     out.append(name)
         return tuple(out)
 
-    @property
-    def summary(self) -> Summary:
-        """Return the lines a user reads before training (a `Summary`: the text, and its lines when called)."""
+    def summary(self) -> list[str]:
+        """Return the lines a user reads before training (``str(layout)`` is the same text, joined)."""
         lines = [f"{self.directory}: {self.kind} layout", f"  train: {self.train}"]
         if self.valid is not None:
             lines.append(f"  valid: {self.valid}")
@@ -198,10 +189,10 @@ class Layout:
             lines.append(f"  {f.name}: {value} ({f.reason})")
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  AMBIGUOUS {a}" for a in self.ambiguities]
-        return Summary("\n".join(lines))
+        return lines
 
     def __str__(self) -> str:
-        return str(self.summary)
+        return "\n".join(self.summary())
 
     def read(self) -> tuple[LabelTable, LabelTable | None]:
         """Return (train table, test table or None); tables `detect` already read are not read again."""

@@ -118,7 +118,6 @@ def test_no_module_is_longer_than_the_limit():
     assert not big, f"modules over {MAX_MODULE_LINES} lines: {big}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the restructuring that brings these under the limits is in progress")
 def test_no_init_sets_more_than_twelve_attributes():
     wide = []
     for path, tree in _walk_sources():

@@ -133,7 +133,7 @@ def test_cache_is_rebuilt_for_a_changed_or_damaged_entry(digits_table, tmp_path)
     os.utime(paths[3], ns=(os.stat(paths[3]).st_atime_ns, os.stat(paths[3]).st_mtime_ns + 10**9))
     # a run killed while writing left garbage in row 5's pixels
     ds = ImageBatches(table, 16, batch_size=16, cache=cache)
-    slot = int(ds._slots[5])
+    slot = int(ds._rows.slots[5])
     with open(ds.cache.pixels_path, "r+b") as fh:
         fh.seek(slot * ds.cache.nbytes)
         fh.write(b"\x7f" * ds.cache.nbytes)

@@ -386,7 +386,8 @@ def detect(
             notes.append(f"{sample.path.name} lists {len(sample.ids)} ids, the test images are {len(test_table)}; "
                          f"{missing} sample ids are not among the test ids")
     _positive(rec, train_table, sample, positive)
-    layout = Layout(directory, kind, train, test_reader, valid, tuple(notes), tuple(rec.facts), tuple(rec.ambiguities))
+    layout = Layout(directory, kind, train, test=test_reader, valid=valid, notes=tuple(notes), facts=tuple(rec.facts),
+                    ambiguities=tuple(rec.ambiguities))
     layout._tables.update(train=train_table, test=test_table)
     for line in layout.summary():
         logger.debug(line)
@@ -490,13 +491,7 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     """Return `_train_reader`'s tuple for a label CSV (pixel CSV included)."""
     frame = read_label_frame(csv)
     if _pixel_columns(frame.columns):
-        test_csv = base / "test.csv"
-        test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
-        notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
-        rec.add("reader", "from_pixel_csv", f"{csv.name} has pixel0, pixel1, ... columns")
-        rec.add("multilabel", False, "a pixel CSV has one label per row")
-        rec.add("label_columns", ("label",), "the pixel CSV's label column")
-        return "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), None, base, [], [], test
+        return _pixel_csv_reader(base, csv, rec, notes)
     candidates = [csv.stem, *_TRAIN_DIRS]
     folders = [_unwrap(base / c) for c in dict.fromkeys(candidates)]
     folders = [f for f in folders if f.is_dir() and _image_count(f, 1)]
@@ -526,13 +521,7 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
         folder = max(keyed, key=lambda fk: frame[id_col].str.strip().isin(fk[1]).mean())[0]
         rec.add("id_column", id_col, "set by id_col=")
     rest = [c for c in columns if c != id_col]
-    if group_col is None:
-        named = _find_column([c for c in rest if c != label_col], GROUP_NAMES)
-        if named is not None and frame[named].nunique() < len(frame):
-            group_col = named
-            rec.add("group_column", named, f"column {named!r} has a usual group name and repeats ({frame[named].nunique()} groups)")
-    else:
-        rec.add("group_column", group_col, "set by group_col=")
+    group_col = _group_column(rec, frame, [c for c in rest if c != label_col], group_col)
     rest = [c for c in rest if c != group_col]
     kwargs: dict = {"csv": csv, "images": folder, "id_col": id_col}
     wide: list[str] = []
@@ -568,6 +557,29 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     shared = [folder] if folder.name in ("images", "imgs", "jpg", "jpgs", "all") else []
     train_ids = frame[id_col].str.strip().tolist()
     return "csv", Reader("from_csv", kwargs), None, base, shared, train_ids, None
+
+
+def _pixel_csv_reader(base: Path, csv: Path, rec: _Record, notes: list[str]):
+    """Return `_train_reader`'s tuple for a CSV of pixels (and `test.csv` beside it as the test set, when there)."""
+    test_csv = base / "test.csv"
+    test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
+    notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
+    rec.add("reader", "from_pixel_csv", f"{csv.name} has pixel0, pixel1, ... columns")
+    rec.add("multilabel", False, "a pixel CSV has one label per row")
+    rec.add("label_columns", ("label",), "the pixel CSV's label column")
+    return "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), None, base, [], [], test
+
+
+def _group_column(rec: _Record, frame: Any, candidates: list[str], given: str | None) -> str | None:
+    """Return the group column: `given`, else one of `candidates` with a usual group name whose values repeat (said)."""
+    if given is not None:
+        rec.add("group_column", given, "set by group_col=")
+        return given
+    named = _find_column(candidates, GROUP_NAMES)
+    if named is not None and frame[named].nunique() < len(frame):
+        rec.add("group_column", named, f"column {named!r} has a usual group name and repeats ({frame[named].nunique()} groups)")
+        return named
+    return None
 
 
 def _tag_separator(rec: _Record, notes: list[str], name: str, column: str, cells: Sequence[str], given: str | None) -> str:

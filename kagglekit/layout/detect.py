@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..errors import ConfigError, LayoutError
 from ..logs import logger
@@ -345,7 +345,7 @@ def detect(
             rec.add("class_names_file", extra.name, "seen; labels are kept as written in the train labels "
                                                     "(the submission uses them), the file only names them")
     found = _train_reader(directory, rec, notes, sample, multilabel, group_col, id_col, label_col, tag_sep)
-    kind, train, valid, base, shared, train_ids, test_reader = found
+    kind, train, valid, base, shared, train_ids, test_reader = found  # a _TrainSource
     train_table = train.read()
     rec.add("train_count", len(train_table), f"rows read by {train.function}")
     rec.add("classes", train_table.classes, f"{len(train_table.classes)} classes seen in the train labels")
@@ -363,13 +363,13 @@ def detect(
         if test_path.is_dir():
             test_reader = Reader("unlabelled", {"folder": [str(test_path)], "ids": "name" if keep_ext else "stem"})
         elif test_path.is_file():
-            images = shared or [f for f in (base / "test", base / "test_images", base / "images") if f.is_dir()]
+            images = list(shared) or [f for f in (base / "test", base / "test_images", base / "images") if f.is_dir()]
             test_reader = Reader("from_ids", {"csv": test_path, "images": [str(f) for f in images], "ids": "name" if keep_ext else "stem"})
         else:
             raise LayoutError(f"test={str(test)!r}: no such folder or CSV in {directory}. Name the test image folder or a CSV of test ids.")
         where = Guess([test_path.name + ("/" if test_path.is_dir() else "")], "set by test=")
     elif test_reader is None:
-        function, kwargs, where = find_test(directory, base, sample, Guess(keep_ext, ""), shared)
+        function, kwargs, where = find_test(directory, base, sample, Guess(keep_ext, ""), list(shared))
         test_reader = Reader(function, kwargs) if function else None
     else:
         where = Guess([test_reader.kwargs.get("json_path", test_reader.kwargs.get("csv", "")).name], "listed there")
@@ -414,9 +414,21 @@ def _positive(rec: _Record, table: LabelTable, sample: Sample | None, positive: 
     rec.guess("positive", guess, "positive", guess.reason)
 
 
+class _TrainSource(NamedTuple):
+    """What reading the train side found: the layout kind, its readers, and what finding the test images needs."""
+
+    kind: str  # "imaterialist-json" | "csv" | "pixel-csv" | "class-folders" | "filenames"
+    train: Reader
+    valid: Reader | None = None  # the competition's own validation set (iMaterialist's validation.json)
+    base: Path | None = None  # the folder the train files sit in
+    shared: Sequence[Path] = ()  # image folders train and test share (a CSV layout's one images/ folder)
+    train_ids: Sequence[str] = ()  # the train ids, to tell the test ids apart in a shared folder
+    test: Reader | None = None  # the test reader when the train side settles it (test.json, test.csv pixels)
+
+
 def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sample | None, multilabel: bool | None,
                   group_col: str | None, id_col: str | None, label_col: str | None, tag_sep: str | None = None):
-    """Return (kind, train Reader, valid Reader or None, base folder, shared image folders, train ids, test Reader or None)."""
+    """Return the `_TrainSource`: the layout kind, the train (and shipped validation) Reader, and what the test side needs."""
     # 1. iMaterialist JSON.
     train_json = directory / "train.json"
     if train_json.is_file():
@@ -435,7 +447,7 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
         rec.add("reader", "from_imaterialist_json", f"{train_json.name} holds images and annotations")
         rec.add("multilabel", True, "iMaterialist annotations list several label ids per image")
         rec.add("label_columns", ("labelId",), "the annotations' labelId lists")
-        return "imaterialist-json", train, valid, directory, [], [], test
+        return _TrainSource("imaterialist-json", train, valid=valid, base=directory, test=test)
 
     # 2. A label CSV beside an image folder.
     for base in _bases(directory):
@@ -466,14 +478,14 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
                 rec.add("reader", "from_folders", f"{where}/ holds {len(classes)} folders of images and no loose images")
                 rec.add("multilabel", False, "class folders: one folder, so one label, per image")
                 rec.add("label_columns", (), "labels are the class folder names (kept whole, spaces included)")
-                return "class-folders", Reader("from_folders", kwargs), None, base, [], [], None
+                return _TrainSource("class-folders", Reader("from_folders", kwargs), base=base)
             pattern = _filename_pattern(folder) if loose else None
             if pattern is not None:
                 notes.append(f"labels taken from file names by {pattern!r}")
                 rec.add("reader", "from_filenames", f"the file names in {where}/ start with a label ({pattern!r})")
                 rec.add("multilabel", False, "one label per file name")
                 rec.add("label_columns", (), "labels are taken from the file names")
-                return "filenames", Reader("from_filenames", {"folder": folder, "pattern": pattern}), None, base, [], [], None
+                return _TrainSource("filenames", Reader("from_filenames", {"folder": folder, "pattern": pattern}), base=base)
 
     zips = sorted(p.name for p in directory.glob("*.zip"))
     unpack = f" The zips {', '.join(zips)} are not unpacked; unpack them first (kagglekit.sources.fetch does)." if zips else ""
@@ -556,7 +568,7 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     rec.add("reader", "from_csv", f"{csv.relative_to(directory)} names images in {folder.relative_to(directory)}/")
     shared = [folder] if folder.name in ("images", "imgs", "jpg", "jpgs", "all") else []
     train_ids = frame[id_col].str.strip().tolist()
-    return "csv", Reader("from_csv", kwargs), None, base, shared, train_ids, None
+    return _TrainSource("csv", Reader("from_csv", kwargs), base=base, shared=shared, train_ids=train_ids)
 
 
 def _pixel_csv_reader(base: Path, csv: Path, rec: _Record, notes: list[str]):
@@ -567,7 +579,7 @@ def _pixel_csv_reader(base: Path, csv: Path, rec: _Record, notes: list[str]):
     rec.add("reader", "from_pixel_csv", f"{csv.name} has pixel0, pixel1, ... columns")
     rec.add("multilabel", False, "a pixel CSV has one label per row")
     rec.add("label_columns", ("label",), "the pixel CSV's label column")
-    return "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), None, base, [], [], test
+    return _TrainSource("pixel-csv", Reader("from_pixel_csv", {"csv": csv}), base=base, test=test)
 
 
 def _group_column(rec: _Record, frame: Any, candidates: list[str], given: str | None) -> str | None:

@@ -18,7 +18,7 @@ from .errors import KaggleKitError  # noqa: E402
 
 # public name -> module that defines it (None: the name is a module); resolved on first use.
 _LAZY = {
-    # modules (`demo` is a callable module: kk.demo() runs the demo)
+    # modules (kk.demo.demo() runs the demo)
     "layout": None, "images": None, "pipeline": None, "backbones": None, "learner": None,
     "metrics": None, "predict": None, "submission": None, "sources": None, "kaggle": None, "plots": None,
     "demo": None, "logs": None,

@@ -180,4 +180,5 @@ def _blend(folders: list[Path], out: Path) -> BlendResult:
         {"runs": [str(f.resolve()) for f in folders], "weights": weights, "metric": m.name, "cv_score": score,
          "run_scores": run_scores, "settings": settings, "md5": file_digest(written)}, indent=1, default=str))
     logger.info(f"submission: {written} (validated against {Path(sample).name})")
-    return BlendResult(folders, weights, m.name, score, run_scores, Path(written), settings)
+    return BlendResult(folders, weights, m.name, score, run_scores=run_scores, submission=Path(written),
+                       settings=settings)

@@ -5,6 +5,7 @@ Made by ``kagglekit.plan.Plan.deadline()`` (or directly) and passed to ``fine_tu
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,110 @@ from .durations import format_duration, parse_duration
 
 _WINDOW = 64  # steps the median step time is taken over
 SAVE_EVERY_S = 2.0  # seconds of training between two writes of the state (a kill loses at most this)
+
+
+class _In:
+    """A `Deadline` attribute kept in one of its records: reading and writing it reads and writes the record's field."""
+
+    def __init__(self, record: str) -> None:
+        self.record = record
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(getattr(obj, self.record), self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(getattr(obj, self.record), self.name, value)
+
+
+def _now() -> float:
+    return time.monotonic()  # read through the module, so a test's virtual clock (kagglekit.deadline.time) applies
+
+
+@dataclass
+class Budget:
+    """The run's time budget on the monotonic clock: the seconds spent of it, and those training may still use.
+
+    `spent_s` is `spent_before_s` (earlier sessions of a resumed run, the steps before training) plus the
+    seconds since `start` (a ``time.monotonic()`` reading, taken when the record is made). Training may
+    reach `limit_s`, the budget less `reserve_s` (kept for prediction and writing). With `reserve_images`
+    and `valid_images`, `measure_reserve` replaces the reserve by the one a timed validation pass implies.
+    """
+
+    budget_s: float
+    reserve_s: float = 0.0
+    spent_before_s: float = 0.0
+    start: float = field(default_factory=_now)
+    reserve_images: float = 0.0  # image passes predicted after training (TTA views included)
+    valid_images: int = 0  # images one validation pass predicts
+    reserve_fixed_s: float = 0.0  # seconds of the reserve that do not depend on the images
+
+    @property
+    def spent_s(self) -> float:
+        """Return the seconds spent of the budget so far (earlier sessions included)."""
+        return self.spent_before_s + _now() - self.start
+
+    @property
+    def limit_s(self) -> float:
+        """Return the seconds training may reach: the budget less the reserve."""
+        return self.budget_s - self.reserve_s
+
+    @property
+    def remaining_s(self) -> float:
+        """Return the seconds training may still use (negative when past the limit)."""
+        return self.limit_s - self.spent_s
+
+    def measure_reserve(self, valid_s: float) -> float:
+        """Return the reserve after a validation pass of `valid_s` seconds (measured when images are given, else kept)."""
+        if self.reserve_images > 0 and self.valid_images > 0:
+            self.reserve_s = self.reserve_fixed_s + self.reserve_images * valid_s / self.valid_images
+        return self.reserve_s
+
+
+@dataclass
+class Timings:
+    """What a `Deadline` measured; all but `step_s` go into its saved state, so a resumed run goes on from them."""
+
+    step_s: float | None = None  # median seconds per training step (this fit)
+    epoch_s: float | None = None  # seconds per epoch: steps, validation, checkpoint
+    valid_s: float = 0.0  # seconds of the last validation pass (an estimate until measured)
+    tail_s: float = 0.0  # seconds an epoch spends after validation (checkpoints), as last measured
+    seconds_per_image: float | None = None  # measured training seconds per image (needs batch_size)
+    train_start_s: float | None = None  # spent_s when training first began (all sessions)
+    step_total_s: float = 0.0  # seconds inside training steps (all sessions)
+    resumed_epoch_s: float | None = None  # the epoch length saved before an interruption (first fit only)
+
+
+@dataclass
+class _Stopwatch:
+    """The fit in progress: the latest step and validation times, and the clock readings the hooks take."""
+
+    in_fit: bool = False
+    steps: list[float] = field(default_factory=list)  # the first step of this fit, then the latest _WINDOW ones
+    n_steps: int = 0
+    test_steps: list[float] = field(default_factory=list)
+    epoch: int = 0
+    first_epoch: bool = True
+    t_batch: float = 0.0
+    t_epoch: float = 0.0
+    t_test: float = 0.0
+    t_test_batch: float = 0.0
+    t_phase_end: float = field(default_factory=_now)  # the end of the last step or validation
+    saved_at: float = field(default_factory=_now)
+
+
+@dataclass
+class _Schedule:
+    """The epochs a fit plans and expects to reach, and whether (and why) training stopped."""
+
+    planned_epochs: int | None = None
+    expected_epochs: int | None = None  # the epochs of this fit it expects to complete
+    stopped: str | None = None  # why it stopped training, None while it has not
+    whole_epochs: bool = True  # stop before an epoch that would not finish (False: time-driven, stop between steps)
+    logged: int | None = None  # the lowest expected_epochs logged so far
 
 
 class Deadline(keras.callbacks.Callback):
@@ -58,6 +163,11 @@ class Deadline(keras.callbacks.Callback):
     spent: from the first training step of the run (`train_start_s`, kept in the state so a resumed
     run goes on with the same schedule) to the limit less the last validation. It sets
     ``whole_epochs = False``: training then stops only between steps, not before an epoch.
+
+    Its state lives in four small records: `budget` (a `Budget`: the clock, spent and remaining
+    seconds, the reserve), `timings` (the `Timings` measured), `schedule` (the epochs planned and
+    expected, why it stopped) and the current fit's stopwatch. The attributes listed under the
+    constructor read and write their record's fields (``deadline.reserve_s`` is ``deadline.budget.reserve_s``).
     """
 
     def __init__(self, budget_s: float | str, spent_s: float = 0.0, reserve_s: float = 0.0,
@@ -65,59 +175,55 @@ class Deadline(keras.callbacks.Callback):
                  valid_s: float = 0.0, state_path: str | os.PathLike | None = None, reserve_images: float = 0.0,
                  valid_images: int = 0, reserve_fixed_s: float = 0.0) -> None:
         super().__init__()
-        self.budget_s = parse_duration(budget_s)
-        self.reserve_s = float(reserve_s)
+        self.budget = Budget(parse_duration(budget_s), reserve_s=float(reserve_s), spent_before_s=float(spent_s),
+                             reserve_images=float(reserve_images), valid_images=int(valid_images),
+                             reserve_fixed_s=float(reserve_fixed_s))
+        self.timings = Timings(valid_s=float(valid_s))
+        self.schedule = _Schedule()
+        self._watch = _Stopwatch()
         self.batch_size, self.size = batch_size, size
         self.calibrate_steps = int(calibrate_steps)
         self.state_path = Path(state_path) if state_path is not None else None
-        self._spent0 = float(spent_s)
-        self._t0 = time.monotonic()
-        self.step_s: float | None = None  # median seconds per training step (this fit)
-        self.epoch_s: float | None = None  # seconds per epoch: steps, validation, checkpoint
-        self.valid_s: float = float(valid_s)  # seconds of the last validation pass (an estimate until measured)
-        self.expected_epochs: int | None = None  # the epochs of this fit it expects to complete
-        self.planned_epochs: int | None = None
-        self.stopped: str | None = None  # why it stopped training, None while it has not
-        self.seconds_per_image: float | None = None  # measured training seconds per image (needs batch_size)
-        self._steps: list[float] = []  # the first step of this fit, then the latest _WINDOW ones
-        self._n_steps = 0
-        self._t_batch = self._t_epoch = self._t_test = self._t_test_batch = 0.0
-        self._test_steps: list[float] = []
-        self._in_fit = False
-        self._resumed_epoch_s: float | None = None
-        self._logged: int | None = None
-        self._tail_s = 0.0  # seconds an epoch spends after validation (checkpoints), as last measured
-        self._epoch = 0
-        self._first_epoch = True
-        self.reserve_images, self.valid_images = float(reserve_images), int(valid_images)
-        self.reserve_fixed_s = float(reserve_fixed_s)
-        self.train_start_s: float | None = None  # spent_s when training first began (all sessions)
-        self.step_total_s = 0.0  # seconds inside training steps (all sessions)
-        self.whole_epochs = True  # stop before an epoch that would not finish (False: time-driven, stop between steps)
-        self._saved_at = self._t_phase_end = time.monotonic()
+
+    # the attributes kept in the records, read and written as the Deadline's own
+    budget_s = _In("budget")
+    reserve_s = _In("budget")
+    reserve_images = _In("budget")
+    valid_images = _In("budget")
+    reserve_fixed_s = _In("budget")
+    step_s = _In("timings")
+    epoch_s = _In("timings")
+    valid_s = _In("timings")
+    seconds_per_image = _In("timings")
+    train_start_s = _In("timings")
+    step_total_s = _In("timings")
+    planned_epochs = _In("schedule")
+    expected_epochs = _In("schedule")
+    stopped = _In("schedule")
+    whole_epochs = _In("schedule")
 
     # ---------------------------------------------------------- time
     @property
     def spent_s(self) -> float:
         """Return the seconds spent of the budget so far (earlier sessions included)."""
-        return self._spent0 + time.monotonic() - self._t0
+        return self.budget.spent_s
 
     @property
     def limit_s(self) -> float:
         """Return the seconds training may reach: the budget less the reserve."""
-        return self.budget_s - self.reserve_s
+        return self.budget.limit_s
 
     @property
     def remaining_s(self) -> float:
         """Return the seconds training may still use (negative when past the limit)."""
-        return self.limit_s - self.spent_s
+        return self.budget.remaining_s
 
     @property
     def fraction(self) -> float:
         """Return the share (0..1) of the training window spent: from the first step to the limit less the last validation."""
         if self.train_start_s is None:
             return 0.0
-        end = self.limit_s - self.valid_s - self._tail_s
+        end = self.limit_s - self.valid_s - self.timings.tail_s
         window = end - self.train_start_s
         if window <= 0:
             return 1.0
@@ -133,11 +239,11 @@ class Deadline(keras.callbacks.Callback):
         return {"budget_s": self.budget_s, "spent_s": round(self.spent_s, 3), "reserve_s": self.reserve_s,
                 "seconds_per_image": self.seconds_per_image, "epoch_s": self.epoch_s, "size": self.size,
                 "stopped": self.stopped, "train_start_s": self.train_start_s,
-                "step_total_s": round(self.step_total_s, 3), "valid_s": self.valid_s, "tail_s": self._tail_s}
+                "step_total_s": round(self.step_total_s, 3), "valid_s": self.valid_s, "tail_s": self.timings.tail_s}
 
     def save(self) -> Path | None:
         """Return `state_path` after writing `to_state()` to it (None when there is no state path)."""
-        self._saved_at = time.monotonic()
+        self._watch.saved_at = _now()
         if self.state_path is None:
             return None
         return atomic_write_text(self.state_path, json.dumps(self.to_state(), indent=1))
@@ -165,12 +271,12 @@ class Deadline(keras.callbacks.Callback):
         kwargs.setdefault("reserve_s", state.get("reserve_s", 0.0))
         kwargs.setdefault("size", state.get("size"))
         deadline = cls(budget, spent_s=float(state.get("spent_s", 0.0)), **kwargs)
-        deadline._resumed_epoch_s = state.get("epoch_s")  # the epoch length measured before the interruption
+        deadline.timings.resumed_epoch_s = state.get("epoch_s")  # the epoch length measured before the interruption
         deadline.train_start_s = state.get("train_start_s")
         deadline.step_total_s = float(state.get("step_total_s") or 0.0)
         if state.get("valid_s"):
             deadline.valid_s = float(state["valid_s"])
-        deadline._tail_s = float(state.get("tail_s") or 0.0)
+        deadline.timings.tail_s = float(state.get("tail_s") or 0.0)
         return deadline
 
     def _stop(self, why: str) -> None:
@@ -182,12 +288,13 @@ class Deadline(keras.callbacks.Callback):
 
     # ---------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
-        self._in_fit, self._steps, self.step_s, self._first_epoch, self._logged = True, [], None, True, None
-        self._n_steps = 0
+        watch = self._watch
+        watch.in_fit, watch.steps, watch.n_steps, watch.first_epoch = True, [], 0, True
+        self.step_s, self.schedule.logged = None, None
         self.planned_epochs = (self.params or {}).get("epochs")
         if self.train_start_s is None:
             self.train_start_s = self.spent_s
-        resumed_epoch_s, self._resumed_epoch_s = self._resumed_epoch_s, None  # only for the first fit after resuming
+        resumed_epoch_s, self.timings.resumed_epoch_s = self.timings.resumed_epoch_s, None  # only for the first fit after resuming
         if self.stopped:  # a later stage (fine_tune's next size): no time for it either
             self._stop(self.stopped)
         elif self.exhausted:
@@ -198,71 +305,72 @@ class Deadline(keras.callbacks.Callback):
                        f"(~{format_duration(resumed_epoch_s)} before the interruption)")
 
     def on_train_end(self, logs=None):
-        self._in_fit = False
+        self._watch.in_fit = False
         self.save()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._t_epoch = epoch, time.monotonic()
+        self._watch.epoch, self._watch.t_epoch = epoch, _now()
         if self.exhausted:
             self._stop(f"the budget is spent before epoch {epoch + 1}")
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._t_batch = time.monotonic()
+        self._watch.t_batch = _now()
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.monotonic()
-        self._steps.append(now - self._t_batch)
-        self.step_total_s += now - self._t_batch
-        self._t_phase_end = now
-        if now - self._saved_at >= SAVE_EVERY_S:
+        now, watch = _now(), self._watch
+        watch.steps.append(now - watch.t_batch)
+        self.step_total_s += now - watch.t_batch
+        watch.t_phase_end = now
+        if now - watch.saved_at >= SAVE_EVERY_S:
             self.save()
-        self._n_steps += 1
-        if len(self._steps) > _WINDOW:
-            del self._steps[1:len(self._steps) - _WINDOW + 1]  # keep the first (tracing) and the latest ones
-        if self._n_steps > 1:
-            measured = sorted(self._steps[1:])
+        watch.n_steps += 1
+        if len(watch.steps) > _WINDOW:
+            del watch.steps[1:len(watch.steps) - _WINDOW + 1]  # keep the first (tracing) and the latest ones
+        if watch.n_steps > 1:
+            measured = sorted(watch.steps[1:])
             self.step_s = measured[len(measured) // 2]
-        if self._n_steps == self.calibrate_steps + 1:
+        if watch.n_steps == self.calibrate_steps + 1:
             self._replan()
-        if self.step_s is not None and self.spent_s + self.step_s + self.valid_s + self._tail_s > self.limit_s:
+        if self.step_s is not None and self.spent_s + self.step_s + self.valid_s + self.timings.tail_s > self.limit_s:
             self._stop(f"one more step and validation would pass the limit "
-                       f"({format_duration(self.limit_s)}) inside epoch {self._epoch + 1}")
+                       f"({format_duration(self.limit_s)}) inside epoch {self._watch.epoch + 1}")
 
     def on_test_begin(self, logs=None):
-        self._t_test, self._test_steps = time.monotonic(), []
+        self._watch.t_test, self._watch.test_steps = _now(), []
 
     def on_test_batch_begin(self, batch, logs=None):
-        self._t_test_batch = time.monotonic()
+        self._watch.t_test_batch = _now()
 
     def on_test_batch_end(self, batch, logs=None):
-        self._test_steps.append(time.monotonic() - self._t_test_batch)
+        self._watch.test_steps.append(_now() - self._watch.t_test_batch)
 
     def on_test_end(self, logs=None):
-        if not self._in_fit:
+        if not self._watch.in_fit:
             return
-        took, steps = time.monotonic() - self._t_test, self._test_steps
+        took, steps = _now() - self._watch.t_test, self._watch.test_steps
         if len(steps) > 1:  # the first batch of the first validation traces the model: count it as a median one
             typical = sorted(steps[1:])[len(steps[1:]) // 2]
             took -= max(0.0, steps[0] - typical)
         self.valid_s = took
-        self._t_phase_end = time.monotonic()
-        if self.reserve_images > 0 and self.valid_images > 0 and len(steps) > 1:
-            self.reserve_s = self.reserve_fixed_s + self.reserve_images * took / self.valid_images
+        self._watch.t_phase_end = _now()
+        if len(steps) > 1:
+            self.budget.measure_reserve(took)
 
     def on_epoch_end(self, epoch, logs=None):
-        took = time.monotonic() - self._t_epoch
+        watch = self._watch
+        took = _now() - watch.t_epoch
         steps = (self.params or {}).get("steps")
         if self.stopped and self.epoch_s is not None:  # cut short: its length says nothing about an epoch
             self.save()
             return
-        if self._first_epoch and self.step_s is not None and steps:  # the first epoch also traced the model
+        if watch.first_epoch and self.step_s is not None and steps:  # the first epoch also traced the model
             estimate = steps * self.step_s + self.valid_s
             self.epoch_s = min(took, estimate * 1.1) if took > estimate else took
         else:
             self.epoch_s = took
-        if not self._first_epoch and self._t_phase_end > self._t_epoch:  # checkpoints: after the last step or validation
-            self._tail_s = max(0.0, time.monotonic() - self._t_phase_end)
-        self._first_epoch = False
+        if not watch.first_epoch and watch.t_phase_end > watch.t_epoch:  # checkpoints: after the last step or validation
+            self.timings.tail_s = max(0.0, _now() - watch.t_phase_end)
+        watch.first_epoch = False
         self._replan(done=epoch + 1)
         if (self.whole_epochs and self.spent_s + self.epoch_s > self.limit_s
                 and not (self.planned_epochs and epoch + 1 >= self.planned_epochs)):
@@ -279,17 +387,17 @@ class Deadline(keras.callbacks.Callback):
         epoch_s = self.epoch_s or ((steps * self.step_s + self.valid_s) if steps and self.step_s else None)
         if not epoch_s or not self.planned_epochs or not self.whole_epochs:
             return
-        if done is None:  # inside epoch self._epoch: it ends after the rest of its time
-            rest = max(0.0, epoch_s - (time.monotonic() - self._t_epoch))
+        if done is None:  # inside epoch self._watch.epoch: it ends after the rest of its time
+            rest = max(0.0, epoch_s - (_now() - self._watch.t_epoch))
             after = self.remaining_s - rest
-            reach = self._epoch + (1 + int(after // epoch_s) if after >= 0 else 0)
+            reach = self._watch.epoch + (1 + int(after // epoch_s) if after >= 0 else 0)
         else:
             reach = done + int(max(0.0, self.remaining_s) // epoch_s)
         reach = min(self.planned_epochs, reach)
         if self.expected_epochs != reach:
             self.expected_epochs = reach
-            if reach < self.planned_epochs and (self._logged is None or reach < self._logged):  # each new low, once
-                self._logged = reach
+            if reach < self.planned_epochs and (self.schedule.logged is None or reach < self.schedule.logged):  # each new low, once
+                self.schedule.logged = reach
                 logger.info(f"deadline: {self.step_s or 0:.3f} s a step, ~{format_duration(epoch_s)} an epoch: "
                             f"expects to reach epoch {reach} of {self.planned_epochs} in the "
                             f"{format_duration(self.remaining_s)} left")

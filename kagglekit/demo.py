@@ -6,16 +6,14 @@ Kaggle ships an image competition (the ``digits`` layout): ``train/<id>.png``,
 (``id,label``); the answers for the test images go to ``<folder>.solution.csv`` beside
 the competition folder. Nothing here needs the network.
 
-The module is callable, so ``kk.demo()`` runs the demo (the same as ``kk.demo.demo()``)::
+Run it from Python with ``kk.demo.demo()``::
 
     import kagglekit as kk
-    result = kk.demo("kagglekit-demo", epochs=1)
+    result = kk.demo.demo("kagglekit-demo", epochs=1)
 """
 from __future__ import annotations
 
 import os
-import sys
-import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -101,13 +99,3 @@ def demo(directory: str | os.PathLike = "kagglekit-demo", epochs: int | None = N
             logger.info(f"building the demo competition from scikit-learn's real digits in {competition}")
             build_digits(competition)
         return run(competition, workdir=directory / "run", log=None, **settings)
-
-
-class _CallableModule(types.ModuleType):
-    """`kagglekit.demo` is both this module and the function: ``kk.demo(...)`` runs `demo`."""
-
-    def __call__(self, *args, **kwargs) -> "RunResult":
-        return demo(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -33,6 +33,7 @@ import pandas as pd
 from .errors import ConfigError
 from .io import atomic_write_text
 from .logs import logger
+from .runfolder import RunResult
 from .runstate import RunState, file_hash, load_learner, read_saved, table_digest, unchanged
 from .table import LabelTable
 
@@ -153,17 +154,9 @@ def _spent_before(job_state: RunState, workdir: Path, k: int) -> float:
 
 
 @dataclass
-class FoldsResult:
-    """What a K-fold run produced (a `job.RunResult` plus the CV facts); `valid_score` is the out-of-fold score."""
+class FoldsResult(RunResult):
+    """What a K-fold run produced (a `RunResult` plus the CV facts); `valid_score` is the out-of-fold score."""
 
-    workdir: Path
-    metric: str
-    valid_score: float
-    submission: Path
-    settings: dict = field(default_factory=dict)
-    public_score: float | None = None
-    seconds: float = 0.0
-    inference: Any = None  # what the run inferred before training (job.Inference)
     folds: int = 1
     cv_std: float = float("nan")
     fold_scores: list = field(default_factory=list)

@@ -116,7 +116,7 @@ def doctor(directory: str | os.PathLike, size_sample: int = 2000) -> DoctorRepor
 
     directory = Path(directory)
     found = layout.detect(directory)
-    train, test = layout.read_competition(directory)
+    train, test = found.read()  # detected once: the layout above, read
     all_paths = train.paths + (test.paths if test is not None else [])
     scan = images.scan_images(all_paths, verbose=False)
     bad = pd.DataFrame(scan.problems, columns=["path", "reason"])
@@ -134,7 +134,7 @@ def doctor(directory: str | os.PathLike, size_sample: int = 2000) -> DoctorRepor
                 cross.append((groups[d][0], path))
     return DoctorReport(
         directory=directory,
-        layout=found.summary if hasattr(found, "summary") else str(found),
+        layout=str(found),
         train=train,
         test=test,
         class_counts=train.counts(),

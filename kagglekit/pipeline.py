@@ -20,6 +20,7 @@ import shutil
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -160,6 +161,47 @@ class ImageCache:
             pass
 
 
+def _check_arguments(table: Any, fit: str, batch_size: Any, unreadable: str) -> None:
+    """Raise ConfigError naming the first `ImageBatches` argument that cannot be used."""
+    if not isinstance(table, LabelTable):
+        raise ConfigError(
+            f"ImageBatches needs a kagglekit.LabelTable (got {type(table).__name__}); "
+            "build one with kagglekit.layout readers or LabelTable.from_records."
+        )
+    if fit not in FITS:
+        raise ConfigError(f"fit={fit!r} is not supported; use one of {FITS}.")
+    if int(batch_size) < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be at least 1.")
+    if unreadable not in ("skip", "black"):
+        raise ConfigError(f"unreadable={unreadable!r}: use 'skip' (drop the rows) or 'black' (keep them, black images).")
+
+
+@dataclass
+class _Rows:
+    """The rows an `ImageBatches` serves (positions in its `.table`): files, targets, and those it cannot read."""
+
+    paths: list[str]  # absolute image paths
+    fingerprints: np.ndarray  # (size, mtime) of each file, as scanned
+    slots: np.ndarray | None  # each row's slot in the cache (None without one)
+    y: np.ndarray | None  # the targets (None: images only)
+    black: dict[int, str]  # rows served as black images -> why (the scan's, then files failing to decode)
+    skipped: list[tuple[str, str]]  # (path, reason) of the table's rows dropped (unreadable="skip")
+    failures: list[tuple[str, str]] = field(default_factory=list)  # decode errors found after the scan
+
+
+@dataclass
+class _Decoding:
+    """The background decoding: its threads, this epoch's order and the batches decoded ahead of it."""
+
+    workers: int
+    prefetch: int
+    order: np.ndarray
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pool: ThreadPoolExecutor | None = None
+    pending: dict[int, tuple[np.ndarray, list[Future], np.ndarray]] = field(default_factory=dict)
+    last: int = -1  # the batch served last (-1: none this epoch)
+
+
 class ImageBatches(_Base):
     """Keras-ready batches `(x, y)` of a LabelTable's images, decoded on all cores and cached.
 
@@ -212,72 +254,82 @@ class ImageBatches(_Base):
     ) -> None:
         if _Base is not object:
             super().__init__()
-        if not isinstance(table, LabelTable):
-            raise ConfigError(
-                f"ImageBatches needs a kagglekit.LabelTable (got {type(table).__name__}); "
-                "build one with kagglekit.layout readers or LabelTable.from_records."
-            )
-        if fit not in FITS:
-            raise ConfigError(f"fit={fit!r} is not supported; use one of {FITS}.")
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch_size={batch_size!r} must be at least 1.")
-        if unreadable not in ("skip", "black"):
-            raise ConfigError(f"unreadable={unreadable!r}: use 'skip' (drop the rows) or 'black' (keep them, black images).")
+        _check_arguments(table, fit, batch_size, unreadable)
         self.size = as_size(size)
         self.batch_size = int(batch_size)
         self.fit = fit
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self.decode_workers = int(workers) if workers else cores()
-        self.prefetch = max(0, int(prefetch))
         self.epoch = 0
-        self.failures: list[tuple[str, str]] = []  # decode errors found after the scan
-
+        workers = int(workers) if workers else cores()
+        keep_all = unreadable == "black"
         all_paths = [os.path.abspath(p) for p in table.paths]
         self._cache = self._open_cache(cache, all_paths, len(table))
+        self.scan = self._scan(all_paths, workers, report, strict=strict, verbose=verbose, keep_all=keep_all)
+        keep = np.arange(len(table)) if keep_all else np.flatnonzero(self.scan.ok)
+        self.table = table if len(keep) == len(table) else table.take(keep)
+        self._rows = self._served_rows(all_paths, keep, targets, keep_all)
+        self.targets = targets if self._rows.y is not None else None
+        self._decoding = _Decoding(workers=workers, prefetch=max(0, int(prefetch)), order=self._make_order())
+
+    def _scan(self, paths: list[str], workers: int, report: str | os.PathLike | None, *, strict: bool,
+              verbose: bool, keep_all: bool) -> Any:
+        """Return the scan of `paths` (files the cache holds as good are not opened); raise ImageError when none decodes."""
         known_good = None
         if self._cache is not None:
             c, slot_of = self._cache, self._cache.slot_of
-            known_good = lambda i, fp: c.known(slot_of[all_paths[i]], fp) == _FILLED  # noqa: E731
+            known_good = lambda i, fp: c.known(slot_of[paths[i]], fp) == _FILLED  # noqa: E731
         if report is None:
             where = self._cache.folder if self._cache is not None else Path.cwd()
             report = where / "skipped-images.csv"
-        keep_all = unreadable == "black"
-        scan = scan_images(all_paths, strict=strict, report=report, workers=self.decode_workers,
+        scan = scan_images(paths, strict=strict, report=report, workers=workers,
                            verbose=verbose, known_good=known_good,
                            action="served as black images" if keep_all else "skipped")
-        fingerprints = scan.fingerprints
-        self.scan = scan
-        self.skipped = [] if keep_all else list(scan.problems)
-        keep = np.arange(len(table)) if keep_all else np.flatnonzero(scan.ok)
         if not scan.ok.any():
             raise ImageError(
-                f"None of the {len(table)} images can be decoded (e.g. {list_offenders(scan.bad, 3)}); "
+                f"None of the {len(paths)} images can be decoded (e.g. {list_offenders(scan.bad, 3)}); "
                 "check the image folder."
             )
-        self.table = table if len(keep) == len(table) else table.take(keep)
-        self._paths = [all_paths[i] for i in keep]
-        self._fingerprints = fingerprints[keep]
-        scan.fingerprints = None  # kept above for the served rows only
+        return scan
+
+    def _served_rows(self, all_paths: list[str], keep: np.ndarray, targets: str | None, keep_all: bool) -> "_Rows":
+        """Return the rows served: the table's rows at `keep` (positions in `all_paths`), from `.scan` and `.table`."""
+        scan = self.scan
+        paths = [all_paths[i] for i in keep]
         why = dict(scan.problems)
-        # served rows known to be unreadable -> the reason (from the scan; decoding adds the files that fail later)
-        self._black: dict[int, str] = {int(r): why[all_paths[i]] for r, i in enumerate(keep) if not scan.ok[i]}
-        self._slots = (
-            np.array([self._cache.slot_of[p] for p in self._paths], dtype=np.int64)
-            if self._cache is not None else None
+        labelled = targets is not None and any(len(x) for x in self.table.labels)
+        rows = _Rows(
+            paths=paths,
+            fingerprints=scan.fingerprints[keep],
+            slots=(np.array([self._cache.slot_of[p] for p in paths], dtype=np.int64)
+                   if self._cache is not None else None),
+            y=self.table.targets(targets) if labelled else None,
+            # served rows known to be unreadable -> the reason (from the scan; decoding adds the files that fail later)
+            black={int(r): why[all_paths[i]] for r, i in enumerate(keep) if not scan.ok[i]},
+            skipped=[] if keep_all else list(scan.problems),
         )
+        scan.fingerprints = None  # kept above for the served rows only
+        return rows
 
-        if targets is None or not any(len(x) for x in self.table.labels):
-            self._y = None
-        else:
-            self._y = self.table.targets(targets)
-        self.targets = targets if self._y is not None else None
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Return (path, reason) of the table's rows dropped because their image cannot be decoded."""
+        return self._rows.skipped
 
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[int, tuple[np.ndarray, list[Future], np.ndarray]] = {}
-        self._last = -1
-        self._order = self._make_order()
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """Return (path, error) of the images that passed the scan but failed to decode when served."""
+        return self._rows.failures
+
+    @property
+    def decode_workers(self) -> int:
+        """Return the number of decoding threads."""
+        return self._decoding.workers
+
+    @property
+    def prefetch(self) -> int:
+        """Return the number of batches decoded ahead in the background when reading in order."""
+        return self._decoding.prefetch
 
     # ---------------------------------------------------------------- cache
     def _open_cache(self, cache, paths: list[str], n: int) -> ImageCache | None:
@@ -310,16 +362,16 @@ class ImageBatches(_Base):
 
     # ---------------------------------------------------------------- order
     def _make_order(self) -> np.ndarray:
-        n = len(self._paths)
+        n = len(self._rows.paths)
         if not self.shuffle:
             return np.arange(n)
         return np.random.default_rng([self.seed, self.epoch]).permutation(n)
 
     def set_epoch(self, epoch: int) -> None:
         """Serve epoch `epoch`'s order next (orders depend only on seed and epoch)."""
-        with self._lock:
+        with self._decoding.lock:
             self.epoch = int(epoch)
-            self._order = self._make_order()
+            self._decoding.order = self._make_order()
             self._drop_pending()
 
     def on_epoch_end(self) -> None:
@@ -328,47 +380,48 @@ class ImageBatches(_Base):
 
     def order(self) -> np.ndarray:
         """Return the row positions (in `.table`) served this epoch, in order."""
-        return self._order.copy()
+        return self._decoding.order.copy()
 
     # ------------------------------------------------------------ batching
     def __len__(self) -> int:
-        return (len(self._paths) + self.batch_size - 1) // self.batch_size
+        return (len(self._rows.paths) + self.batch_size - 1) // self.batch_size
 
     @property
     def num_batches(self) -> int:
         return len(self)
 
     def _pool_get(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="kagglekit-decode")
-        return self._pool
+        decoding = self._decoding
+        if decoding.pool is None:
+            decoding.pool = ThreadPoolExecutor(decoding.workers, thread_name_prefix="kagglekit-decode")
+        return decoding.pool
 
     def _drop_pending(self) -> None:
-        for _, futures, _rows in self._pending.values():
+        for _, futures, _rows in self._decoding.pending.values():
             for f in futures:
                 f.cancel()
-        self._pending.clear()
-        self._last = -1
+        self._decoding.pending.clear()
+        self._decoding.last = -1
 
     def _fill(self, out: np.ndarray, rows: np.ndarray, start: int, stop: int) -> None:
         """Put the images of rows[start:stop] into out[start:stop] (cache first, else decode)."""
-        cache = self._cache
+        cache, served = self._cache, self._rows
         for j in range(start, stop):
             r = int(rows[j])
-            if r in self._black:  # known unreadable (unreadable="black"): a black image, no decoding
+            if r in served.black:  # known unreadable (unreadable="black"): a black image, no decoding
                 out[j] = 0
                 continue
-            path, fp = self._paths[r], (int(self._fingerprints[r, 0]), int(self._fingerprints[r, 1]))
-            slot = int(self._slots[r]) if cache is not None else -1
+            path, fp = served.paths[r], (int(served.fingerprints[r, 0]), int(served.fingerprints[r, 1]))
+            slot = int(served.slots[r]) if cache is not None else -1
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
                 continue
             try:
                 load_image(path, self.size, self.fit, out=out[j])
             except ImageError as exc:
                 out[j] = 0
-                with self._lock:
-                    self.failures.append((path, str(exc)))
-                    self._black[r] = str(exc)
+                with self._decoding.lock:
+                    served.failures.append((path, str(exc)))
+                    served.black[r] = str(exc)
                 logger.warning("kagglekit: %s (served as a black image)", exc)
                 if cache is not None:
                     cache.write(slot, None, fp)
@@ -382,30 +435,31 @@ class ImageBatches(_Base):
 
     def _submit(self, index: int) -> tuple[np.ndarray, list[Future], np.ndarray]:
         lo = index * self.batch_size
-        rows = self._order[lo:lo + self.batch_size]
+        rows = self._decoding.order[lo:lo + self.batch_size]
         h, w = self.size
         out = np.empty((len(rows), h, w, 3), dtype=np.uint8)
         pool = self._pool_get()
-        parts = min(len(rows), self.decode_workers * 2)
+        parts = min(len(rows), self._decoding.workers * 2)
         bounds = np.linspace(0, len(rows), parts + 1).astype(int)
         futures = [pool.submit(self._fill, out, rows, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         return out, futures, rows
 
     def _batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (images, row positions) of batch `index` in this epoch's order."""
-        with self._lock:
-            job = self._pending.pop(index, None)
+        decoding = self._decoding
+        with decoding.lock:
+            job = decoding.pending.pop(index, None)
             if job is None:
                 job = self._submit(index)
-            sequential = index == self._last + 1 or index == 0
-            self._last = index
-            if sequential and self.prefetch:
-                for nxt in range(index + 1, min(index + 1 + self.prefetch, len(self))):
-                    if nxt not in self._pending:
-                        self._pending[nxt] = self._submit(nxt)
+            sequential = index == decoding.last + 1 or index == 0
+            decoding.last = index
+            if sequential and decoding.prefetch:
+                for nxt in range(index + 1, min(index + 1 + decoding.prefetch, len(self))):
+                    if nxt not in decoding.pending:
+                        decoding.pending[nxt] = self._submit(nxt)
             # never hold more than the prefetch window
-            for stale in [k for k in self._pending if not index < k <= index + self.prefetch]:
-                for f in self._pending.pop(stale)[1]:
+            for stale in [k for k in decoding.pending if not index < k <= index + decoding.prefetch]:
+                for f in decoding.pending.pop(stale)[1]:
                     f.cancel()
         out, futures, rows = job
         for f in futures:
@@ -419,9 +473,9 @@ class ImageBatches(_Base):
         if not 0 <= index < n:
             raise IndexError(f"batch {index} is out of range: there are {n} batches.")
         x, rows = self._batch(index)  # images and targets of the same rows, even if the epoch moves on
-        if self._y is None:
+        if self._rows.y is None:
             return (x,)
-        return x, self._y[rows]
+        return x, self._rows.y[rows]
 
     @property
     def served_black(self) -> list[tuple[str, str, str]]:
@@ -431,7 +485,7 @@ class ImageBatches(_Base):
         the start; files that fail only when decoded join once their batch is served.
         """
         ids = self.table.ids
-        return [(ids[r], self._paths[r], why) for r, why in sorted(self._black.items())]
+        return [(ids[r], self._rows.paths[r], why) for r, why in sorted(self._rows.black.items())]
 
     def images(self, index: int) -> np.ndarray:
         """Return the uint8 images of batch `index` (no targets)."""
@@ -439,7 +493,7 @@ class ImageBatches(_Base):
 
     def targets_in_order(self) -> np.ndarray | None:
         """Return the targets of this epoch's rows in serving order (None without targets)."""
-        return None if self._y is None else self._y[self._order]
+        return None if self._rows.y is None else self._rows.y[self._decoding.order]
 
     def warm(self, progress: bool = True) -> "ImageBatches":
         """Return self after decoding every image into the cache (a cold pass, with progress)."""
@@ -454,24 +508,24 @@ class ImageBatches(_Base):
 
     def close(self) -> None:
         """Stop the decoding threads and close the cache files."""
-        with self._lock:
+        with self._decoding.lock:
             self._drop_pending()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._decoding.pool is not None:
+            self._decoding.pool.shutdown(wait=True, cancel_futures=True)
+            self._decoding.pool = None
         if self._cache is not None:
             self._cache.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._decoding.pool is not None:
+                self._decoding.pool.shutdown(wait=False, cancel_futures=True)
         except Exception:
             pass
 
     def __repr__(self) -> str:
         return (
-            f"ImageBatches({len(self._paths)} images, {len(self)} batches of {self.batch_size}, "
+            f"ImageBatches({len(self._rows.paths)} images, {len(self)} batches of {self.batch_size}, "
             f"size={self.size}, fit={self.fit!r}, shuffle={self.shuffle}, "
             f"cache={str(self._cache.folder) if self._cache is not None else None})"
         )

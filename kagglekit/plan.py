@@ -297,6 +297,8 @@ def _round_size(x: float, mult: int, lower: int, upper: int) -> int:
 
 @dataclass
 class _Option:
+    """What one backbone can do in a budget: its sizes, epochs, batch and costs, and why."""
+
     backbone: str
     sizes: list[int]
     epochs: int
@@ -308,6 +310,326 @@ class _Option:
     reasons: list[str]
     tta: int
     need_s: float
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a plan is made from, checked: the hardware, the images, the weights and the choices asked (as given)."""
+
+    hw: Hardware
+    stats: ImageStats
+    pretrained: bool
+    weights: str | None  # None: from scratch
+    n_train: int
+    n_valid: int
+    n_test: int
+    views: int  # the most TTA views asked
+    spent_s: float  # already spent of the budget
+    startup: float  # seconds before training this session has not yet spent
+    scale: float  # the cost model's scale
+    measured: float | None  # a measured training cost per image
+    measured_at: int | None
+    sizes: list[int] | None  # asked
+    epochs: int | None  # asked
+    batch_size: int | None  # asked
+    backbone: str | None  # asked
+
+    @property
+    def kind(self) -> str:
+        """Return the hardware's kind: "cpu", "gpu" or "tpu"."""
+        return self.hw.kind
+
+    @property
+    def need(self) -> int:
+        """Return the epochs per size a plan aims for: those asked, else the target."""
+        return self.epochs or TARGET_EPOCHS[self.pretrained]
+
+    def left_s(self, budget: float, reserve_s: float) -> float:
+        """Return the seconds of `budget` left for training once start, prediction and writing are kept back."""
+        return budget - self.spent_s - self.startup - reserve_s
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """Estimated seconds of training a backbone at some sizes, and of what follows the training."""
+
+    fixed: float  # every stage's compiling, caching and frozen stage
+    per_epoch: float  # one epoch over all sizes
+    reserve: float  # prediction with `views` TTA views, and writing
+    views: int
+
+
+def _run_facts(n_train: int, image_stats: ImageStats, hardware: Hardware | None, *, weights: str | None,
+               backbone: str | None, epochs: int | None, sizes: Sequence[int] | int | None, batch_size: int | None,
+               n_valid: int | None, n_test: int, tta: int, seconds_per_image: float | None, measured_at: int | None,
+               spent_s: float, cost_scale: float | None) -> _Run:
+    """Return the facts a plan is made from (see `make_plan`), after checking what was asked (PlanError naming it)."""
+    hw = hardware or Hardware.probe()
+    scale = _cost_scale(cost_scale)
+    pretrained = weights is not None and str(weights).lower() not in ("none", "")
+    n_train = max(1, int(n_train))
+    n_valid = int(round(n_train / 4)) if n_valid is None else int(n_valid)
+    views = max(1, int(tta))
+    startup = max(0.0, STARTUP_S[hw.kind] - float(spent_s))
+    asked_sizes = None if sizes is None else [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
+    if asked_sizes is not None and (not asked_sizes or min(asked_sizes) < 1):
+        raise PlanError(f"sizes={sizes!r} must be one or more positive input sizes, e.g. 64 or [64, 128].")
+    if epochs is not None and int(epochs) < 1:
+        raise PlanError(f"epochs={epochs!r} must be 1 or more; leave it out to plan the epochs from the budget.")
+    return _Run(hw=hw, stats=image_stats, pretrained=pretrained, weights=weights if pretrained else None,
+                n_train=n_train, n_valid=n_valid, n_test=n_test, views=views, spent_s=spent_s, startup=startup,
+                scale=scale, measured=float(seconds_per_image) if seconds_per_image else None,
+                measured_at=measured_at, sizes=asked_sizes, epochs=epochs, batch_size=batch_size, backbone=backbone)
+
+
+def _size_step(name: str) -> int:
+    """Return the multiple `name`'s input sizes are rounded to: 8 for a from-scratch family, else 32."""
+    return 8 if _arch(name).from_scratch else 32
+
+
+def _lowest_size(run: _Run, name: str) -> int:
+    """Return the smallest input size planned for `name`: its own minimum, at least 32 pretrained and 8 from scratch."""
+    return max(_entry(name)[1], 32 if run.pretrained else 8)
+
+
+def _size_ladder(run: _Run, name: str) -> tuple[list[list[int]], list[str]]:
+    """Return (the sizes to try for `name`, largest first, each one list per stage; why, with "{size}" to fill)."""
+    default_size, _min_size, _has_weights = _entry(name)
+    if run.sizes:
+        return [run.sizes], [f"size {' -> '.join(map(str, run.sizes))}: asked"]
+    kind, mult, side, stats = run.kind, _size_step(name), run.stats.median_side, run.stats
+    cap = SIZE_CAP[(run.pretrained, kind)] if _arch(name).from_scratch or not run.pretrained else min(
+        SIZE_CAP[(True, kind)], default_size)
+    cap = max(mult, cap // mult * mult)
+    want = side * (PRETRAINED_UPSCALE if run.pretrained and side * PRETRAINED_UPSCALE < default_size else 1.0)
+    lower = _lowest_size(run, name)
+    natural = _round_size(min(want, default_size if run.pretrained else want), mult, lower, cap)
+    floor = _round_size(min(side, MIN_PHOTO_SIZE), mult, lower, natural)
+    ladder = [[s] for s in range(natural, floor - 1, -mult)] or [[natural]]
+    shape = f"{stats.median_height:.0f}x{stats.median_width:.0f} (median)"
+    if want > side + 1:
+        why = (f"size {{size}}: images are {shape}; pretrained features need some resolution, "
+               f"upscaled {PRETRAINED_UPSCALE:g}x at most")
+    elif side <= natural:
+        why = f"size {{size}}: images are {shape}; not upscaled beyond {natural} (the next multiple of {mult})"
+    else:
+        why = f"size {{size}}: images are {shape}; at most {cap} for {name} on {kind.upper()}, never below {floor}"
+    return ladder, [why]
+
+
+def _cost_factor(run: _Run, name: str, first: list[int]) -> float:
+    """Return what multiplies the cost model's estimates for `name`: a measured cost over the estimate, else the scale."""
+    if run.measured is None:
+        return run.scale
+    at = run.measured_at or first[-1]
+    return run.measured / estimate_seconds_per_image(name, at, run.hw)
+
+
+def _reserve(run: _Run, name: str, size: int, factor: float, budget: float) -> tuple[float, int]:
+    """Return (seconds kept back for prediction and writing, TTA views: the most asked within RESERVE_SHARE, else 1)."""
+    last = estimate_seconds_per_image(name, size, run.hw) * factor * PREDICT_SHARE
+    for views in range(run.views, 0, -1):
+        reserve = (WRITE_S + decode_seconds(run.stats, run.n_test, run.hw)
+                   + last * (run.n_valid * 2 * views + run.n_test * views))
+        if reserve <= RESERVE_SHARE * (budget - run.spent_s):
+            break
+    return reserve, views
+
+
+def _costs(run: _Run, name: str, sizes: list[int], factor: float, budget: float) -> _Costs:
+    """Return the estimated costs of training `name` at `sizes` in `budget`, and of predicting after it."""
+    kind, fixed, per_epoch = run.kind, 0.0, 0.0
+    for s in sizes:
+        spi = estimate_seconds_per_image(name, s, run.hw) * factor
+        fixed += STAGE_S[kind] + decode_seconds(run.stats, run.n_train + run.n_valid, run.hw)
+        if run.pretrained:  # the frozen stage: features once, then the head
+            fixed += STAGE_S[kind] + (run.n_train + run.n_valid) * spi * PREDICT_SHARE
+        per_epoch += run.n_train * spi + run.n_valid * spi * PREDICT_SHARE
+    reserve, views = _reserve(run, name, sizes[-1], factor, budget)
+    return _Costs(fixed=fixed, per_epoch=per_epoch, reserve=reserve, views=views)
+
+
+def _afford(run: _Run, budget: float, cost: _Costs) -> float:
+    """Return the epochs per size `budget` affords at `cost` (FILL of what is left; infinite without a budget)."""
+    return (run.left_s(budget, cost.reserve) * FILL - cost.fixed if budget else math.inf) / cost.per_epoch
+
+
+def _fit_size(run: _Run, name: str, budget: float, ladder: list[list[int]],
+              factor: float) -> tuple[list[int], _Costs, float]:
+    """Return (sizes, their costs, epochs afforded): the largest on `ladder` that affords the epochs wanted, else the smallest."""
+    for sizes in ladder:
+        cost = _costs(run, name, sizes, factor, budget)
+        afford = _afford(run, budget, cost)
+        if afford >= run.need:
+            break
+    return sizes, cost, afford
+
+
+def _progressive(run: _Run, name: str, budget: float, sizes: list[int],
+                 factor: float) -> tuple[list[int], _Costs, float] | None:
+    """Return (half size and size, their costs, epochs afforded) when time allows progressive resizing, else None."""
+    if run.sizes or sizes[0] < 96 or not budget:
+        return None
+    half = [_round_size(sizes[0] / 2, _size_step(name), _lowest_size(run, name), sizes[0]), sizes[0]]
+    cost = _costs(run, name, half, factor, budget)
+    afford = _afford(run, budget, cost)
+    if half[0] < half[1] and afford >= run.need and run.epochs is None:
+        return half, cost, afford
+    return None
+
+
+def _option(run: _Run, name: str, budget: float) -> _Option:
+    """Return what backbone `name` can do in `budget`: its sizes, epochs, batch and costs, and why."""
+    ladder, why = _size_ladder(run, name)
+    factor = _cost_factor(run, name, ladder[0])
+    sizes, cost, afford = _fit_size(run, name, budget, ladder, factor)
+    progressive = _progressive(run, name, budget, sizes, factor)
+    if progressive:
+        sizes, cost, afford = progressive
+        why.append(f"progressive sizes {sizes[0]} -> {sizes[1]}: time allows {TARGET_EPOCHS[run.pretrained]}+ "
+                   f"epochs at each (cheap epochs at half size first)")
+    why = [w.replace("{size}", str(sizes[-1])) for w in why]
+    if not run.sizes and sizes[-1] < ladder[0][-1]:
+        why.append(f"size lowered from {ladder[0][-1]} to {sizes[-1]}: the larger size would not afford "
+                   f"{run.need} epochs")
+    n_ep = int(run.epochs) if run.epochs is not None else int(
+        min(MAX_EPOCHS[run.pretrained], max(1, math.floor(afford))))
+    spi = estimate_seconds_per_image(name, sizes[-1], run.hw) * factor
+    batch, batch_why = (int(run.batch_size), f"batch {run.batch_size}: asked") if run.batch_size else \
+        batch_size_for(name, sizes[-1], run.hw, run.n_train)
+    why += [batch_why, f"speed: ~{spi * 1e3:.2f} ms per training image at {sizes[-1]} px "
+            f"({'measured' if run.measured is not None else 'cost model'}; {run.n_train} train + {run.n_valid} "
+            f"valid images: ~{format_duration(cost.per_epoch)} an epoch)"]
+    need_s = run.spent_s + run.startup + cost.reserve + (cost.fixed + cost.per_epoch) / FILL  # the budget one epoch needs
+    return _Option(backbone=name, sizes=sizes, epochs=n_ep, afford=afford, train_s=cost.fixed + n_ep * cost.per_epoch,
+                   reserve_s=cost.reserve, spi=spi, batch=batch, reasons=why, tta=cost.views, need_s=need_s)
+
+
+def _budget(run: _Run, budget_s: str | float | None, first: str) -> tuple[float, bool, str]:
+    """Return (budget seconds, whether it was given, why): the one asked, else what the epochs asked take with
+    backbone `first` (with room to spare), else the hardware's default."""
+    if budget_s is None and run.epochs is not None:
+        probe = _option(run, first, math.inf)
+        budget = max(DEFAULT_BUDGET_S[run.kind], 1.25 * (run.startup + probe.train_s + probe.reserve_s))
+        return budget, False, f"budget {format_duration(budget)}: no --time given, so {run.epochs} epochs (asked) set it"
+    if budget_s is None:
+        budget = DEFAULT_BUDGET_S[run.kind]
+        return budget, False, (f"budget {format_duration(budget)}: the default first baseline on {run.kind.upper()} "
+                               f"(give --time / time_budget to change it)")
+    budget = parse_duration(budget_s)
+    return budget, True, f"budget {format_duration(budget)}: asked" + (
+        f", {format_duration(run.spent_s)} already spent" if run.spent_s else "")
+
+
+def _options(run: _Run, candidates: list[str], budget: float) -> list[_Option]:
+    """Return the options of the candidate backbones in order, up to the first that affords the epochs wanted."""
+    options = []
+    for name in candidates:
+        options.append(_option(run, name, budget))
+        if options[-1].afford >= run.need:
+            break
+    return options
+
+
+def _choose(run: _Run, options: list[_Option]) -> _Option:
+    """Return the first option that affords the epochs wanted; when none does, the first, unless another affords clearly more."""
+    best = next((o for o in options if o.afford >= run.need), None)
+    if best is None:
+        most = max(options, key=lambda o: o.afford)
+        best = most if most.afford >= 1.5 * options[0].afford else options[0]
+    return best
+
+
+def _budget_for_one_epoch(run: _Run, best: _Option, default: float) -> tuple[float, _Option, str]:
+    """Return (budget seconds, the option in it, why) when the `default` budget does not afford one epoch of `best`."""
+    budget = float(math.ceil(best.need_s / 60) * 60)
+    best = _option(run, best.backbone, budget)
+    return budget, best, (f"budget {format_duration(budget)}: the default {format_duration(default)} on "
+                          f"{run.kind.upper()} does not afford one epoch of {best.backbone} at {best.sizes[-1]} px "
+                          f"on {run.n_train} images (give --time to set it)")
+
+
+def _check_budget(run: _Run, best: _Option, budget: float, given: bool) -> None:
+    """Raise PlanError, naming the budget that would do, when a budget given cannot even start training."""
+    left = run.left_s(budget, best.reserve_s)
+    if not (given and run.spent_s == 0 and (left <= 0 or best.afford < 0)):
+        return
+    what = (f"starting and predicting {run.n_test} test images alone take "
+            f"~{format_duration(run.startup + best.reserve_s)}" if left <= 0 else
+            f"{best.backbone} at {best.sizes[-1]} px cannot even start training on {run.n_train} images (caching, "
+            f"{'frozen stage, ' if run.pretrained else ''}compiling) in what is left")
+    raise PlanError(f"time budget {format_duration(budget)} is too short: {what}; give at least "
+                    f"--time {math.ceil(best.need_s / 60)}m" + (" (or weights none: a from-scratch model is "
+                                                                 "cheaper)" if run.pretrained else "") + ".")
+
+
+def _fact_reasons(run: _Run) -> list[str]:
+    """Return the reasons that state the facts: the hardware, the images and the cost model's scale."""
+    why = [f"hardware: {run.hw.describe()}", f"images: {run.stats.describe()}"]
+    if run.scale != 1.0:
+        why.append(f"cost model scaled {run.scale:g}x (cost_scale / {COST_SCALE_ENV})")
+    return why
+
+
+def _backbone_reason(run: _Run, best: _Option, candidates: list[str], options: list[_Option]) -> str:
+    """Return why the plan's backbone: asked, the first pretrained one that affords the target, or a from-scratch one."""
+    if run.backbone:
+        return f"backbone {best.backbone}: asked"
+    if run.pretrained:
+        return (f"backbone {best.backbone}: pretrained ({run.weights}); "
+                + ("the cheapest with ImageNet weights on CPU" if run.kind == "cpu" else
+                   f"first of {', '.join(candidates)} that affords {TARGET_EPOCHS[True]}+ epochs"))
+    return (f"backbone {best.backbone}: no pretrained weights, so a from-scratch ResNet sized to "
+            f"{run.kind.upper()} (tried {', '.join(o.backbone for o in options)})")
+
+
+def _epochs_reason(run: _Run, best: _Option, budget: float) -> str:
+    """Return why the plan's epochs: asked, one that does not fit, the most worth running, or what the time affords."""
+    left = run.left_s(budget, best.reserve_s)
+    if run.epochs is not None:
+        return f"epochs {best.epochs}: asked" + (
+            f"; they need ~{format_duration(best.train_s)}, more than the budget leaves "
+            f"(~{format_duration(max(0.0, left))}): the deadline will stop early" if best.afford < best.epochs else "")
+    if best.afford < 1:
+        return (f"epochs 1: one epoch needs more than the budget leaves (~{format_duration(max(0.0, left))}); "
+                "the deadline stops inside it; give a longer --time for a full epoch")
+    if best.epochs >= MAX_EPOCHS[run.pretrained] and best.afford > best.epochs:
+        return (f"epochs {best.epochs}: the most worth running {'fine-tuning' if run.pretrained else 'from scratch'}"
+                f"; the data is small, so the run ends early "
+                f"(~{format_duration(run.startup + best.train_s + best.reserve_s)})")
+    return (f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
+            f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
+            f"(the rest absorbs estimate errors)")
+
+
+def _learning_rate(run: _Run, best: _Option) -> tuple[float | None, list[str]]:
+    """Return (peak learning rate, why): one device's times the devices sharing a batch (capped), else (None, [])."""
+    devices, base_lr = max(1, len(run.hw.devices)), BASE_LR if run.pretrained else SCRATCH_LR
+    if devices <= 1 or run.batch_size:
+        return None, []
+    scale = min(devices, MAX_LR_SCALE)
+    lr = base_lr * scale
+    return lr, [f"lr {lr:g}: {devices} devices share each batch of {int(best.batch)} ({int(best.batch) // devices} "
+                f"per device), so the learning rate is {scale}x one device's {base_lr:g} (linear scaling"
+                f"{', capped at ' + str(MAX_LR_SCALE) + 'x' if devices > MAX_LR_SCALE else ''}); --lr sets it"]
+
+
+def _reserve_reason(run: _Run, best: _Option) -> str:
+    """Return why the time kept back for prediction and writing, with the TTA views it allows."""
+    return (f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
+            f"view{'s' if best.tta != 1 else ''} of {run.n_test} test and {run.n_valid} validation images"
+            + (f" ({run.views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < run.views else ""))
+
+
+def _plan(run: _Run, best: _Option, *, budget: float, given: bool, reasons: list[str], lr: float | None) -> Plan:
+    """Return the `Plan` of the chosen option."""
+    return Plan(backbone=best.backbone, weights=run.weights if run.weights is None else str(run.weights),
+                sizes=[int(s) for s in best.sizes], epochs=int(best.epochs), freeze_epochs=1 if run.pretrained else 0,
+                batch_size=int(best.batch), budget_s=float(budget), reserve_s=float(best.reserve_s),
+                train_s=float(best.train_s), seconds_per_image=float(best.spi), hardware=run.hw.describe(),
+                tta=best.tta, spent_s=float(run.spent_s), startup_s=run.startup,
+                valid_s=run.n_valid * best.spi * PREDICT_SHARE + STAGE_S[run.kind] / 2, budget_given=given,
+                reasons=reasons, lr=lr)
 
 
 def make_plan(
@@ -347,190 +669,21 @@ def make_plan(
             twice as slow as the cost model says, 0.5: twice as fast); default ``$KAGGLEKIT_COST_SCALE`` or 1.
             A time-driven run (no explicit epochs) still trains until its deadline: this checks it does.
     """
-    hw = hardware or Hardware.probe()
-    scale = _cost_scale(cost_scale)
-    measured = float(seconds_per_image) if seconds_per_image else None
-    kind = hw.kind
-    pretrained = weights is not None and str(weights).lower() not in ("none", "")
-    weights = weights if pretrained else None
-    n_train = max(1, int(n_train))
-    n_valid = int(round(n_train / 4)) if n_valid is None else int(n_valid)
-    views = max(1, int(tta))
-    startup = max(0.0, STARTUP_S[hw.kind] - float(spent_s))  # time before training this session has not yet spent
-    explicit_sizes = None
-    if sizes is not None:
-        explicit_sizes = [int(s) for s in ([sizes] if isinstance(sizes, (int, float)) else sizes)]
-        if not explicit_sizes or min(explicit_sizes) < 1:
-            raise PlanError(f"sizes={sizes!r} must be one or more positive input sizes, e.g. 64 or [64, 128].")
-    if epochs is not None and int(epochs) < 1:
-        raise PlanError(f"epochs={epochs!r} must be 1 or more; leave it out to plan the epochs from the budget.")
-    reasons = [f"hardware: {hw.describe()}", f"images: {image_stats.describe()}"]
-    if scale != 1.0:
-        reasons.append(f"cost model scaled {scale:g}x (cost_scale / {COST_SCALE_ENV})")
-    if budget_s is None and epochs is not None:
-        budget, given = None, False
-    elif budget_s is None:
-        budget, given = DEFAULT_BUDGET_S[kind], False
-        reasons.append(f"budget {format_duration(budget)}: the default first baseline on {kind.upper()} "
-                       f"(give --time / time_budget to change it)")
-    else:
-        budget, given = parse_duration(budget_s), True
-        reasons.append(f"budget {format_duration(budget)}: asked" + (f", {format_duration(spent_s)} already spent"
-                                                                   if spent_s else ""))
-
-    def option(name: str, budget: float) -> _Option:
-        default_size, min_size, _has_weights = _entry(name)
-        scratch_family = _arch(name).from_scratch
-        mult = 8 if scratch_family else 32
-        why: list[str] = []
-        if explicit_sizes:
-            ladder = [explicit_sizes]
-            why.append(f"size {' -> '.join(map(str, explicit_sizes))}: asked")
-        else:
-            cap = SIZE_CAP[(pretrained, kind)] if scratch_family or not pretrained else min(
-                SIZE_CAP[(True, kind)], default_size)
-            cap = max(mult, cap // mult * mult)
-            side = image_stats.median_side
-            want = side * (PRETRAINED_UPSCALE if pretrained and side * PRETRAINED_UPSCALE < default_size else 1.0)
-            lower = max(min_size, 32 if pretrained else 8)
-            natural = _round_size(min(want, default_size if pretrained else want), mult, lower, cap)
-            floor = _round_size(min(side, MIN_PHOTO_SIZE), mult, lower, natural)
-            ladder = [[s] for s in range(natural, floor - 1, -mult)] or [[natural]]
-            shape = f"{image_stats.median_height:.0f}x{image_stats.median_width:.0f} (median)"
-            if want > side + 1:
-                why.append(f"size {{size}}: images are {shape}; pretrained features need some resolution, "
-                           f"upscaled {PRETRAINED_UPSCALE:g}x at most")
-            elif side <= natural:
-                why.append(f"size {{size}}: images are {shape}; not upscaled beyond {natural} "
-                           f"(the next multiple of {mult})")
-            else:
-                why.append(f"size {{size}}: images are {shape}; at most {cap} for {name} on {kind.upper()}"
-                           f", never below {floor}")
-        factor = scale
-        if measured is not None:
-            at = measured_at or (explicit_sizes or ladder[0])[-1]
-            factor = measured / estimate_seconds_per_image(name, at, hw)
-
-        def costs(sz: list[int]) -> tuple[float, float, float]:
-            """(fixed training seconds, seconds per epoch over all sizes, reserve) with `fit_views` TTA views."""
-            fixed, per_epoch = 0.0, 0.0
-            for s in sz:
-                spi = estimate_seconds_per_image(name, s, hw) * factor
-                fixed += STAGE_S[kind] + decode_seconds(image_stats, n_train + n_valid, hw)
-                if pretrained:  # the frozen stage: features once, then the head
-                    fixed += STAGE_S[kind] + (n_train + n_valid) * spi * PREDICT_SHARE
-                per_epoch += n_train * spi + n_valid * spi * PREDICT_SHARE
-            last = estimate_seconds_per_image(name, sz[-1], hw) * factor * PREDICT_SHARE
-            for v in range(views, 0, -1):  # fewer TTA views when they would eat over RESERVE_SHARE of the budget
-                reserve = (WRITE_S + decode_seconds(image_stats, n_test, hw)
-                           + last * (n_valid * 2 * v + n_test * v))
-                if reserve <= RESERVE_SHARE * (budget - spent_s):
-                    break
-            fit_views[0] = v
-            return fixed, per_epoch, reserve
-
-        fit_views = [views]
-
-        need = epochs or TARGET_EPOCHS[pretrained]
-        chosen = None
-        for sz in ladder:  # the largest size that affords the epochs wanted, else the smallest
-            fixed, per_epoch, reserve = costs(sz)
-            left = (budget - spent_s - startup - reserve) * FILL - fixed if budget else math.inf
-            chosen = (sz, fixed, per_epoch, reserve, left / per_epoch)
-            if chosen[-1] >= need:
-                break
-        sz, fixed, per_epoch, reserve, afford = chosen
-        if not explicit_sizes and sz[0] >= 96 and budget:  # progressive resizing when time allows it
-            half = [_round_size(sz[0] / 2, mult, max(min_size, 32 if pretrained else 8), sz[0]), sz[0]]
-            f2, p2, r2 = costs(half)
-            a2 = ((budget - spent_s - startup - r2) * FILL - f2) / p2
-            if half[0] < half[1] and a2 >= need and epochs is None:
-                why.append(f"progressive sizes {half[0]} -> {half[1]}: time allows {TARGET_EPOCHS[pretrained]}+ "
-                           f"epochs at each (cheap epochs at half size first)")
-                sz, fixed, per_epoch, reserve, afford = half, f2, p2, r2, a2
-        why = [w.replace("{size}", str(sz[-1])) for w in why]
-        if not explicit_sizes and sz[-1] < ladder[0][-1]:
-            why.append(f"size lowered from {ladder[0][-1]} to {sz[-1]}: the larger size would not afford {need} epochs")
-        n_ep = int(epochs) if epochs is not None else int(min(MAX_EPOCHS[pretrained], max(1, math.floor(afford))))
-        spi = estimate_seconds_per_image(name, sz[-1], hw) * factor
-        batch, batch_why = (int(batch_size), f"batch {batch_size}: asked") if batch_size else \
-            batch_size_for(name, sz[-1], hw, n_train)
-        src = "measured" if measured is not None else "cost model"
-        why.append(batch_why)
-        why.append(f"speed: ~{spi * 1e3:.2f} ms per training image at {sz[-1]} px ({src}; "
-                   f"{n_train} train + {n_valid} valid images: ~{format_duration(per_epoch)} an epoch)")
-        costs(sz)  # sets fit_views for the size chosen
-        need_s = spent_s + startup + reserve + (fixed + per_epoch) / FILL  # the budget one epoch needs
-        return _Option(name, sz, n_ep, afford, fixed + n_ep * per_epoch, reserve, spi, batch, why, fit_views[0], need_s)
-
-
-    candidates = [backbone] if backbone else list(CANDIDATES[(pretrained, kind)])
-    if budget is None:  # explicit epochs and no budget: the budget is what they take, with room to spare
-        probe = option(candidates[0], math.inf)
-        budget = max(DEFAULT_BUDGET_S[kind], 1.25 * (startup + probe.train_s + probe.reserve_s))
-        reasons.append(f"budget {format_duration(budget)}: no --time given, so {epochs} epochs (asked) set it")
-    options = []
-    for name in candidates:
-        options.append(option(name, budget))
-        if options[-1].afford >= (epochs or TARGET_EPOCHS[pretrained]):
-            break
-    best = next((o for o in options if o.afford >= (epochs or TARGET_EPOCHS[pretrained])), None)
-    if best is None:  # none affords the target: the first, unless another affords clearly more
-        most = max(options, key=lambda o: o.afford)
-        best = most if most.afford >= 1.5 * options[0].afford else options[0]
+    run = _run_facts(n_train, image_stats, hardware, weights=weights, backbone=backbone, epochs=epochs, sizes=sizes,
+                     batch_size=batch_size, n_valid=n_valid, n_test=n_test, tta=tta,
+                     seconds_per_image=seconds_per_image, measured_at=measured_at, spent_s=spent_s,
+                     cost_scale=cost_scale)
+    candidates = [backbone] if backbone else list(CANDIDATES[(run.pretrained, run.kind)])
+    budget, given, budget_why = _budget(run, budget_s, candidates[0])
+    options = _options(run, candidates, budget)
+    best = _choose(run, options)
     if epochs is None and best.afford < 1 and not given:  # the default budget must afford one epoch
-        default = budget
-        budget = float(math.ceil(best.need_s / 60) * 60)
-        best = option(best.backbone, budget)
-        reasons[-1] = (f"budget {format_duration(budget)}: the default {format_duration(default)} on {kind.upper()} "
-                       f"does not afford one epoch of {best.backbone} at {best.sizes[-1]} px on {n_train} images "
-                       f"(give --time to set it)")
-    left = budget - spent_s - startup - best.reserve_s
-    if given and spent_s == 0 and (left <= 0 or best.afford < 0):
-        what = (f"starting and predicting {n_test} test images alone take ~{format_duration(startup + best.reserve_s)}"
-                if left <= 0 else f"{best.backbone} at {best.sizes[-1]} px cannot even start training on {n_train} "
-                f"images (caching, {'frozen stage, ' if pretrained else ''}compiling) in what is left")
-        raise PlanError(f"time budget {format_duration(budget)} is too short: {what}; give at least "
-                        f"--time {math.ceil(best.need_s / 60)}m" + (" (or weights none: a from-scratch model is "
-                                                                     "cheaper)" if pretrained else "") + ".")
-    if backbone:
-        reasons.append(f"backbone {best.backbone}: asked")
-    elif pretrained:
-        reasons.append(f"backbone {best.backbone}: pretrained ({weights}); "
-                       + ("the cheapest with ImageNet weights on CPU" if kind == "cpu" else
-                          f"first of {', '.join(candidates)} that affords {TARGET_EPOCHS[True]}+ epochs"))
-    else:
-        reasons.append(f"backbone {best.backbone}: no pretrained weights, so a from-scratch ResNet sized to "
-                       f"{kind.upper()} (tried {', '.join(o.backbone for o in options)})")
-    reasons += best.reasons
-    if epochs is not None:
-        reasons.append(f"epochs {best.epochs}: asked" + (
-            f"; they need ~{format_duration(best.train_s)}, more than the budget leaves "
-            f"(~{format_duration(max(0.0, left))}): the deadline will stop early" if best.afford < best.epochs else ""))
-    elif best.afford < 1:
-        reasons.append(f"epochs 1: one epoch needs more than the budget leaves (~{format_duration(max(0.0, left))}); "
-                       "the deadline stops inside it; give a longer --time for a full epoch")
-    elif best.epochs >= MAX_EPOCHS[pretrained] and best.afford > best.epochs:
-        reasons.append(f"epochs {best.epochs}: the most worth running {'fine-tuning' if pretrained else 'from scratch'}"
-                       f"; the data is small, so the run ends early (~{format_duration(startup + best.train_s + best.reserve_s)})")
-    else:
-        reasons.append(f"epochs {best.epochs}{' per size' if len(best.sizes) > 1 else ''}: what "
-                       f"{FILL:.0%} of the ~{format_duration(max(0.0, left))} left for training affords "
-                       f"(the rest absorbs estimate errors)")
-    devices, lr, base_lr = max(1, len(hw.devices)), None, BASE_LR if pretrained else SCRATCH_LR
-    if devices > 1 and not batch_size:  # the planned batch is per device x devices: so is the learning rate
-        scale = min(devices, MAX_LR_SCALE)
-        lr = base_lr * scale
-        reasons.append(f"lr {lr:g}: {devices} devices share each batch of {int(best.batch)} ({int(best.batch) // devices} "
-                       f"per device), so the learning rate is {scale}x one device's {base_lr:g} (linear scaling"
-                       f"{', capped at ' + str(MAX_LR_SCALE) + 'x' if devices > MAX_LR_SCALE else ''}); --lr sets it")
-    reasons.append(f"kept back {format_duration(best.reserve_s)} for prediction and writing: up to {best.tta} TTA "
-                   f"view{'s' if best.tta != 1 else ''} of {n_test} test and {n_valid} validation images"
-                   + (f" ({views} would take over {RESERVE_SHARE:.0%} of the budget)" if best.tta < views else ""))
-    return Plan(best.backbone, weights if weights is None else str(weights), [int(s) for s in best.sizes],
-                int(best.epochs), 1 if pretrained else 0, int(best.batch), float(budget), float(best.reserve_s),
-                float(best.train_s), float(best.spi), hw.describe(), best.tta, float(spent_s), startup,
-                n_valid * best.spi * PREDICT_SHARE + STAGE_S[kind] / 2, given, reasons, lr)
+        budget, best, budget_why = _budget_for_one_epoch(run, best, budget)
+    _check_budget(run, best, budget, given)
+    lr, lr_why = _learning_rate(run, best)
+    reasons = [*_fact_reasons(run), budget_why, _backbone_reason(run, best, candidates, options), *best.reasons,
+               _epochs_reason(run, best, budget), *lr_why, _reserve_reason(run, best)]
+    return _plan(run, best, budget=budget, given=given, reasons=reasons, lr=lr)
 
 
 def __getattr__(name: str) -> Any:

@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,24 @@ def record(state: Any, workdir: Path, row: dict, ledger: str | os.PathLike | boo
     state.put("ledger", str(path))
     state.put("ledgered", [*(state.get("ledgered") or []), run_id])
     return {**added, "path": path}
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the validation score, the submission file and, when submitted, the public score."""
+
+    workdir: Path
+    metric: str
+    valid_score: float
+    submission: Path
+    settings: dict = field(default_factory=dict)
+    public_score: float | None = None
+    seconds: float = 0.0
+    inference: Any = None  # what the run inferred before training (kagglekit.job.Inference)
+    outside_share: float | None = None  # share of `seconds` outside training steps (kagglekit.timeline.outside_share)
+
+    def __str__(self) -> str:
+        lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
+        if self.public_score is not None:
+            lines.append(f"public score: {self.public_score}")
+        return "\n".join(lines)

@@ -137,7 +137,7 @@ def test_demo_is_callable_as_kk_demo_also_once_its_module_is_imported():
     import kagglekit.demo
     from kagglekit.testing import competitions
 
-    assert callable(kk.demo) and kk.demo is kagglekit.demo and kk.demo.DEMO_SETTINGS["backbone"] == "resnet_small"
+    assert kk.demo is kagglekit.demo and callable(kk.demo.demo) and kk.demo.DEMO_SETTINGS["backbone"] == "resnet_small"
     assert competitions.build_digits is kagglekit.demo.build_digits and competitions.digits is kagglekit.demo.digits
 
 

@@ -35,7 +35,7 @@ def emu(emulator, tmp_path, monkeypatch):
     emulator.reject_credentials = False
     emulator.rules_not_accepted = set()
     emulator.drop_after = {}
-    emulator._drops_done = {}
+    emulator.faults.drops_done = {}
     emulator.fail_uploads = False
     emulator.submissions.clear()
     emulator.log.clear()
@@ -176,7 +176,7 @@ def test_interrupted_download_resumes_without_resending_bytes(emu, tmp_path):
     # The new run asks only for the missing bytes. (Before that, the kaggle client follows the
     # fresh download link with a plain GET just to read the headers, then drops it unread.)
     assert last["range"] == f"bytes={cut}-" and last["status"] == 206 and last["bytes"] == size - cut
-    assert file_digest(dest / "digits.zip") == file_digest(emu._archive(emu._competitions["digits"]))
+    assert file_digest(dest / "digits.zip") == file_digest(emu._archive(emu._store.competitions["digits"]))
     assert len(list(comp.train.iterdir())) == 200
 
 

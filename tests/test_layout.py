@@ -419,7 +419,7 @@ def test_natural_key_is_the_one_order_of_names_and_files():
 # ---------------------------------------------------------------------------- detection
 def test_detect_the_three_competition_layouts(digits_competition, dogs_vs_cats_dir, imaterialist_dir):
     layout = L.detect(digits_competition)
-    assert layout.kind == "csv" and "from_csv" in layout.summary and "unlabelled" in layout.summary
+    assert layout.kind == "csv" and "from_csv" in str(layout) and "unlabelled" in str(layout)
     train, test = layout.read()
     answers = pd.read_csv(digits_competition / "train.csv", dtype=str)
     assert train.ids == answers["id"].tolist() and [x[0] for x in train.labels] == answers["label"].tolist()
@@ -452,7 +452,7 @@ def test_detect_kaggle_quirks_and_other_layouts(tmp_path, digit_pngs):
     assert (comp / "train" / "train").is_dir()
     train, test = L.read_competition(comp)
     assert len(train) == 30 and train.classes == ("cat", "dog") and len(test) == 6
-    assert "test1" in L.detect(comp).summary
+    assert "test1" in str(L.detect(comp))
 
     imat = build_competition("imaterialist-fashion", tmp_path / "imat", n_train=20, n_valid=6, n_test=6, size=16, zipped=False)
     (imat / "train" / "7.jpg").unlink()  # a download that failed
@@ -478,7 +478,7 @@ def test_detect_kaggle_quirks_and_other_layouts(tmp_path, digit_pngs):
         _write(generic / "images" / f"{i}.png", b)
     pd.DataFrame({"image_id": ids[:40], "class": labels[:40]}).to_csv(generic / "labels.csv", index=False)
     layout = L.detect(generic)
-    assert layout.kind == "csv" and layout.test is None and "no test images" in layout.summary
+    assert layout.kind == "csv" and layout.test is None and "no test images" in str(layout)
     assert len(layout.read()[0]) == 40
 
     empty = tmp_path / "nothing"

@@ -133,7 +133,7 @@ def test_cache_is_rebuilt_for_a_changed_or_damaged_entry(digits_table, tmp_path)
     os.utime(paths[3], ns=(os.stat(paths[3]).st_atime_ns, os.stat(paths[3]).st_mtime_ns + 10**9))
     # a run killed while writing left garbage in row 5's pixels
     ds = ImageBatches(table, 16, batch_size=16, cache=cache)
-    slot = int(ds._slots[5])
+    slot = int(ds._rows.slots[5])
     with open(ds.cache.pixels_path, "r+b") as fh:
         fh.seek(slot * ds.cache.nbytes)
         fh.write(b"\x7f" * ds.cache.nbytes)
@@ -311,3 +311,38 @@ def test_flip_check_keeps_flips_where_mirrors_keep_the_label_and_drops_them_for_
     unlabelled = flip_check(_photo_crops(100)[0])
     assert unlabelled.flip and "no labels" in unlabelled.reason
     assert flip_check(digits_table) == digits  # seeded: a resumed run judges the same
+
+
+def test_every_epoch_of_fit_serves_its_own_seeded_order_from_its_first_batch(digits_table):
+    """Keras asks for the next epoch's first batch before `on_epoch_begin` (tf.data's prefetch, a new iterator):
+    that batch is already the next epoch's, decoded ahead, and every epoch serves each image once."""
+    import keras
+
+    batches = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=3, cache=None)
+    served: list[np.ndarray] = []
+    batch = batches._batch
+
+    def recording(index):
+        out, rows = batch(index)
+        served.append(rows.copy())
+        return out, rows
+
+    batches._batch = recording
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    source = pipeline.keras_input(batches)
+    served.clear()  # what building the input read (batch 0 for its shapes) is not an epoch's
+    class SlowEpochStart(keras.callbacks.Callback):  # gives tf.data's prefetch thread time to ask for batch 0 first
+        def on_epoch_begin(self, epoch, logs=None):
+            import time
+
+            time.sleep(0.5)
+
+    model.fit(source, epochs=3, verbose=0, shuffle=False, callbacks=[SlowEpochStart(), pipeline.EpochOrder(batches)])
+    rows = np.concatenate(served)
+    n = len(digits_table)
+    assert len(rows) == 3 * n
+    for epoch in range(3):
+        expected = np.random.default_rng([3, epoch]).permutation(n)
+        assert np.array_equal(rows[epoch * n:(epoch + 1) * n], expected), epoch

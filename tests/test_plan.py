@@ -325,6 +325,28 @@ def test_deadline_stops_inside_budget_and_resumes(caplog, tmp_path, clock):
     assert resumed.stopped and ("resumed with" in resumed.stopped or "budget is spent" in resumed.stopped)
 
 
+def test_deadline_resumes_a_state_file_written_before_its_records_and_reads_through_them(tmp_path, clock):
+    from kagglekit.plan import Deadline
+
+    # a deadline.json as the Deadline of the previous release wrote it (the same keys today's writes)
+    old = {"budget_s": 600.0, "spent_s": 250.5, "reserve_s": 40.0, "seconds_per_image": 0.002, "epoch_s": 30.0,
+           "size": 64, "stopped": None, "train_start_s": 12.0, "step_total_s": 200.25, "valid_s": 3.5, "tail_s": 1.25}
+    (tmp_path / "deadline.json").write_text(json.dumps(old))
+    resumed = Deadline.load(tmp_path / "deadline.json", extra_s=9.5)
+    assert resumed.spent_s == 260.0 and resumed.remaining_s == 600.0 - 40.0 - 260.0 and resumed.size == 64
+    clock.now += 10.0  # the budget's clock goes on with the monotonic one
+    assert resumed.spent_s == 270.0 and resumed.budget.spent_s == 270.0
+    assert (resumed.train_start_s, resumed.step_total_s, resumed.valid_s) == (12.0, 200.25, 3.5)
+    # the window runs from the first step (12 s) to the limit (560 s) less the validation and the checkpoint tail
+    assert resumed.fraction == pytest.approx((270.0 - 12.0) / (560.0 - 3.5 - 1.25 - 12.0))
+    resumed.reserve_s = 100.0  # the attributes read and write their records
+    assert resumed.budget.reserve_s == 100.0 and resumed.limit_s == 500.0
+    resumed.save()
+    written = json.loads((tmp_path / "deadline.json").read_text())
+    assert set(written) == set(old) and written["spent_s"] == 270.0 and written["tail_s"] == 1.25
+    assert written["epoch_s"] is None  # not measured in this session: the resumed epoch length only guards its first fit
+
+
 def test_deadline_replans_expected_epochs(clock):
     from kagglekit.plan import Deadline
 

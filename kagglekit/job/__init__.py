@@ -11,7 +11,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,33 +20,13 @@ from ..folds import parse_folds
 from ..io import atomic_write_text, in_kaggle_notebook, working_root
 from ..logs import logger, shown
 from .. import runfolder
+from ..runfolder import RunResult
 from ..runstate import (RunState, TUNED_KEYS, file_hash, files_digest, load_learner, read_saved,
                        read_saved_tables, remove_partial_files, submit_once, table_digest, unchanged)
 from ..table import LabelTable
 from .inferred import Inference, _check_saved, _infer, _read_tables
 from ..settings import check_keywords, check_recipe, check_run_arguments
 from .recipe import DEFAULTS, LAYOUT_KEYS, _layout_settings, load_recipe
-
-@dataclass
-class RunResult:
-    """What a run produced: the validation score, the submission file and, when submitted, the public score."""
-
-    workdir: Path
-    metric: str
-    valid_score: float
-    submission: Path
-    settings: dict = field(default_factory=dict)
-    public_score: float | None = None
-    seconds: float = 0.0
-    inference: Inference | None = None  # what the run inferred before training
-    outside_share: float | None = None  # share of `seconds` outside training steps (kagglekit.timeline.outside_share)
-
-    def __str__(self) -> str:
-        lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
-        if self.public_score is not None:
-            lines.append(f"public score: {self.public_score}")
-        return "\n".join(lines)
-
 
 def run(
     source: str | os.PathLike,

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..errors import ConfigError, LayoutError
 from ..logs import logger
@@ -94,14 +94,6 @@ class Ambiguity:
         return f"{self.fact}: {self.message}; settle it with {self.flag}"
 
 
-class Summary(str):
-    """The summary text of a `Layout`; calling it returns the lines (``layout.summary()``)."""
-
-    def __call__(self) -> list[str]:
-        """Return the summary's lines."""
-        return self.splitlines()
-
-
 @dataclass(frozen=True)
 class Layout:
     """What `detect` found in a competition folder: the readers, the inferred facts (each with its reason) and the ambiguities."""
@@ -183,9 +175,8 @@ class Layout:
                     out.append(name)
         return tuple(out)
 
-    @property
-    def summary(self) -> Summary:
-        """Return the lines a user reads before training (a `Summary`: the text, and its lines when called)."""
+    def summary(self) -> list[str]:
+        """Return the lines a user reads before training (``str(layout)`` is the same text, joined)."""
         lines = [f"{self.directory}: {self.kind} layout", f"  train: {self.train}"]
         if self.valid is not None:
             lines.append(f"  valid: {self.valid}")
@@ -198,10 +189,10 @@ class Layout:
             lines.append(f"  {f.name}: {value} ({f.reason})")
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  AMBIGUOUS {a}" for a in self.ambiguities]
-        return Summary("\n".join(lines))
+        return lines
 
     def __str__(self) -> str:
-        return str(self.summary)
+        return "\n".join(self.summary())
 
     def read(self) -> tuple[LabelTable, LabelTable | None]:
         """Return (train table, test table or None); tables `detect` already read are not read again."""
@@ -357,7 +348,7 @@ def detect(
             rec.add("class_names_file", extra.name, "seen; labels are kept as written in the train labels "
                                                     "(the submission uses them), the file only names them")
     found = _train_reader(directory, rec, notes, sample, multilabel, group_col, id_col, label_col, tag_sep)
-    kind, train, valid, base, shared, train_ids, test_reader = found
+    kind, train, valid, base, shared, train_ids, test_reader = found  # a _TrainSource
     _no_columns_to_name(kind, directory, id_col=id_col, label_col=label_col)
     train_table = train.read()
     rec.add("train_count", len(train_table), f"rows read by {train.function}")
@@ -380,13 +371,13 @@ def detect(
                 what = "one image" if test_path.suffix.lower() in IMAGE_EXTENSIONS else f"a {test_path.suffix or 'suffix-less'} file"
                 raise LayoutError(f"test={str(test)!r} is {what}, not a folder of test images or a CSV of test ids; name "
                                   "the folder holding the test images (or a .csv listing their ids) with --test PATH.")
-            images = shared or [f for f in (base / "test", base / "test_images", base / "images") if f.is_dir()]
+            images = list(shared) or [f for f in (base / "test", base / "test_images", base / "images") if f.is_dir()]
             test_reader = Reader("from_ids", {"csv": test_path, "images": [str(f) for f in images], "ids": "name" if keep_ext else "stem"})
         else:
             raise LayoutError(f"test={str(test)!r}: no such folder or CSV in {directory}. Name the test image folder or a CSV of test ids.")
         where = Guess([test_path.name + ("/" if test_path.is_dir() else "")], "set by test=")
     elif test_reader is None:
-        function, kwargs, where = find_test(directory, base, sample, Guess(keep_ext, ""), shared)
+        function, kwargs, where = find_test(directory, base, sample, Guess(keep_ext, ""), list(shared))
         test_reader = Reader(function, kwargs) if function else None
     else:
         where = Guess([test_reader.kwargs.get("json_path", test_reader.kwargs.get("csv", "")).name], "listed there")
@@ -403,7 +394,8 @@ def detect(
             notes.append(f"{sample.path.name} lists {len(sample.ids)} ids, the test images are {len(test_table)}; "
                          f"{missing} sample ids are not among the test ids")
     _positive(rec, train_table, sample, positive)
-    layout = Layout(directory, kind, train, test_reader, valid, tuple(notes), tuple(rec.facts), tuple(rec.ambiguities))
+    layout = Layout(directory, kind, train, test=test_reader, valid=valid, notes=tuple(notes), facts=tuple(rec.facts),
+                    ambiguities=tuple(rec.ambiguities))
     layout._tables.update(train=train_table, test=test_table)
     for line in layout.summary():
         logger.debug(line)
@@ -430,9 +422,21 @@ def _positive(rec: _Record, table: LabelTable, sample: Sample | None, positive: 
     rec.guess("positive", guess, "positive", guess.reason)
 
 
+class _TrainSource(NamedTuple):
+    """What reading the train side found: the layout kind, its readers, and what finding the test images needs."""
+
+    kind: str  # "imaterialist-json" | "csv" | "pixel-csv" | "class-folders" | "filenames"
+    train: Reader
+    valid: Reader | None = None  # the competition's own validation set (iMaterialist's validation.json)
+    base: Path | None = None  # the folder the train files sit in
+    shared: Sequence[Path] = ()  # image folders train and test share (a CSV layout's one images/ folder)
+    train_ids: Sequence[str] = ()  # the train ids, to tell the test ids apart in a shared folder
+    test: Reader | None = None  # the test reader when the train side settles it (test.json, test.csv pixels)
+
+
 def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sample | None, multilabel: bool | None,
                   group_col: str | None, id_col: str | None, label_col: str | None, tag_sep: str | None = None):
-    """Return (kind, train Reader, valid Reader or None, base folder, shared image folders, train ids, test Reader or None)."""
+    """Return the `_TrainSource`: the layout kind, the train (and shipped validation) Reader, and what the test side needs."""
     # 1. iMaterialist JSON.
     train_json = directory / "train.json"
     if train_json.is_file():
@@ -451,7 +455,7 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
         rec.add("reader", "from_imaterialist_json", f"{train_json.name} holds images and annotations")
         rec.add("multilabel", True, "iMaterialist annotations list several label ids per image")
         rec.add("label_columns", ("labelId",), "the annotations' labelId lists")
-        return "imaterialist-json", train, valid, directory, [], [], test
+        return _TrainSource("imaterialist-json", train, valid=valid, base=directory, test=test)
 
     # 2. A label CSV beside an image folder.
     for base in _bases(directory):
@@ -482,14 +486,14 @@ def _train_reader(directory: Path, rec: _Record, notes: list[str], sample: Sampl
                 rec.add("reader", "from_folders", f"{where}/ holds {len(classes)} folders of images and no loose images")
                 rec.add("multilabel", False, "class folders: one folder, so one label, per image")
                 rec.add("label_columns", (), "labels are the class folder names (kept whole, spaces included)")
-                return "class-folders", Reader("from_folders", kwargs), None, base, [], [], None
+                return _TrainSource("class-folders", Reader("from_folders", kwargs), base=base)
             pattern = _filename_pattern(folder) if loose else None
             if pattern is not None:
                 notes.append(f"labels taken from file names by {pattern!r}")
                 rec.add("reader", "from_filenames", f"the file names in {where}/ start with a label ({pattern!r})")
                 rec.add("multilabel", False, "one label per file name")
                 rec.add("label_columns", (), "labels are taken from the file names")
-                return "filenames", Reader("from_filenames", {"folder": folder, "pattern": pattern}), None, base, [], [], None
+                return _TrainSource("filenames", Reader("from_filenames", {"folder": folder, "pattern": pattern}), base=base)
 
     zips = sorted(p.name for p in directory.glob("*.zip"))
     unpack = f" The zips {', '.join(zips)} are not unpacked; unpack them first (kagglekit.sources.fetch does)." if zips else ""
@@ -519,43 +523,14 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     """Return `_train_reader`'s tuple for a label CSV (pixel CSV included)."""
     frame = read_label_frame(csv)
     if _pixel_columns(frame.columns):
-        test_csv = base / "test.csv"
-        test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
-        notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
-        rec.add("reader", "from_pixel_csv", f"{csv.name} has pixel0, pixel1, ... columns")
-        rec.add("multilabel", False, "a pixel CSV has one label per row")
-        rec.add("label_columns", ("label",), "the pixel CSV's label column")
-        return "pixel-csv", Reader("from_pixel_csv", {"csv": csv}), None, base, [], [], test
+        return _pixel_csv_reader(base, csv, rec, notes)
     candidates = [csv.stem, *_TRAIN_DIRS]
     folders = [_unwrap(base / c) for c in dict.fromkeys(candidates)]
     folders = [f for f in folders if f.is_dir() and _image_count(f, 1)]
     if not folders:
-        zips = [z.name for z in base.glob("*.zip")]
-        classed = [f for f in (_unwrap(base / c) for c in dict.fromkeys(candidates)) if f.is_dir() and _class_dirs(f)]
-        if classed:
-            where, names = classed[0].relative_to(directory), sorted(_class_dirs(classed[0]), key=natural_key)
-            raise LayoutError(
-                f"{csv.name} was found in {base}, but {where}/ holds class folders ({', '.join(names[:4])}"
-                f"{', ...' if len(names) > 4 else ''}), not the images a label CSV names. If the class folders are the "
-                f"labels, move {csv.name} out of the folder (or give a recipe: [layout] reader = \"from_folders\", "
-                f"args = {{ root = \"{where}\" }}, test = \"TEST FOLDER\"); if {csv.name} holds them, name the image "
-                f"folder: kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>).")
-        raise LayoutError(
-            f"{csv.name} was found in {base} but no image folder beside it "
-            f"(looked for {', '.join(c + '/' for c in dict.fromkeys(candidates))})"
-            + (f"; unpack {', '.join(zips)} first" if zips else "")
-            + f". Call kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>)."
-        )
+        _no_image_folder(directory, base, csv, candidates)
     columns = list(frame.columns)
-    for key, value in (("id_col", id_col), ("label_col", label_col), ("group_col", group_col)):
-        if value is not None and value not in columns:
-            raise LayoutError(f"{key}={value!r} is not a column of {csv.name} (columns: {', '.join(columns[:12])}).")
-    roles = [(k, v) for k, v in (("id_col", id_col), ("label_col", label_col), ("group_col", group_col)) if v is not None]
-    for i, (key, value) in enumerate(roles):
-        for other, same in roles[i + 1:]:
-            if same == value:
-                raise LayoutError(f"{key} and {other} both name column {value!r} of {csv.name}; each names its own "
-                                  f"column (columns: {', '.join(columns[:12])}).")
+    _check_roles(csv, columns, id_col=id_col, label_col=label_col, group_col=group_col)
     keyed = [(f, file_keys([f])) for f in folders]
     if id_col is None:
         head = frame.head(500)
@@ -568,24 +543,10 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
                               "Pass id_col=... (detect(..., id_col=) or the recipe's id_col).")
     else:
         folder, keys = max(keyed, key=lambda fk: frame[id_col].str.strip().isin(fk[1]).mean())
-        values = frame[id_col].str.strip()
-        stems = values.head(500).str.replace(r"\.[A-Za-z0-9]{2,5}$", "", regex=True)  # another extension: the reader says
-        if not values.head(500).isin(keys).any() and not stems.isin(keys).any():
-            guess = choose_id_column(frame, keys, f"{folder.name}/", exclude=[c for c in (label_col, group_col) if c])
-            hint = (f" (column {guess.value!r} does)" if guess.value is not None and guess.sure and guess.value != id_col
-                    else "")
-            raise LayoutError(f"id_col={id_col!r}: none of its values ({', '.join(map(repr, values.head(3)))}, ...) names "
-                              f"an image in {folder.relative_to(directory)}/{hint}; name the column of {csv.name} that "
-                              "holds the image ids with --id-col (recipe: id_col).")
+        _check_id_column(directory, csv, frame, folder, keys, id_col, [c for c in (label_col, group_col) if c])
         rec.add("id_column", id_col, "set by id_col=")
     rest = [c for c in columns if c != id_col]
-    if group_col is None:
-        named = _find_column([c for c in rest if c != label_col], GROUP_NAMES)
-        if named is not None and frame[named].nunique() < len(frame):
-            group_col = named
-            rec.add("group_column", named, f"column {named!r} has a usual group name and repeats ({frame[named].nunique()} groups)")
-    else:
-        rec.add("group_column", group_col, "set by group_col=")
+    group_col = _group_column(rec, frame, [c for c in rest if c != label_col], group_col)
     rest = [c for c in rest if c != group_col]
     kwargs: dict = {"csv": csv, "images": folder, "id_col": id_col}
     wide: list[str] = []
@@ -624,7 +585,77 @@ def _csv_reader(directory: Path, base: Path, csv: Path, rec: _Record, notes: lis
     rec.add("reader", "from_csv", f"{csv.relative_to(directory)} names images in {folder.relative_to(directory)}/")
     shared = [folder] if folder.name in ("images", "imgs", "jpg", "jpgs", "all") else []
     train_ids = frame[id_col].str.strip().tolist()
-    return "csv", Reader("from_csv", kwargs), None, base, shared, train_ids, None
+    return _TrainSource("csv", Reader("from_csv", kwargs), base=base, shared=shared, train_ids=train_ids)
+
+
+def _no_image_folder(directory: Path, base: Path, csv: Path, candidates: list[str]) -> None:
+    """Raise `LayoutError` for a label CSV with no image folder beside it (naming class folders, when that is what is there)."""
+    zips = [z.name for z in base.glob("*.zip")]
+    classed = [f for f in (_unwrap(base / c) for c in dict.fromkeys(candidates)) if f.is_dir() and _class_dirs(f)]
+    if classed:
+        where, names = classed[0].relative_to(directory), sorted(_class_dirs(classed[0]), key=natural_key)
+        raise LayoutError(
+            f"{csv.name} was found in {base}, but {where}/ holds class folders ({', '.join(names[:4])}"
+            f"{', ...' if len(names) > 4 else ''}), not the images a label CSV names. If the class folders are the "
+            f"labels, move {csv.name} out of the folder (or give a recipe: [layout] reader = \"from_folders\", "
+            f"args = {{ root = \"{where}\" }}, test = \"TEST FOLDER\"); if {csv.name} holds them, name the image "
+            f"folder: kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>).")
+    raise LayoutError(
+        f"{csv.name} was found in {base} but no image folder beside it "
+        f"(looked for {', '.join(c + '/' for c in dict.fromkeys(candidates))})"
+        + (f"; unpack {', '.join(zips)} first" if zips else "")
+        + f". Call kagglekit.layout.from_csv({str(csv)!r}, images=<image folder>)."
+    )
+
+
+def _check_roles(csv: Path, columns: list[str], **given: str | None) -> None:
+    """Raise `LayoutError` when a column named for id_col / label_col / group_col is missing, or two name one column."""
+    for key, value in given.items():
+        if value is not None and value not in columns:
+            raise LayoutError(f"{key}={value!r} is not a column of {csv.name} (columns: {', '.join(columns[:12])}).")
+    roles = [(k, v) for k, v in given.items() if v is not None]
+    for i, (key, value) in enumerate(roles):
+        for other, same in roles[i + 1:]:
+            if same == value:
+                raise LayoutError(f"{key} and {other} both name column {value!r} of {csv.name}; each names its own "
+                                  f"column (columns: {', '.join(columns[:12])}).")
+
+
+def _check_id_column(directory: Path, csv: Path, frame: Any, folder: Path, keys: set, id_col: str,
+                     others: list[str]) -> None:
+    """Raise `LayoutError` when none of the given id column's values names an image (naming the column that does)."""
+    values = frame[id_col].str.strip()
+    stems = values.head(500).str.replace(r"\.[A-Za-z0-9]{2,5}$", "", regex=True)  # another extension: the reader says
+    if values.head(500).isin(keys).any() or stems.isin(keys).any():
+        return
+    guess = choose_id_column(frame, keys, f"{folder.name}/", exclude=others)
+    hint = f" (column {guess.value!r} does)" if guess.value is not None and guess.sure and guess.value != id_col else ""
+    raise LayoutError(f"id_col={id_col!r}: none of its values ({', '.join(map(repr, values.head(3)))}, ...) names "
+                      f"an image in {folder.relative_to(directory)}/{hint}; name the column of {csv.name} that "
+                      "holds the image ids with --id-col (recipe: id_col).")
+
+
+def _pixel_csv_reader(base: Path, csv: Path, rec: _Record, notes: list[str]):
+    """Return `_train_reader`'s tuple for a CSV of pixels (and `test.csv` beside it as the test set, when there)."""
+    test_csv = base / "test.csv"
+    test = Reader("from_pixel_csv", {"csv": test_csv}) if test_csv.is_file() else None
+    notes.append("images stored as pixels in CSVs; written once as PNGs beside them")
+    rec.add("reader", "from_pixel_csv", f"{csv.name} has pixel0, pixel1, ... columns")
+    rec.add("multilabel", False, "a pixel CSV has one label per row")
+    rec.add("label_columns", ("label",), "the pixel CSV's label column")
+    return _TrainSource("pixel-csv", Reader("from_pixel_csv", {"csv": csv}), base=base, test=test)
+
+
+def _group_column(rec: _Record, frame: Any, candidates: list[str], given: str | None) -> str | None:
+    """Return the group column: `given`, else one of `candidates` with a usual group name whose values repeat (said)."""
+    if given is not None:
+        rec.add("group_column", given, "set by group_col=")
+        return given
+    named = _find_column(candidates, GROUP_NAMES)
+    if named is not None and frame[named].nunique() < len(frame):
+        rec.add("group_column", named, f"column {named!r} has a usual group name and repeats ({frame[named].nunique()} groups)")
+        return named
+    return None
 
 
 def _tag_separator(rec: _Record, notes: list[str], name: str, column: str, cells: Sequence[str], given: str | None) -> str:

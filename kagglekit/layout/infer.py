@@ -77,8 +77,8 @@ def label_kind(cells: Sequence[str], sep: str = " ", sample_cells: Sequence[str]
             return Guess(False, reason + "; the sample submission holds one whole label per row")
         if any(sep in c for c in sample):
             return Guess(True, f"the sample submission's labels hold {sep!r}-separated tags ({_quote(sorted(set(sample)), 1)}), "
-                               f"and too few rows to tell from the cells", sure=False)
-    return Guess(False, reason + f"; too few rows to be sure", sure=False)
+                               "and too few rows to tell from the cells", sure=False)
+    return Guess(False, reason + "; too few rows to be sure", sure=False)
 
 
 def wide_kind(rows_on: Sequence[int]) -> Guess:

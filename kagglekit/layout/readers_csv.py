@@ -116,6 +116,48 @@ def wide_label_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]
     return list(columns)
 
 
+def _wide_labels(csv: Path, frame: pd.DataFrame, ids: list[str], columns: list[str], multilabel: bool | None
+                 ) -> tuple[list[tuple[str, ...]], bool]:
+    """Return (each row's labels, multilabel) of the wide 0/1 `columns`: the kind inferred when not given, and said.
+
+    Raises LayoutError naming the rows without exactly one 1 when the table is single-label.
+    """
+    values = frame[columns].apply(lambda s: s.str.strip().map(lambda v: v in ("1", "1.0"))).to_numpy()
+    labels = [tuple(c for c, on in zip(columns, row) if on) for row in values]
+    if multilabel is None:
+        guess = wide_kind([len(x) for x in labels])
+        multilabel = bool(guess.value)
+        logger.info("%s: %s-label (%s)", csv.name, "multi" if multilabel else "single", guess.reason)
+    if not multilabel:
+        bad = [i for i, x in zip(ids, labels) if len(x) != 1]
+        if bad:
+            raise LayoutError(f"{len(bad)} rows of {csv} do not have exactly one 1 in {list_offenders(columns, 6)}: "
+                              f"{list_offenders(bad)}. Pass multilabel=True to read them as multi-label.")
+    return labels, multilabel
+
+
+def _cell_labels(csv: Path, frame: pd.DataFrame, ids: list[str], label_col: str, sep: str, multilabel: bool | None
+                 ) -> tuple[list[tuple[str, ...]], bool]:
+    """Return (each row's labels, multilabel) of column `label_col` (labels split by `sep` when multi-label).
+
+    The kind is inferred when not given, and said; raises LayoutError naming the rows whose label is missing.
+    """
+    cells = frame[label_col].str.strip()
+    if multilabel is None:
+        guess = label_kind(cells.tolist(), sep)
+        multilabel = bool(guess.value)
+        level = logger.info if guess.sure else logger.warning
+        level("%s: %s-label (%s)%s", csv.name, "multi" if multilabel else "single", guess.reason,
+              "" if guess.sure else "; pass multilabel=True/False to settle it")
+    if multilabel:
+        labels = [tuple(x.strip() for x in (c.split(sep) if sep else [c]) if x.strip()) for c in cells]
+        _refuse_missing(csv, label_col, [(i, t) for i, row in zip(ids, labels) for t in row if t in MISSING_TEXT])
+    else:
+        _refuse_missing(csv, label_col, [(i, c) for i, c in zip(ids, cells) if c == "" or c in MISSING_TEXT])
+        labels = [(c,) for c in cells]
+    return labels, multilabel
+
+
 def from_csv(
     csv: str | os.PathLike,
     images: str | os.PathLike | None = None,
@@ -192,32 +234,10 @@ def from_csv(
         raise LayoutError(f"{csv} has a header but no rows. Check the file.")
     ids = frame[id_col].str.strip().tolist()
     if wide_columns:
-        values = frame[wide_columns].apply(lambda s: s.str.strip().map(lambda v: v in ("1", "1.0"))).to_numpy()
-        labels = [tuple(c for c, on in zip(wide_columns, row) if on) for row in values]
+        labels, multilabel = _wide_labels(csv, frame, ids, wide_columns, multilabel)
         classes = list(classes) if classes is not None else wide_columns
-        if multilabel is None:
-            guess = wide_kind([len(x) for x in labels])
-            multilabel = bool(guess.value)
-            logger.info("%s: %s-label (%s)", csv.name, "multi" if multilabel else "single", guess.reason)
-        if not multilabel:
-            bad = [i for i, x in zip(ids, labels) if len(x) != 1]
-            if bad:
-                raise LayoutError(f"{len(bad)} rows of {csv} do not have exactly one 1 in {list_offenders(wide_columns, 6)}: "
-                                  f"{list_offenders(bad)}. Pass multilabel=True to read them as multi-label.")
     else:
-        cells = frame[label_col].str.strip()
-        if multilabel is None:
-            guess = label_kind(cells.tolist(), sep)
-            multilabel = bool(guess.value)
-            level = logger.info if guess.sure else logger.warning
-            level("%s: %s-label (%s)%s", csv.name, "multi" if multilabel else "single", guess.reason,
-                  "" if guess.sure else "; pass multilabel=True/False to settle it")
-        if multilabel:
-            labels = [tuple(x.strip() for x in (c.split(sep) if sep else [c]) if x.strip()) for c in cells]
-            _refuse_missing(csv, label_col, [(i, t) for i, row in zip(ids, labels) for t in row if t in MISSING_TEXT])
-        else:
-            _refuse_missing(csv, label_col, [(i, c) for i, c in zip(ids, cells) if c == "" or c in MISSING_TEXT])
-            labels = [(c,) for c in cells]
+        labels, multilabel = _cell_labels(csv, frame, ids, label_col, sep, multilabel)
     paths, kept = _resolve_paths(ids, folder.absolute(), ext, missing, f"{csv.name}")
     groups = [frame[group_col].str.strip().tolist()[i] for i in kept] if group_col else None
     table = LabelTable.from_records(

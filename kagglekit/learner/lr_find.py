@@ -106,7 +106,8 @@ def lr_find(
             bb.backbone_of(model).trainable = False
     saved = model.get_weights()
     entry_size = size if size is not None else (bb.get(backbone).default_size if isinstance(data, LabelTable) else None)
-    train = _Data(data, entry_size, batch_size, True, 0, target_kind, 1, n_classes=len(classes))
+    train = _Data(data, entry_size, batch_size=batch_size, shuffle=True, seed=0, targets=target_kind, replicas=1,
+                  n_classes=len(classes))
     sweep = _LRSweep(start, end, steps, rows, batch_size)
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=start), loss=loss)
     epochs = max(1, math.ceil(steps / train.steps))  # one fit: Keras stops after the batch that sets stop_training

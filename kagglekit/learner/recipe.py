@@ -118,32 +118,46 @@ def class_weights(class_weight: str | dict | None, classes: Sequence[str], multi
 
 # ---------------------------------------------------------------- running the stages
 @dataclasses.dataclass
-class _Stages:
-    """What every stage of one :func:`fine_tune` call shares: the model, the run's files, data and settings."""
+class _Feed:
+    """The stages' data: the training and validation sources, and how they are served (batch, devices, targets)."""
 
-    model: keras.Model
-    run: _Run
-    backbone: str
     train: Any
     valid: Any
     n_classes: int
     target_kind: str
+    batch: int
+    replicas: int
+    seed: int
+    fit: str
+
+    def at(self, size: Any, index: int) -> tuple[_Data, _Data | None]:
+        """Return (training, validation) data at `size` for stage `index` (its training order seeded by the index)."""
+        served = dict(batch_size=self.batch, targets=self.target_kind, replicas=self.replicas, fit=self.fit,
+                      n_classes=self.n_classes)
+        train = _Data(self.train, size, shuffle=True, seed=self.seed + index, **served)
+        val = _Data(self.valid, size, shuffle=False, seed=self.seed, **served) if self.valid is not None else None
+        return train, val
+
+
+@dataclasses.dataclass
+class _Fitting:
+    """How the stages train: the loss and metrics, class weights, the optimizer and its schedule."""
+
     loss: keras.losses.Loss
     metrics: list
     class_weight: dict | None
-    batch: int
-    replicas: int
     optimizer: str
     schedule: str
     cycle_len: float
     cycle_mult: float
     weight_decay: float
-    seed: int
-    fit: str
-    verbose: int | str
-    callbacks: Sequence[keras.callbacks.Callback]
-    head_on_features: bool
-    clock: Any = None  # time-driven stages: a Deadline (or a replay's StepClock) giving the fraction spent
+
+
+@dataclasses.dataclass
+class _Timing:
+    """Time-driven stages' clock: a Deadline (or a replay's StepClock) giving the fraction spent; all None otherwise."""
+
+    clock: Any = None
     ends: list | None = None  # per stage: the fraction of the training time it ends at (None: counted in epochs)
     validated: list | None = None  # a replay: per stage, the (1-based) epochs the original validated after
 
@@ -152,28 +166,37 @@ class _Stages:
         end = self.ends[index] if self.ends else None
         return end is not None and self.clock.fraction >= end - 1e-9
 
+
+@dataclasses.dataclass
+class _Stages:
+    """What every stage of one :func:`fine_tune` call shares: the model, the run's files, data, training and timing."""
+
+    model: keras.Model
+    run: _Run
+    backbone: str
+    feed: _Feed
+    fitting: _Fitting
+    timing: _Timing
+    verbose: int | str
+    callbacks: Sequence[keras.callbacks.Callback]
+    head_on_features: bool
+
     def data(self, index: int) -> tuple[_Data, _Data | None]:
         """Return (training, validation) data at stage `index`'s size."""
-        size = self.run.plan[index]["size"]
-        train = _Data(self.train, size, self.batch, True, self.seed + index, self.target_kind, self.replicas,
-                      self.fit, self.n_classes)
-        val = _Data(self.valid, size, self.batch, False, self.seed, self.target_kind, self.replicas, self.fit,
-                    self.n_classes) if self.valid is not None else None
-        return train, val
+        return self.feed.at(self.run.plan[index]["size"], index)
 
     def compile(self, index: int, steps_per_epoch: int) -> None:
         """Freeze or thaw the backbone for stage `index`, then compile with its per-group rates and schedule."""
-        stage = self.run.plan[index]
+        stage, f = self.run.plan[index], self.fitting
         bb.backbone_of(self.model).trainable = stage["stage"] != "frozen"
         mults = group_multipliers(self.model, stage["mult"], self.backbone)
         if stage.get("timed"):  # the rate follows the clock (TimeDriven sets it before every step)
-            sched = budget_lr(self.clock.fraction, stage["lr"])
+            sched = budget_lr(self.timing.clock.fraction, stage["lr"])
         else:
-            sched = make_schedule(self.schedule, stage["lr"], steps_per_epoch, stage["epochs"], self.cycle_len,
-                                  self.cycle_mult)
-        self.model.compile(optimizer=make_optimizer(self.optimizer, sched, mults, self.weight_decay), loss=self.loss,
-                           metrics=[m.__class__.from_config(m.get_config()) for m in self.metrics],
-                           jit_compile=jit_compile_setting(self.replicas))
+            sched = make_schedule(f.schedule, stage["lr"], steps_per_epoch, stage["epochs"], f.cycle_len, f.cycle_mult)
+        self.model.compile(optimizer=make_optimizer(f.optimizer, sched, mults, f.weight_decay), loss=f.loss,
+                           metrics=[m.__class__.from_config(m.get_config()) for m in f.metrics],
+                           jit_compile=jit_compile_setting(self.feed.replicas))
 
 
 def _announce(message: str) -> None:
@@ -193,14 +216,14 @@ def _announce(message: str) -> None:
 
 
 def _timing(plan: list[dict], callbacks: Sequence[Any], replay: dict | None, size_shares: Sequence[float] | None,
-            rows: list[dict]) -> tuple[Any, list | None, list | None]:
-    """Return (clock, stage ends, validated epochs per stage) for time-driven stages; (None, None, None) when there are none.
+            rows: list[dict]) -> _Timing:
+    """Return the clock, stage ends and validated epochs per stage of time-driven stages (all None when there are none).
 
     The clock is a callback with a ``fraction`` (a kagglekit `Deadline`) or, replaying an earlier run
     (`replay`: `replay_record`'s dict), a `StepClock` over its steps (the steps already in `rows` done).
     """
     if not any(st.get("timed") for st in plan):
-        return None, None, None
+        return _Timing()
     if replay is not None:
         steps = [int(n) if st.get("timed") else 0 for st, n in zip(plan, replay["steps"])]
         if len(replay["steps"]) != len(plan):
@@ -208,13 +231,13 @@ def _timing(plan: list[dict], callbacks: Sequence[Any], replay: dict | None, siz
                               "replay it with the same sizes and weights.")
         clock = StepClock(steps, done=sum(int(r.get("steps") or 0) for r in rows if plan[r["stage_index"]].get("timed")))
         ends = [e if st.get("timed") else None for st, e in zip(plan, clock.ends())]
-        return clock, ends, replay.get("validated")
+        return _Timing(clock=clock, ends=ends, validated=replay.get("validated"))
     clock = next((cb for cb in callbacks if hasattr(cb, "fraction")), None)
     if clock is None:
         raise ConfigError("epochs=None trains until a deadline: pass a kagglekit Deadline in callbacks "
                           "(kagglekit.plan.Plan.deadline()), replay=..., or give epochs.")
     clock.whole_epochs = False  # time-driven: it stops between steps, never before an epoch
-    return clock, stage_ends(plan, size_shares), None
+    return _Timing(clock=clock, ends=stage_ends(plan, size_shares))
 
 
 def _out_of_time(callbacks: Sequence[Any]) -> bool:
@@ -231,7 +254,7 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
     if initial_epoch > 0:
         s.run.restore_optimizer(s.model)
     if (s.head_on_features and stage["stage"] == "frozen" and initial_epoch == 0
-            and _can_fit_head_on_features(s.model, train.steps * s.batch, s.replicas)):
+            and _can_fit_head_on_features(s.model, train.steps * s.feed.batch, s.feed.replicas)):
         _run_head_stage(s, index, train, val)
     else:
         _fit_stage(s, index, train, val, initial_epoch)
@@ -240,24 +263,24 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
 
 def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_epoch: int) -> None:
     """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoint per epoch)."""
-    stage = s.run.plan[index]
-    timed = [TimeDriven(s.clock, stage["lr"], s.ends[index])] if stage.get("timed") else []
+    stage, t = s.run.plan[index], s.timing
+    timed = [TimeDriven(t.clock, stage["lr"], t.ends[index])] if stage.get("timed") else []
     fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
-                      class_weight=s.class_weight,
+                      class_weight=s.fitting.class_weight,
                       callbacks=[*train.callbacks, _Recorder(s.run, index), *timed, *s.callbacks])
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
         if timed:
-            fit_kwargs["validation_freq"] = Cadence(timed[0], s.validated[index] if s.validated else None)
+            fit_kwargs["validation_freq"] = Cadence(timed[0], t.validated[index] if t.validated else None)
     if s.verbose:
-        length = (f"until {s.ends[index]:.0%} of the training {'steps' if isinstance(s.clock, StepClock) else 'time'}"
+        length = (f"until {t.ends[index]:.0%} of the training {'steps' if isinstance(t.clock, StepClock) else 'time'}"
                   if timed else f"{stage['epochs']} epochs")
         _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} {stage['stage']} at size {stage['size']}, "
                   f"{length}, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
     if train.feed is not None:  # already shuffled per epoch by its seed
         s.model.fit(train.feed, shuffle=False, **fit_kwargs)
     else:
-        s.model.fit(train.x, train.y, batch_size=s.batch, shuffle=True, **fit_kwargs)
+        s.model.fit(train.x, train.y, batch_size=s.feed.batch, shuffle=True, **fit_kwargs)
 
 
 def _run_head_stage(s: _Stages, index: int, train: _Data, val: _Data | None) -> None:
@@ -268,8 +291,9 @@ def _run_head_stage(s: _Stages, index: int, train: _Data, val: _Data | None) -> 
     last = stage["epochs"] - 1
     hooks.on_train_begin()
     hooks.on_epoch_begin(last)
-    logs, head_epochs = _fit_head_on_features(s.model, train, val, stage, s.loss, s.metrics, s.class_weight,
-                                              s.weight_decay, s.seed + index)
+    f = s.fitting
+    logs, head_epochs = _fit_head_on_features(s.model, train, val, stage, f.loss, f.metrics, f.class_weight,
+                                              f.weight_decay, s.feed.seed + index)
     if s.verbose:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
         _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} frozen at size {stage['size']}: head trained "
@@ -289,6 +313,71 @@ def _build(entry: bb.Backbone, n_classes: int, multilabel: bool, weights: Any, d
         return bb.build_model(entry, n_classes, multilabel, weights, dropout=dropout, augment=augment)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _judged_flip(flip: bool | None, augment: bool | keras.layers.Layer, train: Any, *, seed: int,
+                 verbose: int | str) -> bool | None:
+    """Return `flip`, or (None, with the default augmentation) whether `train`'s images allow flips, said once."""
+    if flip is None and augment is True:  # judged from the images, said once
+        check = flip_check(train, seed=seed)
+        flip = check.flip
+        (_announce if verbose else logger.info)(f"kagglekit: augmentation: {check.reason}")
+    return flip
+
+
+def _open_run(args: dict, plan: list[dict], *, name: str, workdir: str | os.PathLike | None, monitor: str,
+              resume: bool) -> _Run:
+    """Return the run's files in `workdir` (default: named by `name` and a fingerprint of `args`), resumed if asked."""
+    fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    workdir = Path(workdir) if workdir is not None else Path("kagglekit-runs") / f"{name}-{fingerprint}"
+    run = _Run(workdir, fingerprint, plan, monitor, "min" if "loss" in monitor else "max")
+    if resume:
+        run.load_state()
+    return run
+
+
+def _settings(args: dict, *, entry: bb.Backbone, run: _Run, policy: str | None, distribution: str,
+              flip: bool | None) -> dict:
+    """Return the Learner's settings: the recipe `args`, and how predict prepares images as training did."""
+    return {"backbone": entry.name, "weights": args["weights"], "sizes": args["sizes"],
+            "preprocess": entry.preprocess, "policy": policy, "workdir": str(run.workdir),
+            "recipe": args, "fingerprint": run.fingerprint, "distribution": distribution,
+            "fit": args["fit"],  # how images were brought to size: predict prepares them the same way
+            **({"tta_flip": bool(flip)} if flip is not None else {})}  # TTA flips only where training flipped
+
+
+def _replica_batch(batch_size: int, replicas: int) -> int:
+    """Return `batch_size` rounded up to a multiple of `replicas` (every device gets an equal share)."""
+    if replicas > 1 and batch_size % replicas:
+        return (batch_size // replicas + 1) * replicas
+    return batch_size
+
+
+def _run_stages(stages: _Stages) -> None:
+    """Run the stages from where the run left off, past those whose time is spent, while training time is left."""
+    plan = stages.run.plan
+    start_stage, start_epoch = stages.run.resume(stages.model)
+    for index in range(start_stage, len(plan)):
+        if stages.timing.over(index):
+            continue
+        if _out_of_time(stages.callbacks):  # e.g. a kagglekit Deadline: the frozen head stage has no per-step hooks
+            logger.info(f"stage {index + 1}/{len(plan)} ({plan[index]['stage']} at size {plan[index]['size']}) "
+                        f"and the rest skipped: no training time left")
+            break
+        _run_stage(stages, index, start_epoch if index == start_stage else 0)
+
+
+def _learner(model: keras.Model, run: _Run, best: dict | None, *, data: LabelTable | tuple, classes: Sequence[str],
+             multilabel: bool, settings: dict) -> Learner:
+    """Return the Learner of the trained `model` at the size it ended on (the `best` epoch's, when restored)."""
+    final_size = run.plan[-1]["size"]
+    if best is not None:
+        final_size = best["size"]
+        settings["best"] = best
+    bb.backbone_of(model).trainable = True
+    if final_size is None and not isinstance(data, LabelTable):
+        final_size = tuple(np.asarray(data[0]).shape[1:3])
+    return Learner(model, classes, multilabel, final_size, settings, pd.DataFrame(run.rows))
 
 
 # ---------------------------------------------------------------- the recipe
@@ -371,7 +460,7 @@ def fine_tune(
             for `freeze_epochs` epochs (also used with several devices, or when the
             features would not fit in HEAD_FEATURE_BYTES).
     """
-    # 1. plan: the data, the stages, the run's identity
+    # 1. check the arguments against the data; plan the stages
     classes, multilabel, n_rows, data_digest = describe_data(data)
     entry = bb.get(backbone)
     sizes = _sizes(sizes, entry, data)
@@ -383,10 +472,9 @@ def fine_tune(
         monitor = ("val_loss" if multilabel else "val_accuracy") if valid_src is not None else "loss"
     loss, metrics, target_kind = loss_and_metrics(multilabel, label_smoothing)
     cw = class_weights(class_weight, classes, multilabel, train_src)
-    if flip is None and augment is True:  # judged from the images, said once
-        check = flip_check(train_src, seed=seed)
-        flip = check.flip
-        (_announce if verbose else logger.info)(f"kagglekit: augmentation: {check.reason}")
+    flip = _judged_flip(flip, augment, train_src, seed=seed, verbose=verbose)
+
+    # 2. the run: its identity (the arguments and the data), its files, its clock
     args = {"backbone": entry.name, "sizes": [list(s) if isinstance(s, tuple) else s for s in sizes],
             "weights": str(weights), "valid": valid if isinstance(valid, float) else type(valid).__name__,
             "epochs": epochs, "freeze_epochs": freeze_epochs, "lr": lr, "lr_mult": list(lr_mult),
@@ -395,51 +483,25 @@ def fine_tune(
             "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "flip": flip, "seed": seed,
             "head_on_features": bool(head_on_features), "fit": fit, **({"replay": replay} if replay else {}),
             "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
-    fingerprint = hashlib.md5(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    workdir = Path(workdir) if workdir is not None else Path("kagglekit-runs") / f"{entry.name}-{fingerprint}"
-    run = _Run(workdir, fingerprint, plan, monitor, "min" if "loss" in monitor else "max")
-    if resume:
-        run.load_state()
-    clock, ends, validated = _timing(plan, callbacks, replay, size_shares, run.rows)
+    run = _open_run(args, plan, name=entry.name, workdir=workdir, monitor=monitor, resume=resume)
+    timing = _timing(plan, callbacks, replay, size_shares, run.rows)
 
-    # 2. devices, precision, the model (weights from the checkpoint when resuming)
+    # 3. devices, precision, the model (on resume the checkpoint overwrites all weights: no pretrained ones fetched)
     strategy = _Strategy(distribute)
     policy = precision_policy(mixed_precision)
     keras.utils.set_random_seed(seed)
     augment_layer = default_augmentation(flip is not False) if augment is True else (augment or None)
-    settings = {"backbone": entry.name, "weights": str(weights), "sizes": args["sizes"],
-                "preprocess": entry.preprocess, "policy": policy, "workdir": str(workdir),
-                "recipe": args, "fingerprint": fingerprint, "distribution": strategy.kind,
-                "fit": fit,  # how images were brought to size: predict prepares them the same way
-                **({"tta_flip": bool(flip)} if flip is not None else {})}  # TTA flips only where training flipped
-    batch = batch_size
-    if strategy.replicas > 1 and batch % strategy.replicas:
-        batch = (batch // strategy.replicas + 1) * strategy.replicas
+    settings = _settings(args, entry=entry, run=run, policy=policy, distribution=strategy.kind, flip=flip)
     with strategy.scope():
-        # On resume the checkpoint overwrites all weights: skip fetching pretrained ones.
         model = _build(entry, len(classes), multilabel, None if run.state else weights, dropout, augment_layer, policy)
-        start_stage, start_epoch = run.resume(model)
 
-        # 3. run each stage
-        stages = _Stages(model, run, entry.name, train_src, valid_src, len(classes), target_kind, loss, metrics, cw,
-                         batch, strategy.replicas, optimizer, schedule, cycle_len, cycle_mult, weight_decay, seed,
-                         fit, verbose, callbacks, head_on_features, clock, ends, validated)
-        for index in range(start_stage, len(plan)):
-            if stages.over(index):
-                continue
-            if _out_of_time(callbacks):  # e.g. a kagglekit Deadline: the frozen head stage has no per-step hooks
-                logger.info(f"stage {index + 1}/{len(plan)} ({plan[index]['stage']} at size {plan[index]['size']}) "
-                            f"and the rest skipped: no training time left")
-                break
-            _run_stage(stages, index, start_epoch if index == start_stage else 0)
-
-        # 4. end on the best epoch
-        final_size = plan[-1]["size"]
+        # 4. the stages (their data, training and timing): resume, run each, then end on the best epoch
+        feed = _Feed(train=train_src, valid=valid_src, n_classes=len(classes), target_kind=target_kind, seed=seed,
+                     batch=_replica_batch(batch_size, strategy.replicas), replicas=strategy.replicas, fit=fit)
+        fitting = _Fitting(loss=loss, metrics=metrics, class_weight=cw, optimizer=optimizer, schedule=schedule,
+                           cycle_len=cycle_len, cycle_mult=cycle_mult, weight_decay=weight_decay)
+        stages = _Stages(model=model, run=run, backbone=entry.name, feed=feed, fitting=fitting, timing=timing,
+                         verbose=verbose, callbacks=callbacks, head_on_features=head_on_features)
+        _run_stages(stages)
         best = run.restore_best(model) if restore_best else None
-        if best is not None:
-            final_size = best["size"]
-            settings["best"] = best
-    bb.backbone_of(model).trainable = True
-    if final_size is None and not isinstance(data, LabelTable):
-        final_size = tuple(np.asarray(data[0]).shape[1:3])
-    return Learner(model, classes, multilabel, final_size, settings, pd.DataFrame(run.rows))
+    return _learner(model, run, best, data=data, classes=classes, multilabel=multilabel, settings=settings)

@@ -40,7 +40,6 @@ import base64
 import contextlib
 import email.utils
 import hashlib
-import io
 import json
 import math
 import os
@@ -58,79 +57,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from .emulator_scoring import score_submission
 from .kaggle_kernels import METHODS as KERNEL_METHODS, OUTPUTS_PREFIX, ApiError as _ApiError, KernelsEmulation
 
 SERVICE = "competitions.CompetitionApiService"
 FILES_PREFIX = "/_emulator/files/"
 ARCHIVES_PREFIX = "/_emulator/archives/"
 UPLOADS_PREFIX = "/_emulator/uploads/"
-
-
-# --------------------------------------------------------------------------- scoring
-def _read_table(data: bytes, name: str):
-    import pandas as pd
-
-    if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            csvs = [n for n in zf.namelist() if n.lower().endswith(".csv")]
-            if len(csvs) != 1:
-                raise ValueError(f"the zip must hold exactly one .csv file, it holds {len(csvs)}")
-            data = zf.read(csvs[0])
-    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-
-
-def score_submission(solution_csv: str | os.PathLike, data: bytes, name: str = "submission.csv") -> tuple[float, float]:
-    """Return (public, private) scores of a submission against a solution CSV.
-
-    Metric by the shape of the answers: space-separated label ids -> mean F2 per
-    row; 0/1 answers with probability predictions -> log loss (clipped); otherwise
-    accuracy. Public = first half of the rows, private = the rest (all when tiny).
-    Raises ValueError naming what is wrong with the submission.
-    """
-    import numpy as np
-    import pandas as pd
-
-    solution = pd.read_csv(solution_csv, dtype=str, keep_default_na=False)
-    sub = _read_table(data, name)
-    id_col, target = solution.columns[0], solution.columns[1]
-    if list(sub.columns) != list(solution.columns):
-        raise ValueError(f"expected columns {list(solution.columns)}, got {list(sub.columns)}")
-    if sub[id_col].duplicated().any():
-        raise ValueError(f"duplicate ids in column {id_col!r}")
-    merged = solution.merge(sub, on=id_col, how="left", suffixes=("", "_pred"), indicator=True)
-    missing = merged.loc[merged["_merge"] != "both", id_col]
-    if len(missing):
-        raise ValueError(f"{len(missing)} ids missing from the submission, e.g. {list(missing[:3])}")
-    if len(sub) != len(solution):
-        raise ValueError(f"expected {len(solution)} rows, got {len(sub)}")
-    truth, pred = merged[target].astype(str), merged[f"{target}_pred"].astype(str)
-
-    multilabel = truth.str.contains(" ").any() or pred.str.contains(" ").any() or "label_id" in target
-    if multilabel:
-        def f2(t: str, p: str) -> float:
-            ts, ps = set(t.split()), set(p.split())
-            if not ts and not ps:
-                return 1.0
-            return 5 * len(ts & ps) / (4 * len(ts) + len(ps))  # F2 = 5 tp / (5 tp + 4 fn + fp)
-
-        per_row = np.array([f2(t, p) for t, p in zip(truth, pred)])
-    else:
-        t_num = pd.to_numeric(truth, errors="coerce")
-        p_num = pd.to_numeric(pred, errors="coerce")
-        binary = t_num.notna().all() and set(t_num.unique()) <= {0.0, 1.0}
-        probabilities = p_num.notna().all() and ((p_num % 1) != 0).any() and p_num.between(0, 1).all()
-        if binary and probabilities:
-            p = np.clip(p_num.to_numpy(float), 1e-15, 1 - 1e-15)
-            y = t_num.to_numpy(float)
-            per_row = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-        elif t_num.notna().all() and p_num.notna().all():
-            per_row = (t_num.to_numpy(float) == p_num.to_numpy(float)).astype(float)
-        else:
-            per_row = (truth.to_numpy() == pred.to_numpy()).astype(float)
-    half = max(1, len(per_row) // 2)
-    public = float(per_row[:half].mean())
-    private = float(per_row[half:].mean()) if len(per_row) > half else public
-    return public, private
 
 
 # --------------------------------------------------------------------------- state
@@ -164,6 +97,51 @@ class _Submission:
     polls_left: int = 0
 
 
+@dataclass
+class _Faults:
+    """The failures a `KaggleEmulator` injects (see the module docstring); change them at any time."""
+
+    reject_credentials: bool = False  # 401 everywhere
+    rules_not_accepted: set[str] = field(default_factory=set)  # slugs answered 403 on download
+    drop_after: dict[str, int] = field(default_factory=dict)  # file name -> bytes sent before the connection is cut
+    drop_times: int = 1  # how many times each file in drop_after is cut
+    fail_uploads: bool = False  # the upload PUT answers 500
+    drops_done: dict[str, int] = field(default_factory=dict)  # file name -> times cut so far
+
+
+class _Fault:
+    """A `KaggleEmulator` attribute kept in its `faults` record: reading and setting it reads and sets the field."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, emu: "KaggleEmulator | None", owner: type | None = None):
+        return self if emu is None else getattr(emu.faults, self.name)
+
+    def __set__(self, emu: "KaggleEmulator", value) -> None:
+        setattr(emu.faults, self.name, value)
+
+
+@dataclass
+class _Store:
+    """What the emulator serves and holds: competitions, pending uploads, the scratch folder, the lock over them."""
+
+    tmp: tempfile.TemporaryDirectory
+    competitions: dict[str, _Competition] = field(default_factory=dict)
+    uploads: dict[str, dict] = field(default_factory=dict)  # upload token -> {"slug", "fileName", "data"}
+    next_ref: int = 1000  # the last submission ref given
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Serving:
+    """The HTTP server: the port asked for (0: any free one) and, while running, the server and its thread."""
+
+    port: int = 0
+    server: ThreadingHTTPServer | None = None
+    thread: threading.Thread | None = None
+
+
 def _http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
@@ -186,25 +164,21 @@ class KaggleEmulator:
         self.token = "KGAT_" + secrets.token_hex(16)  # for KAGGLE_API_TOKEN clients
         self.daily_limit = daily_limit
         self.pending_polls = pending_polls
-        self.host, self._port = host, port
-        self.reject_credentials = False
-        self.rules_not_accepted: set[str] = set()
-        self.drop_after: dict[str, int] = {}
-        self.drop_times = 1
-        self.fail_uploads = False
+        self.host = host
+        self.faults = _Faults()
         self.log: list[dict] = []
         self.submissions: dict[str, list[_Submission]] = {}
-        self._competitions: dict[str, _Competition] = {}
-        self._uploads: dict[str, dict] = {}
-        self._drops_done: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="kaggle-emulator-")
-        self._next_ref = 1000
+        self._store = _Store(tempfile.TemporaryDirectory(prefix="kaggle-emulator-"))
+        self._serving = _Serving(port)
         self.kernels = KernelsEmulation(self)
         for slug, folder in (competitions or {}).items():
             self.add_competition(slug, folder)
+
+    reject_credentials = _Fault()  # the failures injected, kept in `faults`: set them at any time
+    rules_not_accepted = _Fault()
+    drop_after = _Fault()
+    drop_times = _Fault()
+    fail_uploads = _Fault()
 
     # ------------------------------------------------------------------ setup
     def add_competition(self, slug: str, folder: str | os.PathLike, solution: str | os.PathLike | None = None) -> None:
@@ -215,14 +189,14 @@ class KaggleEmulator:
         if solution is None:
             guess = folder.parent / f"{folder.name}.solution.csv"
             solution = guess if guess.exists() else None
-        self._competitions[slug] = _Competition(slug, folder, Path(solution) if solution else None)
+        self._store.competitions[slug] = _Competition(slug, folder, Path(solution) if solution else None)
 
     @property
     def port(self) -> int:
         """Return the port the emulator listens on."""
-        if self._server is None:
+        if self._serving.server is None:
             raise RuntimeError("the emulator is not running; use it as a context manager or call start()")
-        return self._server.server_address[1]
+        return self._serving.server.server_address[1]
 
     @property
     def proxy_url(self) -> str:
@@ -232,24 +206,25 @@ class KaggleEmulator:
     def start(self) -> "KaggleEmulator":
         """Return self after starting the server thread."""
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = _Server((self.host, self._port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="kaggle-emulator", daemon=True)
-        self._thread.start()
+        serving = self._serving
+        serving.server = _Server((self.host, serving.port), handler)
+        serving.thread = threading.Thread(target=serving.server.serve_forever, name="kaggle-emulator", daemon=True)
+        serving.thread.start()
         return self
 
     def stop(self) -> None:
         """Stop the server."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._serving.server is not None:
+            self._serving.server.shutdown()
+            self._serving.server.server_close()
+            self._serving.server = None
 
     def __enter__(self) -> "KaggleEmulator":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        self._tmp.cleanup()
+        self._store.tmp.cleanup()
 
     def write_credentials(self, config_dir: str | os.PathLike, mode: int = 0o600) -> Path:
         """Return the path of a kaggle.json holding this emulator's credentials (mode 600)."""
@@ -318,15 +293,15 @@ class KaggleEmulator:
 
     # ------------------------------------------------------------------ internals
     def _competition(self, slug: str) -> _Competition:
-        comp = self._competitions.get(slug)
+        comp = self._store.competitions.get(slug)
         if comp is None:
             raise _ApiError(404, f"Competition '{slug}' not found")
         return comp
 
     def _archive(self, comp: _Competition) -> Path:
-        with self._lock:
+        with self._store.lock:
             if comp.archive is None or not comp.archive.exists():
-                out = Path(self._tmp.name) / f"{comp.slug}.zip"
+                out = Path(self._store.tmp.name) / f"{comp.slug}.zip"
                 with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
                     for path in comp.files():
                         zf.write(path, comp.name_of(path))
@@ -380,90 +355,116 @@ class KaggleEmulator:
             return {"active": True, "username": self.username} if ok else {"active": False}
         if not authorized:
             raise _ApiError(401, "Unauthenticated: invalid API credentials")
-        slug = body.get("competitionName", "")
-        if method == "ListCompetitions":
-            search = body.get("search", "")
-            comps = [self._competition_json(c) for s, c in sorted(self._competitions.items()) if search in s]
-            return {"competitions": comps}
-        if method == "GetCompetition":
-            return self._competition_json(self._competition(slug))
-        if method == "ListDataFiles":
-            comp = self._competition(slug)
-            files = comp.files()
-            size = int(body.get("pageSize") or 20)
-            start = int(body.get("pageToken") or 0)
-            page = files[start : start + size]
-            out = {
-                "files": [
-                    {
-                        "ref": comp.name_of(p),
-                        "name": comp.name_of(p),
-                        "totalBytes": p.stat().st_size,
-                        "creationDate": datetime.fromtimestamp(p.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                        "url": f"https://www.kaggle.com/competitions/{slug}/data?select={urllib.parse.quote(comp.name_of(p))}",
-                    }
-                    for p in page
-                ]
-            }
-            if start + size < len(files):
-                out["nextPageToken"] = str(start + size)
-            return out
-        if method in ("DownloadDataFiles", "DownloadDataFile"):
-            comp = self._competition(slug)
-            if slug in self.rules_not_accepted:
-                raise _ApiError(403, "You must accept this competition's rules before you'll be able to download files.")
-            if method == "DownloadDataFiles":
-                self._archive(comp)
-                raise _Redirect(f"http://localhost{ARCHIVES_PREFIX}{urllib.parse.quote(slug)}.zip")
-            name = body.get("fileName", "")
-            target = (comp.folder / name).resolve()
-            if comp.folder not in target.parents or not target.is_file():
-                raise _ApiError(404, f"File '{name}' not found in competition '{slug}'")
-            raise _Redirect(f"http://localhost{FILES_PREFIX}{urllib.parse.quote(slug)}/{urllib.parse.quote(name)}")
-        if method == "StartSubmissionUpload":
-            self._competition(slug)
-            token = secrets.token_hex(12)
-            self._uploads[token] = {"slug": slug, "fileName": body.get("fileName", "submission.csv"), "data": None}
-            return {"token": token, "createUrl": f"http://localhost{UPLOADS_PREFIX}{token}"}
-        if method == "CreateSubmission":
-            comp = self._competition(slug)
-            upload = self._uploads.get(body.get("blobFileTokens", ""))
-            if upload is None or upload["data"] is None or upload["slug"] != slug:
-                raise _ApiError(400, "No uploaded file for this submission token")
-            if len(self._today(slug)) >= self.daily_limit:
-                raise _ApiError(400, f"Submission not allowed: your team has used its daily submission allowance ({self.daily_limit}) today.")
-            with self._lock:
-                self._next_ref += 1
-                ref = self._next_ref
-            sub = _Submission(ref, slug, upload["fileName"], body.get("submissionDescription", ""), datetime.now(timezone.utc), len(upload["data"]), polls_left=self.pending_polls)
-            try:
-                if comp.solution is None:
-                    raise ValueError("this competition has no solution file to score against")
-                sub.public, sub.private = score_submission(comp.solution, upload["data"], upload["fileName"])
-            except Exception as e:  # a bad submission is an ERROR status, as on Kaggle
-                sub.error = f"Submission scoring failed: {e}"
-            self.submissions.setdefault(slug, []).insert(0, sub)
-            return {"message": "Successfully submitted to " + slug, "ref": ref}
-        if method == "GetSubmissionLimits":
-            self._competition(slug)
-            n = len(self._today(slug))
-            return {"numToday": n, "numTotal": len(self.submissions.get(slug, [])), "numAllowedNow": max(0, self.daily_limit - n)}
-        if method == "ListSubmissions":
-            self._competition(slug)
-            out = []
-            for s in self.submissions.get(slug, []):
-                if s.polls_left > 0:
-                    s.polls_left -= 1
-                elif s.status == "PENDING":
-                    s.status = "ERROR" if s.error else "COMPLETE"
-                out.append(self._submission_json(s))
-            return {"submissions": out}
-        if method == "GetSubmission":
-            for s in self.submissions.get(slug, []) if slug else [x for v in self.submissions.values() for x in v]:
-                if s.ref == int(body.get("ref", -1)):
-                    return self._submission_json(s)
-            raise _ApiError(404, "Submission not found")
-        raise _ApiError(404, f"The emulator does not implement {method}")
+        answer = {
+            "ListCompetitions": self._list_competitions,
+            "GetCompetition": lambda slug, body: self._competition_json(self._competition(slug)),
+            "ListDataFiles": self._list_data_files,
+            "DownloadDataFiles": self._download_data_files,
+            "DownloadDataFile": self._download_data_file,
+            "StartSubmissionUpload": self._start_submission_upload,
+            "CreateSubmission": self._create_submission,
+            "GetSubmissionLimits": self._submission_limits,
+            "ListSubmissions": self._list_submissions,
+            "GetSubmission": self._get_submission,
+        }.get(method)
+        if answer is None:
+            raise _ApiError(404, f"The emulator does not implement {method}")
+        return answer(body.get("competitionName", ""), body)
+
+    # ------------------------------------------------------------------ API methods: (slug, body) -> answer
+    def _list_competitions(self, slug: str, body: dict) -> dict:
+        search = body.get("search", "")
+        return {"competitions": [self._competition_json(c) for s, c in sorted(self._store.competitions.items())
+                                 if search in s]}
+
+    def _list_data_files(self, slug: str, body: dict) -> dict:
+        comp = self._competition(slug)
+        files = comp.files()
+        size = int(body.get("pageSize") or 20)
+        start = int(body.get("pageToken") or 0)
+        page = files[start : start + size]
+        out = {
+            "files": [
+                {
+                    "ref": comp.name_of(p),
+                    "name": comp.name_of(p),
+                    "totalBytes": p.stat().st_size,
+                    "creationDate": datetime.fromtimestamp(p.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "url": f"https://www.kaggle.com/competitions/{slug}/data?select={urllib.parse.quote(comp.name_of(p))}",
+                }
+                for p in page
+            ]
+        }
+        if start + size < len(files):
+            out["nextPageToken"] = str(start + size)
+        return out
+
+    def _downloadable(self, slug: str) -> _Competition:
+        comp = self._competition(slug)
+        if slug in self.rules_not_accepted:
+            raise _ApiError(403, "You must accept this competition's rules before you'll be able to download files.")
+        return comp
+
+    def _download_data_files(self, slug: str, body: dict) -> dict:
+        self._archive(self._downloadable(slug))
+        raise _Redirect(f"http://localhost{ARCHIVES_PREFIX}{urllib.parse.quote(slug)}.zip")
+
+    def _download_data_file(self, slug: str, body: dict) -> dict:
+        comp = self._downloadable(slug)
+        name = body.get("fileName", "")
+        target = (comp.folder / name).resolve()
+        if comp.folder not in target.parents or not target.is_file():
+            raise _ApiError(404, f"File '{name}' not found in competition '{slug}'")
+        raise _Redirect(f"http://localhost{FILES_PREFIX}{urllib.parse.quote(slug)}/{urllib.parse.quote(name)}")
+
+    def _start_submission_upload(self, slug: str, body: dict) -> dict:
+        self._competition(slug)
+        token = secrets.token_hex(12)
+        self._store.uploads[token] = {"slug": slug, "fileName": body.get("fileName", "submission.csv"), "data": None}
+        return {"token": token, "createUrl": f"http://localhost{UPLOADS_PREFIX}{token}"}
+
+    def _create_submission(self, slug: str, body: dict) -> dict:
+        comp = self._competition(slug)
+        upload = self._store.uploads.get(body.get("blobFileTokens", ""))
+        if upload is None or upload["data"] is None or upload["slug"] != slug:
+            raise _ApiError(400, "No uploaded file for this submission token")
+        if len(self._today(slug)) >= self.daily_limit:
+            raise _ApiError(400, f"Submission not allowed: your team has used its daily submission allowance ({self.daily_limit}) today.")
+        with self._store.lock:
+            self._store.next_ref += 1
+            ref = self._store.next_ref
+        sub = _Submission(ref, slug, upload["fileName"], body.get("submissionDescription", ""), datetime.now(timezone.utc),
+                          len(upload["data"]), polls_left=self.pending_polls)
+        try:
+            if comp.solution is None:
+                raise ValueError("this competition has no solution file to score against")
+            sub.public, sub.private = score_submission(comp.solution, upload["data"], upload["fileName"])
+        except Exception as e:  # a bad submission is an ERROR status, as on Kaggle
+            sub.error = f"Submission scoring failed: {e}"
+        self.submissions.setdefault(slug, []).insert(0, sub)
+        return {"message": "Successfully submitted to " + slug, "ref": ref}
+
+    def _submission_limits(self, slug: str, body: dict) -> dict:
+        self._competition(slug)
+        n = len(self._today(slug))
+        return {"numToday": n, "numTotal": len(self.submissions.get(slug, [])), "numAllowedNow": max(0, self.daily_limit - n)}
+
+    def _list_submissions(self, slug: str, body: dict) -> dict:
+        self._competition(slug)
+        out = []
+        for s in self.submissions.get(slug, []):
+            if s.polls_left > 0:
+                s.polls_left -= 1
+            elif s.status == "PENDING":
+                s.status = "ERROR" if s.error else "COMPLETE"
+            out.append(self._submission_json(s))
+        return {"submissions": out}
+
+    def _get_submission(self, slug: str, body: dict) -> dict:
+        for s in self.submissions.get(slug, []) if slug else [x for v in self.submissions.values() for x in v]:
+            if s.ref == int(body.get("ref", -1)):
+                return self._submission_json(s)
+        raise _ApiError(404, "Submission not found")
 
 
 class _Server(ThreadingHTTPServer):
@@ -535,7 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _log(self, status: int, entry: dict | None = None) -> None:
         rec = {"method": self.command, "path": self._path(), "status": status, "bytes": 0, "time": time.time()}
         rec.update(entry or {})
-        with self.emulator._lock:
+        with self.emulator._store.lock:
             self.emulator.log.append(rec)
 
     def _json(self, status: int, obj: dict, entry: dict | None = None) -> None:
@@ -571,7 +572,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith(UPLOADS_PREFIX):
             return self._json(404, {"code": 404, "message": "not found"})
         token = path[len(UPLOADS_PREFIX):]
-        upload = self.emulator._uploads.get(token)
+        upload = self.emulator._store.uploads.get(token)
         entry = {"upload": token, "bytes_received": len(data)}
         if upload is None:
             return self._json(404, {"code": 404, "message": "upload expired"}, entry)
@@ -647,10 +648,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return self._log(status, entry)
         cut = None
-        with emu._lock:
-            limit = emu.drop_after.get(name)
-            if limit is not None and emu._drops_done.get(name, 0) < emu.drop_times and start < limit < size:
-                emu._drops_done[name] = emu._drops_done.get(name, 0) + 1
+        with emu._store.lock:
+            faults = emu.faults
+            limit = faults.drop_after.get(name)
+            if limit is not None and faults.drops_done.get(name, 0) < faults.drop_times and start < limit < size:
+                faults.drops_done[name] = faults.drops_done.get(name, 0) + 1
                 cut = limit - start
         if cut is not None:
             self.wfile.write(body[:cut])

@@ -136,13 +136,13 @@ class KernelsEmulation:
 
     def _StartBlobUpload(self, body: dict) -> dict:
         token = secrets.token_hex(12)
-        self.emu._uploads[token] = {"slug": None, "fileName": body.get("name", "file"), "data": None}
+        self.emu._store.uploads[token] = {"slug": None, "fileName": body.get("name", "file"), "data": None}
         return {"token": token, "createUrl": f"http://localhost{UPLOADS_PREFIX}{token}"}
 
     def _uploaded_files(self, files: list[dict]) -> dict[str, bytes]:
         out = {}
         for f in files or []:
-            upload = self.emu._uploads.get(f.get("token", ""))
+            upload = self.emu._store.uploads.get(f.get("token", ""))
             if upload is None or upload["data"] is None:
                 raise ApiError(400, f"No uploaded file for blob token {f.get('token')!r}")
             out[upload["fileName"]] = upload["data"]
@@ -189,7 +189,7 @@ class KernelsEmulation:
                 return {"error": f"Notebook is not valid: {e}"}
         ref = f"{owner}/{slug}"
         invalid = {
-            "invalidCompetitionSources": [c for c in body.get("competitionDataSources", []) if c not in self.emu._competitions],
+            "invalidCompetitionSources": [c for c in body.get("competitionDataSources", []) if c not in self.emu._store.competitions],
             "invalidDatasetSources": [d for d in body.get("datasetDataSources", []) if d not in self.datasets],
             "invalidModelSources": [m for m in body.get("modelDataSources", []) if m not in self.models],
         }
@@ -255,7 +255,7 @@ class KernelsEmulation:
         versions = self.kernels.get(f"{owner}/{slug}") or []
         if not number.isdigit() or not 1 <= int(number) <= len(versions) or name not in versions[int(number) - 1].outputs:
             raise ApiError(404, f"no output {rest}")
-        tmp = Path(self.emu._tmp.name) / "outputs" / owner / slug / number / name
+        tmp = Path(self.emu._store.tmp.name) / "outputs" / owner / slug / number / name
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(versions[int(number) - 1].outputs[name])
         return tmp, Path(name).name
@@ -275,7 +275,7 @@ class KernelsEmulation:
         self.code_submissions.append(dict(body))
         # scored like an uploaded file: the emulator "re-runs" the notebook on the hidden test set as Kaggle does
         token = secrets.token_hex(12)
-        self.emu._uploads[token] = {"slug": slug, "fileName": name, "data": v.outputs[name]}
+        self.emu._store.uploads[token] = {"slug": slug, "fileName": name, "data": v.outputs[name]}
         return self.emu.api("CreateSubmission", {"competitionName": slug, "blobFileTokens": token,
                                                  "submissionDescription": body.get("submissionDescription", "")}, True)
 

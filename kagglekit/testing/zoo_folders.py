@@ -47,9 +47,11 @@ def build_dogs_vs_cats_redux(root: Path, n_train: int = 40, n_test: int = 16, se
         truth.append((i, 1 if animal == "dog" else 0))
     answers = pd.DataFrame(truth, columns=["id", "label"])
     pd.DataFrame({"id": answers["id"], "label": 0.5}).to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "dogs-vs-cats-redux-kernels-edition", "log_loss", answers, "id", ("label",),
-                          "binary-probability", ("cat", "dog"), "test/", ("id", "label"), "probability",
-                          "file names (cat.<n>.jpg / dog.<n>.jpg)", positive_class="dog",
+    return ZooCompetition(root, "dogs-vs-cats-redux-kernels-edition", "log_loss", answers, id_column="id",
+                          label_columns=("label",), label_kind="binary-probability",
+                          classes=("cat", "dog"), test_source="test/", submission_columns=("id", "label"),
+                          submission_kind="probability",
+                          train_source="file names (cat.<n>.jpg / dog.<n>.jpg)", positive_class="dog",
                           notes=("test ids are integers from 1, without extension",))
 
 
@@ -133,10 +135,13 @@ def build_planet(root: Path, n_train: int = 40, n_test: int = 18, seed: int = 0,
         for folder in (train_dir, test_dir, add_dir):
             _tar_7z(folder)
         notes.append("images shipped as <folder>.tar.7z (7z of a tar): extract both layers first")
-    return ZooCompetition(root, "planet-understanding-the-amazon-from-space", "f2_samples", answers, "image_name", ("tags",),
-                          "multi", tuple(sorted([*PLANET_WEATHER, *land])), "test-jpg/ + test-jpg-additional/",
-                          ("image_name", "tags"), "labels", "train_v2.csv",
-                          sample_submission="sample_submission_v2.csv", notes=tuple(notes))
+    return ZooCompetition(root, "planet-understanding-the-amazon-from-space", "f2_samples", answers,
+                          id_column="image_name", label_columns=("tags",), label_kind="multi",
+                          classes=tuple(sorted([*PLANET_WEATHER, *land])),
+                          test_source="test-jpg/ + test-jpg-additional/",
+                          submission_columns=("image_name", "tags"), submission_kind="labels",
+                          train_source="train_v2.csv", sample_submission="sample_submission_v2.csv",
+                          notes=tuple(notes))
 
 
 def _tar_7z(folder: Path) -> None:
@@ -198,10 +203,13 @@ def build_imaterialist(root: Path, n_train: int = 40, n_test: int = 16, seed: in
             (root / f"{split}.json").write_text(json.dumps(doc))
     answers = pd.DataFrame(answers_rows, columns=["image_id", "label_id"])
     pd.DataFrame({"image_id": answers["image_id"], "label_id": "1 2"}).to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "imaterialist-challenge-fashion-2018", "micro_f1_labels", answers, "image_id", ("label_id",),
-                          "multi", tuple(imaterialist_label_id(d) for d in range(10)),
-                          "test.json + test/" if test_json else "test/ (no test.json)", ("image_id", "label_id"), "labels",
-                          "train.json (+ validation.json)", notes=("also scored with F2 (samples)",),
+    return ZooCompetition(root, "imaterialist-challenge-fashion-2018", "micro_f1_labels", answers,
+                          id_column="image_id", label_columns=("label_id",), label_kind="multi",
+                          classes=tuple(imaterialist_label_id(d) for d in range(10)),
+                          test_source="test.json + test/" if test_json else "test/ (no test.json)",
+                          submission_columns=("image_id", "label_id"), submission_kind="labels",
+                          train_source="train.json (+ validation.json)",
+                          notes=("also scored with F2 (samples)",),
                           extra={"also_scored": "f2_samples", "test_json": test_json})
 
 
@@ -238,8 +246,10 @@ def build_plant_seedlings(root: Path, n_train: int = 48, n_test: int = 16, seed:
         truth.append((name, species))
     answers = pd.DataFrame(truth, columns=["file", "species"]).sort_values("file", ignore_index=True)
     pd.DataFrame({"file": answers["file"], "species": "Sugar beet"}).to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "plant-seedlings-classification", "micro_f1", answers, "file", ("species",), "single",
-                          SEEDLINGS, "test/", ("file", "species"), "label", "class folders (train/<species>/)",
+    return ZooCompetition(root, "plant-seedlings-classification", "micro_f1", answers, id_column="file",
+                          label_columns=("species",), label_kind="single", classes=SEEDLINGS,
+                          test_source="test/", submission_columns=("file", "species"),
+                          submission_kind="label", train_source="class folders (train/<species>/)",
                           id_has_extension=True, notes=("class folder names contain spaces and hyphens",))
 
 
@@ -269,9 +279,11 @@ def build_aerial_cactus(root: Path, n_train: int = 40, n_test: int = 16, seed: i
     make(n_train, "train").to_csv(root / "train.csv", index=False)
     answers = make(n_test, "test")
     pd.DataFrame({"id": answers["id"], "has_cactus": 0.5}).to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "aerial-cactus-identification", "roc_auc", answers, "id", ("has_cactus",),
-                          "binary-probability", ("0", "1"), "test/", ("id", "has_cactus"), "probability", "train.csv",
-                          id_has_extension=True, positive_class="1")
+    return ZooCompetition(root, "aerial-cactus-identification", "roc_auc", answers, id_column="id",
+                          label_columns=("has_cactus",), label_kind="binary-probability",
+                          classes=("0", "1"), test_source="test/", submission_columns=("id", "has_cactus"),
+                          submission_kind="probability", train_source="train.csv", id_has_extension=True,
+                          positive_class="1")
 
 
 # Histopathologic Cancer Detection. Relied on: openai/mle-bench competitions/histopathologic-cancer-detection/
@@ -308,6 +320,9 @@ def build_histopathologic(root: Path, n_train: int = 40, n_test: int = 16, seed:
     make(n_train, "train").to_csv(root / "train_labels.csv", index=False)
     answers = make(n_test, "test")
     pd.DataFrame({"id": answers["id"], "label": 0}).to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "histopathologic-cancer-detection", "roc_auc", answers, "id", ("label",),
-                          "binary-probability", ("0", "1"), "test/", ("id", "label"), "probability", "train_labels.csv",
-                          positive_class="1", notes=("images are .tif; the sample submission holds 0 in every row",))
+    return ZooCompetition(root, "histopathologic-cancer-detection", "roc_auc", answers, id_column="id",
+                          label_columns=("label",), label_kind="binary-probability", classes=("0", "1"),
+                          test_source="test/", submission_columns=("id", "label"),
+                          submission_kind="probability", train_source="train_labels.csv",
+                          positive_class="1",
+                          notes=("images are .tif; the sample submission holds 0 in every row",))

@@ -58,9 +58,12 @@ def build_aptos(root: Path, n_train: int = 40, n_test: int = 16, seed: int = 0,
     answers = make(n_test, "test")
     answers[["id_code"]].to_csv(root / "test.csv", index=False)
     pd.DataFrame({"id_code": answers["id_code"], "diagnosis": 0}).to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "aptos2019-blindness-detection", "quadratic_kappa", answers, "id_code", ("diagnosis",),
-                          "ordinal", ("0", "1", "2", "3", "4"), "test_images/ (ids from test.csv)", ("id_code", "diagnosis"),
-                          "label", "train.csv")
+    return ZooCompetition(root, "aptos2019-blindness-detection", "quadratic_kappa", answers, id_column="id_code",
+                          label_columns=("diagnosis",), label_kind="ordinal",
+                          classes=("0", "1", "2", "3", "4"),
+                          test_source="test_images/ (ids from test.csv)",
+                          submission_columns=("id_code", "diagnosis"), submission_kind="label",
+                          train_source="train.csv")
 
 
 # Humpback Whale Identification (2019). Relied on: openai/mle-bench competitions/whale-categorization-playground/
@@ -118,10 +121,12 @@ def build_humpback_whale(root: Path, n_train: int = 48, n_test: int = 16, seed: 
     answers = pd.DataFrame(truth, columns=["Image", "Id"]).sort_values("Image", ignore_index=True)
     pd.DataFrame({"Image": answers["Image"], "Id": "new_whale w_1287fbc w_98baff9 w_7554f44 w_1eafe46"}).to_csv(
         root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "humpback-whale-identification", "map_at_5", answers, "Image", ("Id",), "single",
-                          tuple(["new_whale", *known]), "test/", ("Image", "Id"), "top5", "train.csv",
-                          id_has_extension=True, notes=("many classes with 1-4 images; new_whale is a class of its own",
-                                                        "some images are grayscale (mode L)"))
+    return ZooCompetition(root, "humpback-whale-identification", "map_at_5", answers, id_column="Image",
+                          label_columns=("Id",), label_kind="single", classes=tuple(["new_whale", *known]),
+                          test_source="test/", submission_columns=("Image", "Id"), submission_kind="top5",
+                          train_source="train.csv", id_has_extension=True,
+                          notes=("many classes with 1-4 images; new_whale is a class of its own",
+                                 "some images are grayscale (mode L)"))
 
 
 CASSAVA_DISEASES = {"0": "Cassava Bacterial Blight (CBB)", "1": "Cassava Brown Streak Disease (CBSD)",
@@ -245,9 +250,12 @@ def build_state_farm(root: Path, n_train: int = 60, n_test: int = 20, seed: int 
     sample = answers[["img"]].copy()
     sample[list(classes)] = 0.1
     sample.to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "state-farm-distracted-driver-detection", "multiclass_log_loss", answers, "img", classes,
-                          "single", classes, "imgs/test/", ("img", *classes), "probabilities",
-                          "class folders (imgs/train/c0..c9/) + driver_imgs_list.csv", id_has_extension=True,
+    return ZooCompetition(root, "state-farm-distracted-driver-detection", "multiclass_log_loss", answers,
+                          id_column="img", label_columns=classes, label_kind="single", classes=classes,
+                          test_source="imgs/test/", submission_columns=("img", *classes),
+                          submission_kind="probabilities",
+                          train_source="class folders (imgs/train/c0..c9/) + driver_imgs_list.csv",
+                          id_has_extension=True,
                           notes=("validation must be split by driver (subject): each driver has their own background",),
                           extra={"groups": "driver_imgs_list.csv:subject", "test_subjects": tuple(test_subjects)})
 
@@ -290,9 +298,11 @@ def build_plant_pathology(root: Path, n_train: int = 40, n_test: int = 16, seed:
     sample = answers[["image_id"]].copy()
     sample[list(PATHOLOGY)] = 0.25
     sample.to_csv(root / "sample_submission.csv", index=False)
-    return ZooCompetition(root, "plant-pathology-2020-fgvc7", "mean_column_roc_auc", answers, "image_id", PATHOLOGY,
-                          "single", PATHOLOGY, "images/Test_*.jpg (ids from test.csv)", ("image_id", *PATHOLOGY),
-                          "probabilities", "train.csv (one-hot columns)",
+    return ZooCompetition(root, "plant-pathology-2020-fgvc7", "mean_column_roc_auc", answers, id_column="image_id",
+                          label_columns=PATHOLOGY, label_kind="single", classes=PATHOLOGY,
+                          test_source="images/Test_*.jpg (ids from test.csv)",
+                          submission_columns=("image_id", *PATHOLOGY), submission_kind="probabilities",
+                          train_source="train.csv (one-hot columns)",
                           notes=("train and test images share one images/ folder",))
 
 
@@ -323,6 +333,9 @@ def build_digit_recognizer(root: Path, n_train: int = 60, n_test: int = 20, seed
     ids = np.arange(1, n_test + 1)
     pd.DataFrame({"ImageId": ids, "Label": 0}).to_csv(root / "sample_submission.csv", index=False)
     answers = pd.DataFrame({"ImageId": ids, "Label": labels[n_train:].astype(int)})
-    return ZooCompetition(root, "digit-recognizer", "accuracy", answers, "ImageId", ("Label",), "single",
-                          tuple(str(d) for d in range(10)), "test.csv (pixels; ImageId = row number from 1)",
-                          ("ImageId", "Label"), "label", "train.csv (pixels)")
+    return ZooCompetition(root, "digit-recognizer", "accuracy", answers, id_column="ImageId",
+                          label_columns=("Label",), label_kind="single",
+                          classes=tuple(str(d) for d in range(10)),
+                          test_source="test.csv (pixels; ImageId = row number from 1)",
+                          submission_columns=("ImageId", "Label"), submission_kind="label",
+                          train_source="train.csv (pixels)")

@@ -326,3 +326,11 @@ def test_ids_naming_another_extension_than_the_files_say_so(capsys, tmp_path):
     comp = label_csv(tmp_path / "comp", "id,label\n" + "".join(f"a{i}.jpg,{'xy'[i % 2]}\n" for i in range(10)), 10)
     line = refused(capsys, comp, tmp_path)
     assert "Their names are there with another extension (.png, not .jpg)" in line, line
+
+
+def test_a_positive_class_for_a_submission_of_labels_is_said_to_do_nothing(capsys, tmp_path):
+    # Before: taken without a word (it only chooses what a single probability column holds).
+    comp = class_folders(tmp_path / "comp", {"a": 5, "b": 5})
+    code, out, err = dry_run(capsys, comp, tmp_path, "--positive", "a")
+    assert code == 0, err
+    assert "note: --positive a does nothing here: the submission has no single probability column (it holds labels)" in out

@@ -221,6 +221,9 @@ def _stage_infer(ctx: _Context, train: LabelTable, valid: LabelTable, test: Labe
     out_path = (working_root() / "submission.csv" if ctx.notebook else
                 ctx.workdir / Path(sample).name.replace("sample_", "")) if sample is not None else None
     inference = _infer(ctx.name, ctx.workdir, train, valid, test, inferred, ctx.cfg, sample, out_path, saved, ctx.model)
+    if ctx.given.get("positive") is not None and inference.submission_kind != "probability":  # taken, so said
+        inference.notes.append(f"--positive {ctx.given['positive']} does nothing here: the submission has no single "
+                               f"probability column ({'no sample submission' if sample is None else 'it holds ' + str(inference.submission_kind) + 's'})")
     for line in inference.lines():
         logger.info(line)
     if test is None:

@@ -17,7 +17,7 @@ from kagglekit.deadline import Deadline
 from kagglekit.demo import build_digits
 from kagglekit.submission import validate_submission
 
-BUDGET_S = 90.0
+BUDGET_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,11 @@ def digits(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def timed_run(digits, tmp_path_factory):
-    """One from-scratch run with a 90 s budget and no other setting: (result, messages, wall seconds)."""
+    """One from-scratch run with a 60 s budget and no other setting: (result, messages, wall seconds)."""
     out = tmp_path_factory.mktemp("timed")
     got: list[str] = []
     t0 = time.time()
-    result = kk.run(digits, workdir=out / "run", time_budget="90s", weights="none", log=got.append)
+    result = kk.run(digits, workdir=out / "run", time_budget="60s", weights="none", log=got.append)
     return result, got, time.time() - t0
 
 
@@ -41,7 +41,7 @@ def test_plan_is_printed_before_training_from_images_and_hardware(timed_run):
     text = "\n".join(got)
     plan_at = next(i for i, line in enumerate(got) if line.startswith("plan: "))
     assert plan_at < next(i for i, line in enumerate(got) if line.startswith("validation ")), text
-    assert "from scratch" in got[plan_at] and "of a 1.5 min budget" in got[plan_at], got[plan_at]
+    assert "from scratch" in got[plan_at] and "of a 60 s budget" in got[plan_at], got[plan_at]
     assert "hardware: " in text and "images: 1200 images, median 32x32" in text
     assert "size 32: images are 32x32" in text  # the digits are never upscaled to a photo size
     saved = json.loads((result.workdir / "run.json").read_text())["steps"]["plan"]["result"]
@@ -91,13 +91,13 @@ def test_resume_spends_only_what_is_left(digits, tmp_path):
     work = tmp_path / "run"
     t0 = time.time()
     with pytest.raises(_Interrupt):
-        kk.run(digits, workdir=work, time_budget="90s", weights="none", log=None,
+        kk.run(digits, workdir=work, time_budget="60s", weights="none", log=None,
                fine_tune={"callbacks": [_KillAfterFirstEpoch()]})
     first = time.time() - t0
     state = json.loads((work / "deadline.json").read_text())
     assert 0 < state["spent_s"] <= first and not (work / "ledger.csv").exists()
     got: list[str] = []
-    result = kk.run(digits, workdir=work, time_budget="90s", weights="none", log=got.append)
+    result = kk.run(digits, workdir=work, time_budget="60s", weights="none", log=got.append)
     assert any(line.startswith("plan (made earlier;") for line in got), got  # not planned again
     assert result.seconds >= state["spent_s"]  # both sessions counted
     ended = json.loads((work / "deadline.json").read_text())
@@ -108,7 +108,7 @@ def test_resume_spends_only_what_is_left(digits, tmp_path):
     rows = ledger.read(tmp_path / "ledger.csv")
     assert len(rows) == 1 and rows.loc[0, "seconds"] == pytest.approx(result.seconds, abs=0.2)
     # Running the finished run again trains nothing and adds no row.
-    kk.run(digits, workdir=work, time_budget="90s", weights="none", log=None)
+    kk.run(digits, workdir=work, time_budget="60s", weights="none", log=None)
     assert len(ledger.read(tmp_path / "ledger.csv")) == 1
 
 

@@ -201,13 +201,12 @@ def test_the_registry_lists_backbones_without_importing_keras():
     import subprocess
     import sys
 
-    code = ("import sys, time; t = time.perf_counter(); import kagglekit.backbones as b; text = b.describe(); "
-            "print(len(b.names()), 'keras' in sys.modules, round(time.perf_counter() - t, 2)); "
+    code = ("import sys; import kagglekit.backbones as b; text = b.describe(); "
+            "print(len(b.names()), 'keras' in sys.modules); "
             "assert 'resnet50' in text and b.get('vgg16').default_size == 224; "
             "assert 'Kaggle Models keras/vit/keras/vit_base_patch16_224_imagenet/4' in text; "
             "assert 'efficientnetv2-s_notop.h5' in text and 'KerasHub preset' in text")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    count, keras_imported, seconds = out.stdout.split()
-    assert int(count) >= len(REQUIRED) and keras_imported == "False", out.stdout
-    assert float(seconds) < 5, out.stdout  # ~1 s; keras alone takes several
+    count, keras_imported = out.stdout.split()
+    assert int(count) >= len(REQUIRED) and keras_imported == "False", out.stdout  # fast: Keras is not imported

@@ -282,7 +282,9 @@ def _fold_train(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTab
         deadline = _FoldDeadline.make(plan, job, fdir / "deadline.json")
         callbacks.insert(0, deadline)
     kwargs = {**plan.fine_tune_kwargs(), "seed": int(cfg["seed"]) + i, **({"lr": cfg["lr"]} if cfg["lr"] else {}),
-              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **job.extra}
+              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}),
+              # time-driven, as one model is (kagglekit.timeline): the fold trains until its share's deadline
+              **({"epochs": None} if deadline is not None and cfg["epochs"] is None else {}), **job.extra}
     learner = fine_tune(tr, valid=va, workdir=fdir / "train", callbacks=callbacks, **kwargs)
     learner.save(fdir / "learner")
     if deadline is not None:

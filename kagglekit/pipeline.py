@@ -368,8 +368,10 @@ class ImageBatches(_Base):
         return np.random.default_rng([self.seed, self.epoch]).permutation(n)
 
     def set_epoch(self, epoch: int) -> None:
-        """Serve epoch `epoch`'s order next (orders depend only on seed and epoch)."""
+        """Serve epoch `epoch`'s order next (orders depend only on seed and epoch); the epoch served already is kept."""
         with self._decoding.lock:
+            if int(epoch) == self.epoch:  # its order, and the batches decoded ahead in it, stay
+                return
             self.epoch = int(epoch)
             self._decoding.order = self._make_order()
             self._drop_pending()
@@ -487,6 +489,11 @@ class ImageBatches(_Base):
         ids = self.table.ids
         return [(ids[r], self._rows.paths[r], why) for r, why in sorted(self._rows.black.items())]
 
+    def epoch_batch(self, epoch: int, index: int):
+        """Return batch `index` of epoch `epoch` (that epoch's seeded order), as ``self[index]`` returns it."""
+        self.set_epoch(epoch)
+        return self[index]
+
     def images(self, index: int) -> np.ndarray:
         """Return the uint8 images of batch `index` (no targets)."""
         return self[index][0]
@@ -563,8 +570,8 @@ def augmentation(
     return keras.Sequential(layers, name="augmentation")
 
 
-def keras_input(batches: keras.utils.PyDataset) -> Any:
-    """Return what to hand Keras' ``fit``/``evaluate`` for a PyDataset of batches.
+def keras_input(batches: keras.utils.PyDataset, epochs: tuple[int, int] | None = None) -> Any:
+    """Return what to hand Keras' ``fit``/``evaluate``/``predict`` for a PyDataset of batches.
 
     With the jax and torch backends that is `batches` itself. With TensorFlow it is
     a ``tf.data.Dataset`` that reads batch ``i`` through ``tf.numpy_function``: Keras
@@ -572,9 +579,16 @@ def keras_input(batches: keras.utils.PyDataset) -> Any:
     much time in the kernel (fresh pages for every step's tensors) as in compute;
     measured on 2 cores with resnet_tiny at 28 px: 306 images/s through the
     generator, 624 through this pipeline, 625 from in-memory arrays. Batches are
-    read in order, so ImageBatches' background decoding keeps working; the order of
-    an epoch is set by :class:`EpochOrder` (``set_epoch``), since Keras calls no
-    ``on_epoch_end`` on a tf.data pipeline.
+    read in order, so ImageBatches' background decoding keeps working.
+
+    Without `epochs` the dataset is one pass (``evaluate``, ``predict``; for ``fit``
+    the order of an epoch is then set by :class:`EpochOrder`). With ``epochs=(first,
+    end)`` (training: give ``fit`` ``steps_per_epoch=len(batches)``) it serves epochs
+    ``first`` .. ``end - 1`` back to back from one iterator, element ``k`` being batch
+    ``k % n`` of epoch ``k // n`` in that epoch's seeded order (:meth:`ImageBatches.epoch_batch`).
+    Keras makes a new iterator every epoch for a one-pass dataset, and dropping the
+    old one (whose prefetch was already reading) stalls the first step of about
+    half the epochs; one iterator for the whole fit has no such stall.
     """
     import keras
 
@@ -582,11 +596,17 @@ def keras_input(batches: keras.utils.PyDataset) -> Any:
         return batches
     import tensorflow as tf
 
-    def load(i):
-        item = batches[int(i)]
+    n = len(batches)
+    serve = getattr(batches, "epoch_batch", None)
+
+    def arrays(item):
         return tuple(np.asarray(a) for a in (item if isinstance(item, tuple) else (item,)))
 
-    first = load(0)
+    def load(k):
+        k = int(k)
+        return arrays(serve(k // n, k % n) if epochs is not None and serve is not None else batches[k % n])
+
+    first = arrays(batches[0])
     dtypes = [tf.as_dtype(a.dtype) for a in first]
     shapes = [(None, *a.shape[1:]) for a in first]
 
@@ -595,7 +615,8 @@ def keras_input(batches: keras.utils.PyDataset) -> Any:
         parts = tuple(tf.ensure_shape(p, s) for p, s in zip(parts, shapes))
         return parts if len(parts) > 1 else parts[0]
 
-    return tf.data.Dataset.range(len(batches)).map(fetch).prefetch(1)
+    start, end = (0, 1) if epochs is None else (int(epochs[0]), int(epochs[1]))
+    return tf.data.Dataset.range(start * n, max(start + 1, end) * n).map(fetch).prefetch(1)
 
 
 class EpochOrder(_Callback):

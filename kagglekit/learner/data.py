@@ -101,6 +101,18 @@ class _Data:
             self.feed, self.callbacks = None, []
             self.steps = max(1, math.ceil(len(x) / batch_size))
 
+    def fit_input(self, first_epoch: int, epochs: int) -> tuple[Any, dict, list]:
+        """Return (what ``fit`` trains on, its extra keywords, the callbacks it needs) for epochs `first_epoch`..`epochs`-1.
+
+        On TensorFlow: one tf.data pipeline for the whole fit, each epoch in its seeded order
+        (`kagglekit.pipeline.keras_input` with `epochs`); elsewhere the PyDataset and `EpochOrder`.
+        """
+        from ..pipeline import keras_input
+
+        if self.feed is None or self.feed is self.dataset:
+            return self.feed, {}, self.callbacks
+        return keras_input(self.dataset, epochs=(first_epoch, epochs)), {"steps_per_epoch": self.steps}, []
+
 
 class _EvenBatches(keras.utils.PyDataset):
     """Serve a dataset with each batch cut to a multiple of the device count (JAX data parallel)."""

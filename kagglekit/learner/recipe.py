@@ -265,9 +265,10 @@ def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_
     """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoint per epoch)."""
     stage, t = s.run.plan[index], s.timing
     timed = [TimeDriven(t.clock, stage["lr"], t.ends[index])] if stage.get("timed") else []
+    feed, feed_kwargs, feed_callbacks = train.fit_input(initial_epoch, stage["epochs"])
     fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
-                      class_weight=s.fitting.class_weight,
-                      callbacks=[*train.callbacks, _Recorder(s.run, index), *timed, *s.callbacks])
+                      class_weight=s.fitting.class_weight, **feed_kwargs,
+                      callbacks=[*feed_callbacks, _Recorder(s.run, index), *timed, *s.callbacks])
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
         if timed:
@@ -277,8 +278,8 @@ def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_
                   if timed else f"{stage['epochs']} epochs")
         _announce(f"kagglekit: stage {index + 1}/{len(s.run.plan)} {stage['stage']} at size {stage['size']}, "
                   f"{length}, lr {stage['lr']:g} x {[round(m, 3) for m in stage['mult']]}")
-    if train.feed is not None:  # already shuffled per epoch by its seed
-        s.model.fit(train.feed, shuffle=False, **fit_kwargs)
+    if feed is not None:  # already shuffled per epoch by its seed
+        s.model.fit(feed, shuffle=False, **fit_kwargs)
     else:
         s.model.fit(train.x, train.y, batch_size=s.feed.batch, shuffle=True, **fit_kwargs)
 

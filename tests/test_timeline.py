@@ -111,6 +111,31 @@ def test_training_ends_at_its_deadline_whatever_the_cost_model_says(scale, tmp_p
     assert json.loads((tmp_path / "deadline.json").read_text())["step_total_s"] > 0
 
 
+def test_a_time_driven_stage_checkpoints_every_few_seconds_and_when_it_ends(tmp_path, monkeypatch):
+    """Short epochs are not each written (weights, optimizer, state.json, history.csv); the last one and the best are."""
+    from kagglekit.deadline import Deadline
+    from kagglekit.learner import checkpoints, recipe
+
+    written = []
+    write = checkpoints._Run.checkpoint
+    monkeypatch.setattr(checkpoints._Run, "checkpoint", lambda run, *a: written.append(len(run.rows)) or write(run, *a))
+    monkeypatch.setattr(recipe, "CHECKPOINT_EVERY_S", 3.0)
+    x, y = _digits()
+    learner = _time_driven(x, y, Deadline(15.0, state_path=tmp_path / "deadline.json"), tmp_path / "train", valid=0.2)
+    rows = learner.history
+    assert 2 <= len(written) < len(rows), (written, len(rows))  # every 3 s, not every epoch
+    assert written[0] == 1 and written[-1] == len(rows)  # the first epoch (a resume point at once) and the last
+    state = json.loads((tmp_path / "train" / "state.json").read_text())
+    assert len(state["rows"]) == len(rows) and state["stage_epochs_done"] == int(rows["stage_epoch"].iloc[-1]) + 1
+    monitored = rows[state["monitor"]].to_numpy()  # the first best epoch, whether or not it was a checkpoint
+    best = int(np.nanargmax(monitored) if "acc" in state["monitor"] else np.nanargmin(monitored))
+    assert state["best"]["epoch"] == best and learner.settings["best"] == state["best"]
+    saved = checkpoints.load_arrays(tmp_path / "train" / state["best"]["file"])
+    assert all(np.array_equal(a, b) for a, b in zip(saved, learner.model.get_weights()))  # restored from it
+    assert sorted(p.name for p in (tmp_path / "train").glob("*.npz")) == sorted(
+        [state["weights"], state["optimizer"], state["best"]["file"]])  # earlier checkpoints tidied away
+
+
 class _Kill(Exception):
     """Stands for a kill in the middle of training."""
 

@@ -38,7 +38,7 @@ from ..flips import flip_check
 from ..plan import BASE_LR, SCRATCH_LR
 from ..table import LabelTable
 from ..timeline import TIME_EPOCHS, Cadence, StepClock, TimeDriven, budget_lr, replay_record, stage_ends  # noqa: F401
-from .checkpoints import _Recorder, _Run
+from .checkpoints import CHECKPOINT_EVERY_S, _Recorder, _Run
 from .data import _Data, default_augmentation, describe_data, validation
 from .devices import _Strategy, jit_compile_setting, precision_policy
 from .head import _can_fit_head_on_features, _fit_head_on_features
@@ -262,13 +262,14 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
 
 
 def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_epoch: int) -> None:
-    """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoint per epoch)."""
+    """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoints)."""
     stage, t = s.run.plan[index], s.timing
     timed = [TimeDriven(t.clock, stage["lr"], t.ends[index])] if stage.get("timed") else []
     feed, feed_kwargs, feed_callbacks = train.fit_input(initial_epoch, stage["epochs"])
     fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
                       class_weight=s.fitting.class_weight, **feed_kwargs,
-                      callbacks=[*feed_callbacks, _Recorder(s.run, index), *timed, *s.callbacks])
+                      callbacks=[*feed_callbacks, _Recorder(s.run, index, CHECKPOINT_EVERY_S if timed else 0.0), *timed,
+                                 *s.callbacks])
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
         if timed:

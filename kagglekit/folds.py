@@ -261,7 +261,7 @@ def _fold_plan(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTabl
 def _train_inputs(job: FoldJob, st: RunState) -> dict:
     """Return what determines a fold's model: the settings, its plan, the [fine_tune] arguments and its split."""
     return {**{key: job.cfg[key] for key in ("seed", "lr", "flip")}, "plan": st.result("plan"),
-            "fit": job.extra.get("fit", "squash"), "fine_tune": job.extra, "layout_recipe": job.layout_recipe,
+            "resize": job.extra.get("resize", "squash"), "fine_tune": job.extra, "layout_recipe": job.layout_recipe,
             "data": st.result("split")}
 
 

@@ -79,11 +79,12 @@ def embed(learner: Any, table: LabelTable, batch_size: int = 64) -> tuple[np.nda
 
     from .images import resize_images
     from .pipeline import ImageBatches
+    from .predict import resize_mode
 
     settings = dict(getattr(learner, "settings", None) or {})
     model = embedder(learner.model)
     batches = ImageBatches(table, learner.size, batch_size=batch_size, targets=None, shuffle=False,
-                           fit=str(settings.get("fit") or "squash"), cache=None, unreadable="black", verbose=False)
+                           resize=resize_mode(settings), cache=None, unreadable="black", verbose=False)
     try:
         parts, thumbs = [], []
         for b in range(len(batches)):

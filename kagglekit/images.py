@@ -7,7 +7,7 @@
   simplejpeg cannot read (CMYK, arithmetic coding, ...).
 * EXIF orientation is applied; grayscale, palette, CMYK, RGBA (composited on
   white) and 16-bit pictures become RGB uint8.
-* ``fit`` chooses how a picture meets a target size: ``squash`` (resize, ignore the
+* ``resize`` chooses how a picture meets a target size: ``squash`` (resize, ignore the
   aspect ratio), ``crop`` (fill, then cut the centre) or ``pad`` (fit inside, black
   borders).
 * `scan_images` finds zero-byte, truncated and non-image files quickly (headers and
@@ -42,7 +42,7 @@ try:  # SIMD resizing straight on arrays; optional (Pillow is the fallback)
 except ImportError:  # pragma: no cover - exercised where OpenCV is missing
     _cv2 = None
 
-FITS = ("squash", "crop", "pad")
+RESIZE_MODES = ("squash", "crop", "pad")
 PAD_VALUE = 0
 ALPHA_BACKGROUND = (255, 255, 255)
 # Identifies the pixels this module produces; part of the cache key, so a change of
@@ -94,9 +94,9 @@ def resize_images(x: np.ndarray, size: int | Sequence[int], dtype: str | np.dtyp
     return out
 
 
-def _check_fit(fit: str) -> None:
-    if fit not in FITS:
-        raise ConfigError(f"fit={fit!r} is not supported; use one of {FITS}.")
+def _check_resize(resize: str) -> None:
+    if resize not in RESIZE_MODES:
+        raise ConfigError(f"resize={resize!r} is not supported; use one of {RESIZE_MODES}.")
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -175,18 +175,18 @@ def _orient_array(a: np.ndarray, orientation: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------- geometry
-def _decode_need(src_hw: tuple[int, int], size: tuple[int, int], fit: str) -> tuple[int, int]:
-    """Return the smallest (h, w) a decode may shrink to and still serve `size` with `fit`."""
+def _decode_need(src_hw: tuple[int, int], size: tuple[int, int], resize: str) -> tuple[int, int]:
+    """Return the smallest (h, w) a decode may shrink to and still serve `size` with `resize`."""
     sh, sw = src_hw
     th, tw = size
-    if fit == "squash":
+    if resize == "squash":
         return min(th, sh), min(tw, sw)
-    s = max(th / sh, tw / sw) if fit == "crop" else min(th / sh, tw / sw)
+    s = max(th / sh, tw / sw) if resize == "crop" else min(th / sh, tw / sw)
     return min(sh, int(np.ceil(sh * s))), min(sw, int(np.ceil(sw * s)))
 
 
-def _fit_pil(im: Image.Image, size: tuple[int, int], fit: str, src: tuple[int, int] | None = None) -> Image.Image:
-    """Return `im` resized to `size` (height, width) by `fit`.
+def _resize_pil(im: Image.Image, size: tuple[int, int], resize: str, src: tuple[int, int] | None = None) -> Image.Image:
+    """Return `im` resized to `size` (height, width) by `resize`.
 
     `src` is the (height, width) of the full picture when `im` was decoded smaller
     (reduce-on-decode); the geometry (crop box, padded size) follows the full
@@ -196,11 +196,11 @@ def _fit_pil(im: Image.Image, size: tuple[int, int], fit: str, src: tuple[int, i
     w, h = im.size
     sh, sw = src if src is not None else (h, w)
     fx, fy = w / sw, h / sh  # decoded pixels per source pixel
-    if fit == "squash":
+    if resize == "squash":
         if (w, h) == (tw, th):
             return im
         return im.resize((tw, th), Image.BILINEAR, reducing_gap=3.0)
-    if fit == "crop":
+    if resize == "crop":
         s = max(th / sh, tw / sw)
         cw, ch = tw / s, th / s
         box = ((sw - cw) / 2 * fx, (sh - ch) / 2 * fy, (sw + cw) / 2 * fx, (sh + ch) / 2 * fy)
@@ -245,22 +245,22 @@ def _resize(a: np.ndarray, w: int, h: int, out: np.ndarray | None = None) -> np.
     return res
 
 
-def _fit_array(a: np.ndarray, size: tuple[int, int], fit: str, src: tuple[int, int] | None = None,
+def _resize_array(a: np.ndarray, size: tuple[int, int], resize: str, src: tuple[int, int] | None = None,
                out: np.ndarray | None = None) -> np.ndarray:
-    """Return RGB array `a` resized to `size` (height, width) by `fit` (into `out` when given).
+    """Return RGB array `a` resized to `size` (height, width) by `resize` (into `out` when given).
 
     `src` is the (height, width) of the full picture when `a` was decoded smaller; the
-    framing follows the full picture's proportions (see `_fit_pil`).
+    framing follows the full picture's proportions (see `_resize_pil`).
     """
     if _cv2 is None and out is None:
-        return np.asarray(_fit_pil(Image.fromarray(np.ascontiguousarray(a), "RGB"), size, fit, src))
+        return np.asarray(_resize_pil(Image.fromarray(np.ascontiguousarray(a), "RGB"), size, resize, src))
     th, tw = size
     h, w = a.shape[:2]
     sh, sw = src if src is not None else (h, w)
     fx, fy = w / sw, h / sh
-    if fit == "squash":
+    if resize == "squash":
         return _resize(a, tw, th, out)
-    if fit == "crop":
+    if resize == "crop":
         s = max(th / sh, tw / sw)
         cw, ch = tw / s * fx, th / s * fy
         x0 = max(0, int(round((w - cw) / 2)))
@@ -303,7 +303,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _decode_pillow(data: bytes, size: tuple[int, int] | None, fit: str, out: np.ndarray | None = None) -> np.ndarray:
+def _decode_pillow(data: bytes, size: tuple[int, int] | None, resize: str, out: np.ndarray | None = None) -> np.ndarray:
     im = Image.open(io.BytesIO(data))
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
@@ -317,7 +317,7 @@ def _decode_pillow(data: bytes, size: tuple[int, int] | None, fit: str, out: np.
     if size is not None and im.format == "JPEG":
         swap = orientation in (5, 6, 7, 8)
         src = upright
-        nh, nw = _decode_need(src, size, fit)
+        nh, nw = _decode_need(src, size, resize)
         req = (nh, nw) if swap else (nw, nh)  # draft wants (width, height) of the raw image
         im.draft("RGB" if im.mode in ("RGB", "YCbCr") else None, req)
     im.load()
@@ -327,11 +327,11 @@ def _decode_pillow(data: bytes, size: tuple[int, int] | None, fit: str, out: np.
     if size is None:
         return np.asarray(im)
     if _cv2 is None and out is None:
-        return np.asarray(_fit_pil(im, size, fit, upright))
-    return _fit_array(np.asarray(im), size, fit, upright, out)
+        return np.asarray(_resize_pil(im, size, resize, upright))
+    return _resize_array(np.asarray(im), size, resize, upright, out)
 
 
-def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, fit: str, out: np.ndarray | None = None) -> np.ndarray:
+def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, resize: str, out: np.ndarray | None = None) -> np.ndarray:
     orientation = jpeg_orientation(data)
     if size is None:
         a = _simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
@@ -339,7 +339,7 @@ def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, fit: str, out:
         h, w, _cs, _sub = _simplejpeg.decode_jpeg_header(data)
         swap = orientation in (5, 6, 7, 8)
         src = (w, h) if swap else (h, w)
-        nh, nw = _decode_need(src, size, fit)
+        nh, nw = _decode_need(src, size, resize)
         if swap:
             nh, nw = nw, nh
         # Scale by 1/2, 1/4 or 1/8 only: libjpeg-turbo has SIMD code for those, while
@@ -356,13 +356,13 @@ def _decode_simplejpeg(data: bytes, size: tuple[int, int] | None, fit: str, out:
         a = _orient_array(a, orientation)
     if size is None:
         return np.ascontiguousarray(a)
-    return _fit_array(a, size, fit, src, out)
+    return _resize_array(a, size, resize, src, out)
 
 
 def decode_image(
     data: bytes,
     size: int | Sequence[int] | None = None,
-    fit: str = "squash",
+    resize: str = "squash",
     name: str = "<bytes>",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -373,20 +373,20 @@ def decode_image(
     bytes are not a readable image.
     """
     size = as_size(size)
-    _check_fit(fit)
+    _check_resize(resize)
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes); delete it or replace it with the real image.")
     fmt = sniff_format(data[:16])
     try:
         if fmt == "JPEG" and _simplejpeg is not None:
             try:
-                return _decode_simplejpeg(data, size, fit, out)
+                return _decode_simplejpeg(data, size, resize, out)
             except ValueError as exc:
                 # CMYK, arithmetic coding, 12-bit, ...: Pillow knows more of JPEG.
                 # A truncated file fails in Pillow too and is reported from there.
                 if "Premature end" in str(exc) or "Corrupt" in str(exc):
                     raise ImageError(f"{name}: truncated or corrupt JPEG ({exc}); re-download or delete it.") from None
-        return _decode_pillow(data, size, fit, out)
+        return _decode_pillow(data, size, resize, out)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -399,12 +399,12 @@ def decode_image(
 def load_image(
     path: str | os.PathLike,
     size: int | Sequence[int] | None = None,
-    fit: str = "squash",
+    resize: str = "squash",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return the image at `path` as RGB uint8 H×W×3, upright, resized to `size` by `fit`.
+    """Return the image at `path` as RGB uint8 H×W×3, upright, resized to `size` by `resize`.
 
-    `size` is an int or (height, width); `fit` is "squash", "crop" or "pad". The format
+    `size` is an int or (height, width); `resize` is "squash", "crop" or "pad". The format
     is read from the content, not the suffix. With `size`, `out` may be a uint8
     (height, width, 3) array to decode into. Raises ImageError on a bad file.
     """
@@ -419,7 +419,7 @@ def load_image(
         raise ImageError(f"{path}: cannot be read ({exc}).") from None
     if out is not None and (size is None or out.shape != (*as_size(size), 3) or out.dtype != np.uint8):
         raise ConfigError(f"out must be a uint8 array of shape (height, width, 3) matching size={size!r}.")
-    return decode_image(data, size, fit, name=str(path), out=out)
+    return decode_image(data, size, resize, name=str(path), out=out)
 
 
 # ------------------------------------------------------------------ scan

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ConfigError, ImageError, list_offenders
 from .flips import FlipCheck, flip_check  # noqa: F401 (the flip decision, kept importable from here)
 from .hardware import cores
-from .images import DECODER_VERSION, FITS, as_size, load_image, scan_images
+from .images import DECODER_VERSION, RESIZE_MODES, as_size, load_image, scan_images
 from .io import CACHE_ENV, default_cache_dir
 from .logs import logger
 from .table import LabelTable
@@ -73,9 +73,9 @@ def _create_exclusively(path: Path, nbytes: int) -> None:
 
 
 class ImageCache:
-    """Resized images of one set of files at one (size, fit), kept in a flat file on disk.
+    """Resized images of one set of files at one (size, resize mode), kept in a flat file on disk.
 
-    Layout under `root/<h>x<w>-<fit>/`: `<key>.pixels` (N slots of h*w*3 bytes),
+    Layout under `root/<h>x<w>-<resize>/`: `<key>.pixels` (N slots of h*w*3 bytes),
     `<key>.index` (per slot: source size, source mtime, Adler-32 checksum of the pixels, state)
     and `<key>.json` (what the key stands for). A slot is written pixels first, then
     its index record; a read checks the state, the source's size and mtime and the
@@ -83,16 +83,16 @@ class ImageCache:
     the entry is simply decoded again. Several processes may share a cache.
     """
 
-    def __init__(self, root: str | os.PathLike, paths: Sequence[str], size: tuple[int, int], fit: str) -> None:
-        self.size, self.fit = size, fit
+    def __init__(self, root: str | os.PathLike, paths: Sequence[str], size: tuple[int, int], resize: str) -> None:
+        self.size, self.resize = size, resize
         unique = sorted(set(paths))
         self.slot_of = {p: i for i, p in enumerate(unique)}
         digest = hashlib.sha1()
-        digest.update(f"{DECODER_VERSION}|{size}|{fit}\n".encode())
+        digest.update(f"{DECODER_VERSION}|{size}|{resize}\n".encode())
         for p in unique:
             digest.update(p.encode("utf-8", "surrogateescape") + b"\n")
         self.key = digest.hexdigest()[:20]
-        self.folder = Path(root) / f"{size[0]}x{size[1]}-{fit}"
+        self.folder = Path(root) / f"{size[0]}x{size[1]}-{resize}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.n = len(unique)
         self.nbytes = size[0] * size[1] * 3
@@ -103,7 +103,7 @@ class ImageCache:
             from .io import atomic_write_text
 
             atomic_write_text(meta, json.dumps({
-                "decoder": DECODER_VERSION, "size": list(size), "fit": fit, "images": self.n,
+                "decoder": DECODER_VERSION, "size": list(size), "resize": resize, "images": self.n,
                 "first_paths": unique[:3],
             }, indent=1))
         _create_exclusively(self.pixels_path, self.n * self.nbytes)
@@ -161,15 +161,15 @@ class ImageCache:
             pass
 
 
-def _check_arguments(table: Any, fit: str, batch_size: Any, unreadable: str) -> None:
+def _check_arguments(table: Any, resize: str, batch_size: Any, unreadable: str) -> None:
     """Raise ConfigError naming the first `ImageBatches` argument that cannot be used."""
     if not isinstance(table, LabelTable):
         raise ConfigError(
             f"ImageBatches needs a kagglekit.LabelTable (got {type(table).__name__}); "
             "build one with kagglekit.layout readers or LabelTable.from_records."
         )
-    if fit not in FITS:
-        raise ConfigError(f"fit={fit!r} is not supported; use one of {FITS}.")
+    if resize not in RESIZE_MODES:
+        raise ConfigError(f"resize={resize!r} is not supported; use one of {RESIZE_MODES}.")
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be at least 1.")
     if unreadable not in ("skip", "black"):
@@ -215,7 +215,7 @@ class ImageBatches(_Base):
         seed: the shuffling seed.
         cache: "auto" (a `.kagglekit-cache` folder, or $KAGGLEKIT_CACHE, when the disk
             has room), a folder, or None for no cache.
-        fit: "squash", "crop" or "pad" (see `kagglekit.images`).
+        resize: "squash", "crop" or "pad" (see `kagglekit.images`).
         workers: decoding threads (default: all cores).
         prefetch: batches decoded ahead in the background when reading in order.
         strict: raise ImageError listing unreadable files instead of skipping them.
@@ -243,7 +243,7 @@ class ImageBatches(_Base):
         shuffle: bool = False,
         seed: int = 0,
         cache: str | os.PathLike | None = "auto",
-        fit: str = "squash",
+        resize: str = "squash",
         workers: int | None = None,
         *,
         prefetch: int = 2,
@@ -254,10 +254,10 @@ class ImageBatches(_Base):
     ) -> None:
         if _Base is not object:
             super().__init__()
-        _check_arguments(table, fit, batch_size, unreadable)
+        _check_arguments(table, resize, batch_size, unreadable)
         self.size = as_size(size)
         self.batch_size = int(batch_size)
-        self.fit = fit
+        self.resize = resize
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.epoch = 0
@@ -353,7 +353,7 @@ class ImageBatches(_Base):
                 f"or set {CACHE_ENV} to a bigger disk."
             )
             return None
-        return ImageCache(root, paths, self.size, self.fit)
+        return ImageCache(root, paths, self.size, self.resize)
 
     @property
     def cache(self) -> ImageCache | None:
@@ -418,7 +418,7 @@ class ImageBatches(_Base):
             if cache is not None and cache.known(slot, fp) == _FILLED and cache.read(slot, out[j]):
                 continue
             try:
-                load_image(path, self.size, self.fit, out=out[j])
+                load_image(path, self.size, self.resize, out=out[j])
             except ImageError as exc:
                 out[j] = 0
                 with self._decoding.lock:
@@ -533,7 +533,7 @@ class ImageBatches(_Base):
     def __repr__(self) -> str:
         return (
             f"ImageBatches({len(self._rows.paths)} images, {len(self)} batches of {self.batch_size}, "
-            f"size={self.size}, fit={self.fit!r}, shuffle={self.shuffle}, "
+            f"size={self.size}, resize={self.resize!r}, shuffle={self.shuffle}, "
             f"cache={str(self._cache.folder) if self._cache is not None else None})"
         )
 

@@ -116,7 +116,16 @@ def _learner_size(learner: Any, data: object) -> tuple[int, int]:
     return as_size(size)
 
 
-def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] | None, fit: str, cache: object):
+def resize_mode(settings: dict) -> str:
+    """Return how a learner's training brought images to size ("squash", "crop" or "pad") from its `settings`.
+
+    Learners saved before the setting was called ``resize`` carry it as ``fit``.
+    """
+    recipe = settings.get("recipe") or {}
+    return str(settings.get("resize") or settings.get("fit") or recipe.get("resize") or recipe.get("fit") or "squash")
+
+
+def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] | None, resize: str, cache: object):
     """Return (ids, number of batches, iterator of (ids, pixels), the batches or None) for a LabelTable, an image array, or batches with .table.
 
     A LabelTable keeps every row: an image that cannot be decoded is served black (every test id needs a row).
@@ -125,7 +134,7 @@ def _batches(learner: Any, data: object, batch_size: int, ids: Sequence[object] 
     if isinstance(data, LabelTable):
         from .pipeline import ImageBatches
 
-        data = ImageBatches(data, size, batch_size=batch_size, targets=None, shuffle=False, fit=fit, cache=cache,
+        data = ImageBatches(data, size, batch_size=batch_size, targets=None, shuffle=False, resize=resize, cache=cache,
                             unreadable="black")
     if isinstance(data, np.ndarray):
         if data.ndim != 4 or data.shape[-1] != 3:
@@ -168,7 +177,7 @@ def predict(
     crop: float | None = None,
     ids: Sequence[object] | None = None,
     progress: bool = True,
-    fit: str | None = None,
+    resize: str | None = None,
     cache: str | os.PathLike | None = "auto",
 ) -> pd.DataFrame:
     """Return a DataFrame: `id` then one probability column per class (in `learner.classes` order), one row per image.
@@ -186,8 +195,8 @@ def predict(
         crop: share of each side kept by crop views; default `learner.settings["tta_crop"]`, else 0.875.
         ids: the ids of the rows of an image array (default "0", "1", ...).
         progress: show a tqdm bar.
-        fit: how a LabelTable's images are brought to size ("squash", "crop",
-            "pad"); default `learner.settings["fit"]`, else "squash" (use what training used).
+        resize: how a LabelTable's images are brought to size ("squash", "crop",
+            "pad"); default what training used (`resize_mode(learner.settings)`).
         cache: the pipeline's resized-image cache ("auto", a folder, or None).
 
     The frame's `attrs` carry `classes`, `multilabel` and `settings` (a copy of
@@ -198,11 +207,11 @@ def predict(
     tta = int(settings.get("tta", 0) if tta is None else tta)
     flip = bool(settings.get("tta_flip", True) if flip is None else flip)
     crop = float(settings.get("tta_crop", DEFAULT_CROP) if crop is None else crop)
-    row_ids, views, black = _predict_views(learner, table, tta_views(tta, flip), batch_size, crop, ids, progress, fit, cache)
+    row_ids, views, black = _predict_views(learner, table, tta_views(tta, flip), batch_size, crop, ids, progress, resize, cache)
     return _frame(learner, row_ids, views.mean(axis=0), settings, tta=tta, tta_flip=flip, tta_crop=crop, unreadable=black)
 
 
-def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, cache) -> tuple[list[str], np.ndarray, list[str]]:
+def _predict_views(learner, table, views, batch_size, crop, ids, progress, resize, cache) -> tuple[list[str], np.ndarray, list[str]]:
     """Return (ids, probabilities (views, n, classes), ids predicted from a black image) for every image, one slice per TTA view."""
     from tqdm.auto import tqdm
 
@@ -212,8 +221,8 @@ def _predict_views(learner, table, views, batch_size, crop, ids, progress, fit, 
     classes = [str(c) for c in learner.classes]
     if "id" in classes:
         raise ConfigError("A class is named 'id', which clashes with the id column; rename that class.")
-    fit = str(fit or settings.get("fit") or (settings.get("recipe") or {}).get("fit") or "squash")
-    _, n_batches, chunks, batches = _batches(learner, table, batch_size, ids, fit, cache)
+    resize = str(resize or resize_mode(settings))
+    _, n_batches, chunks, batches = _batches(learner, table, batch_size, ids, resize, cache)
     out_ids: list[str] = []
     parts: list[np.ndarray] = []
     for chunk_ids, x in tqdm(chunks, total=n_batches, desc=f"predict ({len(views)} views)", disable=not progress, leave=False):
@@ -255,7 +264,7 @@ def choose_tta(
     crop: float | None = None,
     batch_size: int = 32,
     progress: bool = True,
-    fit: str | None = None,
+    resize: str | None = None,
     cache: str | os.PathLike | None = "auto",
 ) -> tuple[int, dict[int, float]]:
     """Return (best tta, {tta: validation score}) for tta = 1..max_tta, from one pass over the views.
@@ -272,7 +281,7 @@ def choose_tta(
     crop = float(settings.get("tta_crop", DEFAULT_CROP) if crop is None else crop)
     m = metrics.get_metric(metric)
     views = tta_views(max(1, int(max_tta)), flip)
-    ids, probs, black = _predict_views(learner, valid, views, batch_size, crop, None, progress, fit, cache)
+    ids, probs, black = _predict_views(learner, valid, views, batch_size, crop, None, progress, resize, cache)
     if ids and len(set(black)) == len(ids):
         raise ImageError(f"None of the {len(ids)} validation images can be decoded, so no TTA can be chosen; "
                          "replace or re-download them (the warning above names them).")
@@ -426,7 +435,7 @@ def tune_settings(
     else:
         table = valid
         if predict_kwargs.get("tta") == "auto":
-            keep = {k: v for k, v in predict_kwargs.items() if k in ("flip", "crop", "batch_size", "progress", "fit", "cache")}
+            keep = {k: v for k, v in predict_kwargs.items() if k in ("flip", "crop", "batch_size", "progress", "resize", "cache")}
             predict_kwargs["tta"], _ = choose_tta(learner, valid, metric, max_tta=int(predict_kwargs.pop("max_tta", 4)), **keep)
         predict_kwargs.pop("max_tta", None)
         predictions = predict(learner, valid, **predict_kwargs)

@@ -101,16 +101,16 @@ def test_reduce_on_decode_matches_full_decode(tmp_path, photo, decoder):
     path = _save(big, tmp_path / "big.jpg", "JPEG", quality=90)
     full = np.asarray(Image.open(path).convert("RGB"))
     for size in (64, (100, 120), 200):
-        for fit in ("squash", "crop", "pad"):
-            fast = load_image(path, size, fit)
-            slow = images._fit_pil(Image.fromarray(full), images.as_size(size), fit)
+        for resize in ("squash", "crop", "pad"):
+            fast = load_image(path, size, resize)
+            slow = images._resize_pil(Image.fromarray(full), images.as_size(size), resize)
             assert fast.shape == np.asarray(slow).shape
             # JPEG's own DCT downscaling is a slightly different low-pass filter than
             # Pillow's antialiased resize: a few levels out of 255 on average
-            assert _mad(fast, np.asarray(slow)) < 5.0, (size, fit)
+            assert _mad(fast, np.asarray(slow)) < 5.0, (size, resize)
 
 
-def test_fits_keep_or_ignore_the_aspect_ratio(tmp_path):
+def test_resize_modes_keep_or_ignore_the_aspect_ratio(tmp_path):
     # a 2:1 picture: left half black, right half white
     a = np.zeros((50, 100, 3), np.uint8)
     a[:, 50:] = 255
@@ -121,7 +121,7 @@ def test_fits_keep_or_ignore_the_aspect_ratio(tmp_path):
     assert pad.shape == (40, 40, 3) and pad[:8].max() == 0 and pad[-8:].max() == 0 and pad[15:25, 25:].min() == 255
     crop = load_image(path, 40, "crop")  # fills: the centre 50x50 of the picture
     assert crop.shape == (40, 40, 3) and crop[:, :15].max() == 0 and crop[:, 25:].min() == 255
-    with pytest.raises(Exception, match="fit"):
+    with pytest.raises(Exception, match="resize='stretch'"):
         load_image(path, 40, "stretch")
 
 

@@ -163,21 +163,21 @@ def test_a_changed_metric_retunes_and_repredicts_without_retraining(dogs_vs_cats
     assert "tta changed from 0 to 2: re-tuning, re-predicting and re-writing the submission" in _messages(caplog)
 
 
-def test_fine_tune_records_the_image_fit_and_a_changed_fit_retrains(dogs_vs_cats_dir, tmp_path, caplog):
+def test_fine_tune_records_the_resize_mode_and_a_changed_one_retrains(dogs_vs_cats_dir, tmp_path, caplog):
     import json
     import logging
 
     caplog.set_level(logging.INFO, logger="kagglekit")
     run = tmp_path / "run"
-    kk.run(dogs_vs_cats_dir, workdir=run, log=None, recipe={"fine_tune": {"fit": "pad"}}, **{**QUICK, "epochs": 1})
-    assert json.loads((run / "learner" / "learner.json").read_text())["settings"]["fit"] == "pad"
-    assert kk.Learner.load(run / "learner").settings["fit"] == "pad"  # what predict prepares test images with
+    kk.run(dogs_vs_cats_dir, workdir=run, log=None, recipe={"fine_tune": {"resize": "pad"}}, **{**QUICK, "epochs": 1})
+    assert json.loads((run / "learner" / "learner.json").read_text())["settings"]["resize"] == "pad"
+    assert kk.Learner.load(run / "learner").settings["resize"] == "pad"  # what predict prepares test images with
     caplog.clear()
-    kk.run(dogs_vs_cats_dir, workdir=run, log=None, recipe={"fine_tune": {"fit": "crop"}}, **{**QUICK, "epochs": 1})
+    kk.run(dogs_vs_cats_dir, workdir=run, log=None, recipe={"fine_tune": {"resize": "crop"}}, **{**QUICK, "epochs": 1})
     said = _messages(caplog)
-    assert any(m.startswith("the recipe's [fine_tune] section changed from {\"fit\": \"pad\"} to {\"fit\": \"crop\"}, "
-                            "fit changed from 'pad' to 'crop': re-training, re-tuning") for m in said), said
-    assert kk.Learner.load(run / "learner").settings["fit"] == "crop"
+    assert any(m.startswith("the recipe's [fine_tune] section changed from {\"resize\": \"pad\"} to {\"resize\": \"crop\"}, "
+                            "resize changed from 'pad' to 'crop': re-training, re-tuning") for m in said), said
+    assert kk.Learner.load(run / "learner").settings["resize"] == "crop"
 
 
 def test_damaged_saved_state_is_set_aside_and_its_step_redone(dogs_vs_cats_dir, tmp_path, caplog):

@@ -93,7 +93,7 @@ def test_seeded_shuffle_is_reproducible_and_changes_each_epoch(digits_table):
 
 def test_cold_and_cached_passes_give_the_same_images(digits_table, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    cold = ImageBatches(digits_table, 20, batch_size=32, shuffle=True, seed=1, cache=cache, fit="pad")
+    cold = ImageBatches(digits_table, 20, batch_size=32, shuffle=True, seed=1, cache=cache, resize="pad")
     x_cold, _ = _epoch(cold)
     cold.close()
     files = sorted(p.suffix for p in (cache / "20x20-pad").iterdir())
@@ -104,11 +104,11 @@ def test_cold_and_cached_passes_give_the_same_images(digits_table, tmp_path, mon
         raise AssertionError("decoded although the image was cached")
 
     monkeypatch.setattr(pipeline, "load_image", no_decode)
-    warm = ImageBatches(digits_table, 20, batch_size=32, shuffle=True, seed=1, cache=cache, fit="pad")
+    warm = ImageBatches(digits_table, 20, batch_size=32, shuffle=True, seed=1, cache=cache, resize="pad")
     x_warm, _ = _epoch(warm)
     assert np.array_equal(x_cold, x_warm)
     # another size or fit is another cache
-    other = ImageBatches(digits_table, 20, batch_size=32, cache=cache, fit="crop")
+    other = ImageBatches(digits_table, 20, batch_size=32, cache=cache, resize="crop")
     with pytest.raises(AssertionError, match="decoded"):
         other[0]
     other.close()

@@ -284,3 +284,12 @@ def test_predictions_save_and_read_back_with_their_settings(digits_table, images
     assert read_predictions(plain)["id"].tolist() == preds["id"].tolist()
     with pytest.raises(ConfigError, match="No predictions file"):
         read_predictions(tmp_path / "missing.csv")
+
+
+def test_resize_mode_reads_what_training_used_also_from_learners_saved_as_fit():
+    from kagglekit.predict import resize_mode
+
+    assert resize_mode({}) == "squash"
+    assert resize_mode({"resize": "crop"}) == "crop"
+    assert resize_mode({"fit": "pad"}) == "pad"  # a learner saved before the setting was renamed
+    assert resize_mode({"recipe": {"resize": "pad"}}) == "pad" and resize_mode({"resize": "crop", "fit": "pad"}) == "crop"

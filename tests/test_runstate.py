@@ -40,8 +40,8 @@ def test_a_changed_input_redoes_its_step_and_every_later_one_and_says_why(tmp_pa
     assert set(again.state["steps"]) == {"layout", "split", "train"}  # forgotten on disk too
     assert not again.fresh("predict", {"tune": {"score": 0.5}})  # no record: done without a message
     assert len(logs.messages) == 1
-    assert again.fresh("train", {"epochs": 1}) and not again.fresh("train", {"epochs": 2, "fit": "crop"})
-    assert logs.messages[-1] == "epochs changed from 1 to 2, fit changed from (not recorded) to 'crop': re-training"
+    assert again.fresh("train", {"epochs": 1}) and not again.fresh("train", {"epochs": 2, "resize": "crop"})
+    assert logs.messages[-1] == "epochs changed from 1 to 2, resize changed from (not recorded) to 'crop': re-training"
 
 
 def test_a_damaged_run_json_is_set_aside_not_deleted(tmp_path, logs):

@@ -173,6 +173,7 @@ def test_the_issue_cases_are_refused_from_recipe_files_and_the_cli(capsys, tmp_p
     ({"train": {"freeze_epochs": 2}}, "freeze_epochs belongs in the [fine_tune] section"),
     ({"fine_tune": {"learning_rate": 0.1}}, "lr belongs in the [train] section"),
     ({"fine_tune": {"drop_out": 0.1}}, "did you mean dropout?"),
+    ({"fine_tune": {"fit": "pad"}}, "did you mean resize?"),  # the resize mode's name before it was resize
     ({"fine_tune": {"epochs": 2}}, "'epochs' in the recipe's [fine_tune] section is set by the run"),
     ({"epochs": 3}, "epochs = 3 is outside any section; epochs belongs in the [train] section"),
     ({"train": {"backbone": "resnet_tny"}}, "did you mean resnet_tiny?"),

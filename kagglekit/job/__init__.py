@@ -304,7 +304,7 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
     extra = dict(ctx.extra)
     callbacks = list(extra.pop("callbacks", None) or [])
     train_inputs = {k: cfg[k] for k in ("valid", "seed", "lr", "flip")}
-    train_inputs.update(plan=state.result("plan"), fit=extra.get("fit", "squash"), fine_tune=extra,
+    train_inputs.update(plan=state.result("plan"), resize=extra.get("resize", "squash"), fine_tune=extra,
                         layout_recipe={**ctx.spec, **ctx.given}, data=state.result("split"),
                         model=str(Path(ctx.model).resolve()) if ctx.model is not None else None)
     if saved is not None:

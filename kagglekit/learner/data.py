@@ -75,13 +75,13 @@ class _Data:
     """Training or validation data at one size: a PyDataset (tables) or arrays."""
 
     def __init__(self, source: Any, size: int | None, batch_size: int, shuffle: bool, seed: int,
-                 targets: str, replicas: int, fit: str = "squash", n_classes: int | None = None) -> None:
+                 targets: str, replicas: int, resize: str = "squash", n_classes: int | None = None) -> None:
         self.batch_size = batch_size
         if isinstance(source, LabelTable):
             from ..pipeline import EpochOrder, ImageBatches, keras_input
 
             self.dataset = ImageBatches(source, size, batch_size=batch_size, targets=targets, shuffle=shuffle,
-                                        seed=seed, fit=fit)
+                                        seed=seed, resize=resize)
             if replicas > 1 and keras.backend.backend() == "jax":
                 self.dataset = _EvenBatches(self.dataset, replicas)
             self.x, self.y = self.dataset, None

@@ -128,11 +128,11 @@ class _Feed:
     batch: int
     replicas: int
     seed: int
-    fit: str
+    resize: str
 
     def at(self, size: Any, index: int) -> tuple[_Data, _Data | None]:
         """Return (training, validation) data at `size` for stage `index` (its training order seeded by the index)."""
-        served = dict(batch_size=self.batch, targets=self.target_kind, replicas=self.replicas, fit=self.fit,
+        served = dict(batch_size=self.batch, targets=self.target_kind, replicas=self.replicas, resize=self.resize,
                       n_classes=self.n_classes)
         train = _Data(self.train, size, shuffle=True, seed=self.seed + index, **served)
         val = _Data(self.valid, size, shuffle=False, seed=self.seed, **served) if self.valid is not None else None
@@ -344,7 +344,7 @@ def _settings(args: dict, *, entry: bb.Backbone, run: _Run, policy: str | None, 
     return {"backbone": entry.name, "weights": args["weights"], "sizes": args["sizes"],
             "preprocess": entry.preprocess, "policy": policy, "workdir": str(run.workdir),
             "recipe": args, "fingerprint": run.fingerprint, "distribution": distribution,
-            "fit": args["fit"],  # how images were brought to size: predict prepares them the same way
+            "resize": args["resize"],  # how images were brought to size: predict prepares them the same way
             **({"tta_flip": bool(flip)} if flip is not None else {})}  # TTA flips only where training flipped
 
 
@@ -413,7 +413,7 @@ def fine_tune(
     seed: int = 0,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
-    fit: str = "squash",
+    resize: str = "squash",
     head_on_features: bool = True,
     size_shares: Sequence[float] | None = None,
     replay: dict | None = None,
@@ -483,7 +483,7 @@ def fine_tune(
             "batch_size": batch_size, "schedule": schedule, "cycle_len": cycle_len, "cycle_mult": cycle_mult,
             "optimizer": optimizer, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
             "class_weight": str(class_weight), "dropout": dropout, "augment": str(augment), "flip": flip, "seed": seed,
-            "head_on_features": bool(head_on_features), "fit": fit, **({"replay": replay} if replay else {}),
+            "head_on_features": bool(head_on_features), "resize": resize, **({"replay": replay} if replay else {}),
             "classes": list(classes), "multilabel": multilabel, "rows": n_rows, "data": data_digest}
     run = _open_run(args, plan, name=entry.name, workdir=workdir, monitor=monitor, resume=resume)
     timing = _timing(plan, callbacks, replay, size_shares, run.rows)
@@ -499,7 +499,7 @@ def fine_tune(
 
         # 4. the stages (their data, training and timing): resume, run each, then end on the best epoch
         feed = _Feed(train=train_src, valid=valid_src, n_classes=len(classes), target_kind=target_kind, seed=seed,
-                     batch=_replica_batch(batch_size, strategy.replicas), replicas=strategy.replicas, fit=fit)
+                     batch=_replica_batch(batch_size, strategy.replicas), replicas=strategy.replicas, resize=resize)
         fitting = _Fitting(loss=loss, metrics=metrics, class_weight=cw, optimizer=optimizer, schedule=schedule,
                            cycle_len=cycle_len, cycle_mult=cycle_mult, weight_decay=weight_decay)
         stages = _Stages(model=model, run=run, backbone=entry.name, feed=feed, fitting=fitting, timing=timing,

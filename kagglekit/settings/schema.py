@@ -288,8 +288,9 @@ SETTINGS: tuple[Setting, ...] = (
             high=2, also=("auto",), example=2),
     Setting("callbacks", "objects", "extra Keras callbacks (kk.run only: run(fine_tune={'callbacks': [...]}))",
             section="fine_tune", keyword=False, objects=("Callback",), example=[]),
-    Setting("fit", "str", "how images are brought to size", default="squash", section="fine_tune", keyword=False,
-            choices=("squash", "crop", "pad"), example="pad"),
+    Setting("resize", "str", "how images are brought to size: squash (ignore the aspect ratio), crop (fill, cut the "
+            "centre) or pad (fit inside, black borders)", default="squash", section="fine_tune", keyword=False,
+            choices=("squash", "crop", "pad"), example="pad", aliases=("fit", "resize_mode")),
     Setting("head_on_features", "bool", "train the frozen stage's head on features computed once", default=True, section="fine_tune",
             keyword=False, example=False),
 )

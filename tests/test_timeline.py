@@ -163,7 +163,7 @@ def test_a_run_killed_at_60_percent_ends_where_an_uninterrupted_one_would_and_re
 
     x, y = _digits()
     state = tmp_path / "deadline.json"
-    first = Deadline(40.0, state_path=state)
+    first = Deadline(30.0, state_path=state)
     with pytest.raises(_Kill):
         fine_tune((x, y), backbone="resnet_micro", weights=None, epochs=None, sizes=[16], batch_size=32, augment=False,
                   dropout=0.0, workdir=tmp_path / "train", verbose=0, callbacks=[first, KillAt(first)])

@@ -94,7 +94,8 @@ def resize_images(x: np.ndarray, size: int | Sequence[int], dtype: str | np.dtyp
     return out
 
 
-def _check_resize(resize: str) -> None:
+def check_resize(resize: str) -> None:
+    """Raise ConfigError unless `resize` is one of `RESIZE_MODES`."""
     if resize not in RESIZE_MODES:
         raise ConfigError(f"resize={resize!r} is not supported; use one of {RESIZE_MODES}.")
 
@@ -373,7 +374,7 @@ def decode_image(
     bytes are not a readable image.
     """
     size = as_size(size)
-    _check_resize(resize)
+    check_resize(resize)
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes); delete it or replace it with the real image.")
     fmt = sniff_format(data[:16])

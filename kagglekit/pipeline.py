@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ConfigError, ImageError, list_offenders
 from .flips import FlipCheck, flip_check  # noqa: F401 (the flip decision, kept importable from here)
 from .hardware import cores
-from .images import DECODER_VERSION, RESIZE_MODES, as_size, load_image, scan_images
+from .images import DECODER_VERSION, as_size, check_resize, load_image, scan_images
 from .io import CACHE_ENV, default_cache_dir
 from .logs import logger
 from .table import LabelTable
@@ -168,8 +168,7 @@ def _check_arguments(table: Any, resize: str, batch_size: Any, unreadable: str) 
             f"ImageBatches needs a kagglekit.LabelTable (got {type(table).__name__}); "
             "build one with kagglekit.layout readers or LabelTable.from_records."
         )
-    if resize not in RESIZE_MODES:
-        raise ConfigError(f"resize={resize!r} is not supported; use one of {RESIZE_MODES}.")
+    check_resize(resize)
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be at least 1.")
     if unreadable not in ("skip", "black"):
@@ -600,14 +599,13 @@ def keras_input(batches: keras.utils.PyDataset, epochs: tuple[int, int] | None =
     import tensorflow as tf
 
     n = len(batches)
-    serve = getattr(batches, "epoch_batch", None)
 
     def arrays(item):
         return tuple(np.asarray(a) for a in (item if isinstance(item, tuple) else (item,)))
 
     def load(k):
         k = int(k)
-        return arrays(serve(k // n, k % n) if epochs is not None and serve is not None else batches[k % n])
+        return arrays(batches[k] if epochs is None else batches.epoch_batch(k // n, k % n))
 
     first = arrays(batches[0])
     dtypes = [tf.as_dtype(a.dtype) for a in first]

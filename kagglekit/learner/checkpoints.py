@@ -165,8 +165,8 @@ class _Run:
         if self._best_weights is not None:
             save_arrays(self.workdir / self.best["file"], self._best_weights)
             self._best_weights = None
-        old = ((self.state or {}).get("best") or {}).get("file")
         previous = self.state or {}
+        old = (previous.get("best") or {}).get("file")
         self.state = {"fingerprint": self.fingerprint, "stage_index": stage_index,
                       "stage_epochs_done": stage_epochs_done, "weights": weights, "optimizer": opt_file,
                       "best": self.best, "rows": self.rows, "monitor": self.monitor}

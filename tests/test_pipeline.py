@@ -313,12 +313,8 @@ def test_flip_check_keeps_flips_where_mirrors_keep_the_label_and_drops_them_for_
     assert flip_check(digits_table) == digits  # seeded: a resumed run judges the same
 
 
-def test_every_epoch_of_fit_serves_its_own_seeded_order_from_its_first_batch(digits_table):
-    """Keras asks for the next epoch's first batch before `on_epoch_begin` (tf.data's prefetch, a new iterator):
-    that batch is already the next epoch's, decoded ahead, and every epoch serves each image once."""
-    import keras
-
-    batches = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=3, cache=None)
+def _record_reads(batches: ImageBatches) -> list[np.ndarray]:
+    """Return the list that each batch `batches` reads from now on appends its row positions to."""
     served: list[np.ndarray] = []
     batch = batches._batch
 
@@ -328,9 +324,27 @@ def test_every_epoch_of_fit_serves_its_own_seeded_order_from_its_first_batch(dig
         return out, rows
 
     batches._batch = recording
+    return served
+
+
+def _tiny_classifier():
+    """Return a compiled 16 px, 10-class softmax over flattened pixels."""
+    import keras
+
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
                               keras.layers.Dense(10, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def test_every_epoch_of_fit_serves_its_own_seeded_order_from_its_first_batch(digits_table):
+    """Keras asks for the next epoch's first batch before `on_epoch_begin` (tf.data's prefetch, a new iterator):
+    that batch is already the next epoch's, decoded ahead, and every epoch serves each image once."""
+    import keras
+
+    batches = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=3, cache=None)
+    served = _record_reads(batches)
+    model = _tiny_classifier()
     source = pipeline.keras_input(batches)
     served.clear()  # what building the input read (batch 0 for its shapes) is not an epoch's
     class SlowEpochStart(keras.callbacks.Callback):  # gives tf.data's prefetch thread time to ask for batch 0 first
@@ -360,18 +374,8 @@ def test_training_feed_serves_every_epoch_from_one_iterator(digits_table, monkey
     make = tf.data.Dataset.__iter__
     monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda self: made.append(1) or make(self))
     batches = ImageBatches(digits_table, 16, batch_size=32, shuffle=True, seed=3, cache=None)
-    served: list[np.ndarray] = []
-    batch = batches._batch
-
-    def recording(index):
-        out, rows = batch(index)
-        served.append(rows.copy())
-        return out, rows
-
-    batches._batch = recording
-    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy")
+    served = _record_reads(batches)
+    model = _tiny_classifier()
     source = pipeline.keras_input(batches, epochs=(1, 4))
     served.clear()  # what building the input read (batch 0 for its shapes) is not an epoch's
     history = model.fit(source, epochs=4, initial_epoch=1, steps_per_epoch=len(batches), verbose=0, shuffle=False)

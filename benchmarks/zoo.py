@@ -15,6 +15,10 @@ For each competition of `kagglekit.testing.zoo` (built in its exact shipping for
    weights restored), at most `--cnn-epochs` epochs; softmax, or sigmoid for multi-label.
 3. **logistic regression** (scikit-learn): pixels downscaled to 16x16 RGB, standardised; one-vs-rest for
    multi-label; trained on the same train images.
+4. **fastai from scratch** (with `--fastai-python PYTHON`, an interpreter that has fastai, torch and
+   torchvision; `benchmarks/_fastai_peer.py`): `xresnet18`, `lr_find`'s valley, `fit_one_cycle` for as many
+   epochs as fit kagglekit's budget, fastai's default augmentation; the same train/valid split, the images at
+   the side kagglekit's plan trained at last. Its wall time includes importing torch and fastai.
 
 The two baselines' test probabilities are written through `kagglekit.submission.write_submission` in the
 sample's shape (no post-processing tuned: 0.5 thresholds, arg-max labels, top-5 guesses); every submission is
@@ -162,6 +166,47 @@ def run_cnn(comp, workdir: Path, plan: dict, out: Path, size: int, max_epochs: i
     return score, time.perf_counter() - t, len(history.history["loss"])
 
 
+def fastai_python(given: str | None) -> str | None:
+    """Return the interpreter that runs the fastai peer: `given`, or this one when it has fastai; else None."""
+    if given:
+        return given
+    try:
+        import fastai  # noqa: F401
+    except ImportError:
+        return None
+    return sys.executable
+
+
+def run_fastai(comp, workdir: Path, plan: dict, out: Path, python: str, budget_s: float) -> tuple[float, float, int]:
+    """Return (score, seconds, epochs) of fastai from scratch (`benchmarks/_fastai_peer.py`) in `budget_s`."""
+    t = time.perf_counter()
+    train, valid, test = tables(workdir)
+
+    def labelled(table):
+        y = table.targets()
+        names = [str(c) for c in table.classes]
+        if table.multilabel:
+            return [[p, [names[j] for j in np.flatnonzero(row)]] for p, row in zip(table.paths, y)]
+        return [[p, [names[int(k)]]] for p, k in zip(table.paths, y)]
+
+    sizes = (plan.get("sizes") or [None])
+    side = sizes[-1] if isinstance(sizes[-1], int) else int(plan.get("native_side") or 64)
+    spec = {"train": labelled(train), "valid": labelled(valid), "test": list(test.paths),
+            "classes": [str(c) for c in train.classes], "multilabel": bool(train.multilabel), "size": int(side),
+            "budget_s": float(budget_s), "out": str(out.with_suffix(".npy"))}
+    spec_path = out.with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec))
+    done = subprocess.run([python, str(Path(__file__).with_name("_fastai_peer.py")), str(spec_path)],
+                          capture_output=True, text=True)
+    out.with_suffix(".fastai.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"fastai failed on {comp.name}:\n{done.stderr[-2000:]}")
+    probs = np.load(spec["out"])
+    info = json.loads(Path(spec["out"] + ".json").read_text())
+    score = write(comp, probs, train, test, plan, out)
+    return score, time.perf_counter() - t, int(info["epochs"])
+
+
 def native_side(workdir: Path) -> int | None:
     """Return the median longest side of the train images (what kagglekit's plan saw), from a sample of 64."""
     from PIL import Image
@@ -183,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cnn-size", type=int, default=64, help="the CNN's input side (capped at the images' own)")
     ap.add_argument("--cnn-epochs", type=int, default=30, help="the CNN's epoch cap (early stopping ends it sooner)")
     ap.add_argument("--no-cnn", action="store_true", help="skip the hand-written CNN")
+    ap.add_argument("--fastai-python", help="an interpreter with fastai, torch and torchvision: adds the fastai "
+                    "column (default: this one, when it has fastai)")
     ap.add_argument("--only", help="comma-separated competition slugs (default: all twelve)")
     ap.add_argument("--out", help="folder for the competitions and runs (default: a temporary folder)")
     args = ap.parse_args(argv)
@@ -191,6 +238,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown competition(s) {unknown}; the zoo has {', '.join(zoo.COMPETITIONS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kagglekit.durations import parse_duration
+
+    budget_s = parse_duration(args.time)
+    peer = fastai_python(args.fastai_python)
+    if peer is None:
+        print("fastai column skipped: no interpreter with fastai (give --fastai-python PYTHON)", flush=True)
 
     rows, failed = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,11 +261,16 @@ def main(argv: list[str] | None = None) -> None:
                                   **BUILD_OPTIONS.get(name, {}))
                 comp = built.extra.get("rerun", built)
                 ks, kt, result = run_kagglekit(comp, workdir, args.time)
-                plan = {**(result.get("plan") or {}), "metric": result["metric"], "native_side": native_side(workdir)}
+                trained = json.loads((workdir / "run.json").read_text())["steps"].get("plan", {}).get("result") or {}
+                plan = {**(result.get("plan") or {}), "sizes": trained.get("sizes"), "metric": result["metric"],
+                        "native_side": native_side(workdir)}
                 ls, lt = run_logistic(comp, workdir, plan, base / name / "logistic.csv")
                 cs = ct = ce = None
                 if not args.no_cnn:
                     cs, ct, ce = run_cnn(comp, workdir, plan, base / name / "cnn.csv", args.cnn_size, args.cnn_epochs)
+                fs = ft = fe = None
+                if peer is not None:
+                    fs, ft, fe = run_fastai(comp, workdir, plan, base / name / "fastai.csv", peer, budget_s)
             except Exception as exc:  # one competition's failure is reported in the table, not the end of the run
                 print(f"{name}: FAILED: {exc}", flush=True)
                 failed.append(name)
@@ -220,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
             row = {"competition": name, "metric": metric, "higher": scoring.HIGHER_IS_BETTER[metric],
                    "train+valid": n_train, "test": len(comp.answers),
                    "kagglekit": ks, "kagglekit_s": kt, "valid_score": result["valid_score"],
-                   "logistic": ls, "logistic_s": lt, "cnn": cs, "cnn_s": ct, "cnn_epochs": ce}
+                   "logistic": ls, "logistic_s": lt, "cnn": cs, "cnn_s": ct, "cnn_epochs": ce,
+                   "fastai": fs, "fastai_s": ft, "fastai_epochs": fe, "budget_s": budget_s}
             rows.append(row)
             print(json.dumps(row), flush=True)
 
@@ -229,19 +288,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nzoo benchmark: {args.n_train} train (80/20 split by kagglekit) + {args.n_test} test images per "
           f"competition; kagglekit run --weights none --time {args.time}; {os.cpu_count()} CPU cores, "
           f"KERAS_BACKEND={keras.backend.backend()}\n")
-    header = "| competition | metric | kagglekit | s | Keras CNN | s | logistic regression | s | kagglekit best? |"
+    header = ("| competition | metric | kagglekit | s (share of budget) | Keras CNN | s | logistic regression | s | "
+              "fastai xresnet18 | s (share) | kagglekit best? |")
     print(header)
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     wins = 0
     for r in rows:
-        others = [v for v in (r["logistic"], r["cnn"]) if v is not None]
+        others = [v for v in (r["logistic"], r["cnn"], r["fastai"]) if v is not None]
         best = all(r["kagglekit"] > v if r["higher"] else r["kagglekit"] < v for v in others)
         wins += best
         arrow = "higher" if r["higher"] else "lower"
         cnn = f"{r['cnn']:.4f} | {r['cnn_s']:.0f} ({r['cnn_epochs']} ep)" if r["cnn"] is not None else "- | -"
+        fastai = (f"{r['fastai']:.4f} | {r['fastai_s']:.0f} ({r['fastai_s'] / r['budget_s']:.0%}, "
+                  f"{r['fastai_epochs']} ep)" if r["fastai"] is not None else "- | -")
         print(f"| {r['competition']} | {r['metric']} ({arrow} is better) | **{r['kagglekit']:.4f}** | "
-              f"{r['kagglekit_s']:.0f} | {cnn} | {r['logistic']:.4f} | {r['logistic_s']:.0f} | "
-              f"{'yes' if best else 'no'} |")
+              f"{r['kagglekit_s']:.0f} ({r['kagglekit_s'] / r['budget_s']:.0%}) | {cnn} | {r['logistic']:.4f} | "
+              f"{r['logistic_s']:.0f} | {fastai} | {'yes' if best else 'no'} |")
     print(f"\nkagglekit scores best on {wins} of {len(rows)} competitions."
           + (f" FAILED (see above): {', '.join(failed)}" if failed else ""))
     if failed:

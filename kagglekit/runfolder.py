@@ -349,14 +349,18 @@ class RunResult:
     workdir: Path
     metric: str
     valid_score: float
-    submission: Path
+    submission: Path | None  # None: a multi-host follower (process > 0), which writes none
     settings: dict = field(default_factory=dict)
     public_score: float | None = None
     seconds: float = 0.0
     inference: Any = None  # what the run inferred before training (kagglekit.job.Inference)
     outside_share: float | None = None  # share of `seconds` outside training steps (kagglekit.timeline.outside_share)
+    process: tuple[int, int] | None = None  # (this process, processes) of a multi-host run's follower (kagglekit.job.processes)
 
     def __str__(self) -> str:
+        if self.process is not None:
+            return (f"process {self.process[0]} of {self.process[1]}: trained in step with process 0, which holds "
+                    "the validation score and writes the submission")
         lines = [f"validation {self.metric}: {self.valid_score:.4f}", f"submission: {self.submission}"]
         if self.public_score is not None:
             lines.append(f"public score: {self.public_score}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 
@@ -109,11 +109,15 @@ class Cadence(list):
     stops, and otherwise once at least
     ``valid_s / VALID_SHARE`` seconds have passed since the last one. With `epochs` (a set of
     1-based epoch numbers) it answers from that set instead (a replay validates where the original did).
+    `follow` turns each answer into the one every process gives (several processes: process 0's,
+    `kagglekit.learner.multihost.from_writer`), since validation is a step they all take.
     """
 
-    def __init__(self, driver: "TimeDriven", epochs: Sequence[int] | None = None) -> None:
+    def __init__(self, driver: "TimeDriven", epochs: Sequence[int] | None = None,
+                 follow: Callable[[bool], bool] | None = None) -> None:
         super().__init__([1])
         self.driver = driver
+        self.follow = follow or (lambda due: due)
         self.fixed = set(int(e) for e in epochs) if epochs is not None else None
         self._last = time.monotonic()
 
@@ -121,13 +125,16 @@ class Cadence(list):
         if self.fixed is not None:
             return epoch in self.fixed or self.driver.stopping
         now = time.monotonic()
-        valid_s = float(getattr(self.driver.clock, "valid_s", 0.0) or 0.0)
-        first = not self.driver.validated_epochs  # the first epoch of a fit: validation is timed (and traced) once
-        due = first or self.driver.stopping or now - self._last >= valid_s / VALID_SHARE
+        due = self.follow(self._due(now))
         if due:
             self._last = now
         self.driver.validated_epochs.append(int(epoch)) if due else None
         return due
+
+    def _due(self, now: float) -> bool:
+        valid_s = float(getattr(self.driver.clock, "valid_s", 0.0) or 0.0)
+        first = not self.driver.validated_epochs  # the first epoch of a fit: validation is timed (and traced) once
+        return bool(first or self.driver.stopping or now - self._last >= valid_s / VALID_SHARE)
 
 
 class TimeDriven(keras.callbacks.Callback):
@@ -137,11 +144,14 @@ class TimeDriven(keras.callbacks.Callback):
         clock: a `Deadline` (its `fraction` of the training window) or a `StepClock`.
         peak_lr: the stage's peak learning rate (`budget_lr` scales it).
         end: the fraction of the training time at which this stage ends (1.0 for the last one).
+        follow: makes each rate and end decision the one every process takes (several processes:
+            `kagglekit.learner.multihost.from_writer`, process 0's); by default this process's own.
     """
 
-    def __init__(self, clock: Any, peak_lr: float, end: float) -> None:
+    def __init__(self, clock: Any, peak_lr: float, end: float, follow: Callable[[Any], Any] | None = None) -> None:
         super().__init__()
         self.clock, self.peak_lr, self.end = clock, float(peak_lr), float(end)
+        self.follow = follow or (lambda value: value)  # several processes: process 0's clock for all
         self.steps = 0  # steps trained in this stage (this session)
         self.validated_epochs: list[int] = []
         self.lr = budget_lr(clock.fraction, self.peak_lr)
@@ -152,14 +162,14 @@ class TimeDriven(keras.callbacks.Callback):
         return bool(self.model is not None and self.model.stop_training)
 
     def _done(self) -> bool:
-        return self.clock.fraction >= self.end - 1e-9
+        return bool(self.follow(bool(self.clock.fraction >= self.end - 1e-9)))
 
     def on_train_begin(self, logs=None):
         if self._done():
             self.model.stop_training = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.lr = budget_lr(self.clock.fraction, self.peak_lr)
+        self.lr = self.follow(budget_lr(self.clock.fraction, self.peak_lr))
         inner = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
         inner.learning_rate = self.lr
 

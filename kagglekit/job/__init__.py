@@ -27,6 +27,7 @@ from ..table import LabelTable
 from .inferred import Inference, _check_saved, _infer, _read_tables
 from ..settings import check_keywords, check_recipe, check_run_arguments
 from .recipe import DEFAULTS, LAYOUT_KEYS, _layout_settings, load_recipe
+from . import processes
 
 def run(
     source: str | os.PathLike,
@@ -94,9 +95,12 @@ def run(
     anything is fetched or read (docs/settings.md lists them): a wrong type, range or name is
     a `ConfigError` naming the setting, the value and the fix (with the closest valid name).
     """
-    with shown(log), contextlib.ExitStack() as held:  # held: the run folder's lock, released however the run ends
+    role = processes.join()  # several processes (multi-host JAX): joined before anything touches the backend
+    workdir, submit, ledger = role.places(workdir, submit, ledger)
+    with shown(None if role.follower else log), role.quiet(), contextlib.ExitStack() as held:  # held: the lock
+        processes.announce(role)
         return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model,
-                    replay, started_at, held)
+                    replay, started_at, held, role)
 
 
 @dataclass
@@ -118,6 +122,7 @@ class _Context:
     before: float = 0.0  # seconds earlier sessions of this run spent
     replay: Any = None  # (plan, steps) of an earlier run folder to replay (kagglekit.timeline.read_replay), or None
     head: str = "softmax"  # how classes are ranked: "softmax", or "knn" (identification: `kagglekit.identify`)
+    role: processes.Role = processes.Role()  # this process among several (multi-host JAX); 0 of 1 usually
 
     def spent(self) -> float:
         """Return the seconds this run has spent, earlier sessions included."""
@@ -311,16 +316,20 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
         logger.info(f"model: {saved} (loaded from {ctx.model}; not trained here)")
         return saved
     learner = _fresh_result(state, "train", train_inputs, lambda: load_learner(state, learner_dir))
-    if learner is not None:
-        logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
+    if processes.trained_before(ctx.role, learner is not None):  # several processes: process 0's run folder says
+        if learner is not None:
+            logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
         return learner
     deadline = _deadline(ctx, plan, len(valid), n_test) if _timed(ctx) else None
     if deadline is not None:
         callbacks.insert(0, deadline)
     kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}),
-              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **_by_time(ctx), **extra}
+              **({"flip": cfg["flip"]} if cfg["flip"] is not None else {}), **_by_time(ctx), **extra,
+              **({"verbose": 0} if ctx.role.follower else {})}
     learner = fine_tune(train, valid=valid, workdir=ctx.workdir / "train", callbacks=callbacks, **kwargs)
     learner.save(learner_dir)
+    if ctx.role.several and not ctx.role.follower:  # predict on this process's devices, from the weights just saved
+        learner = processes.local_learner(learner_dir)
     state.put("epochs_done", len(learner.history))
     if deadline is not None:
         deadline.save()
@@ -485,7 +494,8 @@ def _stage_record(ctx: _Context, plan: Any, result: RunResult, learner: Any, sub
 def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: dict,
          time_budget: str | float | None = None, ledger_path: str | os.PathLike | bool | None = None,
          dry_run: bool = False, model: str | os.PathLike | None = None, replay: Any = None,
-         started_at: float | None = None, held: contextlib.ExitStack | None = None) -> RunResult | Inference:
+         started_at: float | None = None, held: contextlib.ExitStack | None = None,
+         role: processes.Role = processes.Role()) -> RunResult | Inference:
     """Return the `RunResult` of `run`: its stages in order (messages go to the kagglekit logger)."""
     started = started_at or time.time()  # the budget's clock: importing the backend counts too
     from .. import ledger as run_ledger
@@ -501,6 +511,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
                         replay=replay)  # before any work, as every other setting
     budget_given = parse_duration(time_budget) if time_budget is not None else None
     ctx = _open(source, workdir, _settings(recipe, overrides), budget_given, model, started, ledger_path, held)
+    ctx.role = role
     if replay is not None:
         from ..timeline import read_replay
 
@@ -509,7 +520,7 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
     saved = Learner.load(model) if model is not None else None
     inference = _stage_infer(ctx, train, valid, test, inferred, saved)
     _stage_preflight(ctx, train, valid, test, saved, inference, ledger_path)
-    k = _stage_folds_wanted(ctx, train, valid, test, saved)
+    k = processes.check_folds(role, _stage_folds_wanted(ctx, train, valid, test, saved), ctx.cfg["folds"])
     ctx.head = _choose_head(ctx, train, inference.metric)
     if dry_run:
         logger.info("dry run: stopped before training (nothing trained or predicted)")
@@ -518,8 +529,10 @@ def _run(source, workdir, recipe, submit: bool, message: str | None, overrides: 
         _check_saved(saved, train, model)
     if k > 1:  # K models on K folds: kagglekit.folds takes over (its own per-fold steps, then one submission)
         return _stage_folds(ctx, k, train, valid, test, inference, submit, message, ledger_path)
-    plan = _stage_plan(ctx, train, valid, test)
+    plan = processes.shared_plan(role, _stage_plan(ctx, train, valid, test))
     learner = _stage_train(ctx, plan, train, valid, saved, len(test))
+    if role.follower:  # it trained in step with process 0, which predicts, writes and submits
+        return processes.follower_result(role, ctx.workdir, inference.metric, ctx.spent(), inference)
     score = _stage_tune(ctx, plan, learner, valid, inference.metric, saved, train)
     _log_score(ctx, learner, inference.metric, score, saved)
     test_probs = _stage_predict(ctx, learner, test, plan.batch_size, gallery=(train, valid))

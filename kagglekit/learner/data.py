@@ -75,7 +75,8 @@ class _Data:
     """Training or validation data at one size: a PyDataset (tables) or arrays."""
 
     def __init__(self, source: Any, size: int | None, batch_size: int, shuffle: bool, seed: int,
-                 targets: str, replicas: int, resize: str = "squash", n_classes: int | None = None) -> None:
+                 targets: str, replicas: int, resize: str = "squash", n_classes: int | None = None,
+                 part: tuple[int, int] = (0, 1)) -> None:
         self.batch_size = batch_size
         if isinstance(source, LabelTable):
             from ..pipeline import EpochOrder, ImageBatches, keras_input
@@ -83,13 +84,16 @@ class _Data:
             self.dataset = ImageBatches(source, size, batch_size=batch_size, targets=targets, shuffle=shuffle,
                                         seed=seed, resize=resize)
             if replicas > 1 and keras.backend.backend() == "jax":
-                self.dataset = _EvenBatches(self.dataset, replicas)
+                self.dataset = _EvenBatches(self.dataset, replicas, part)
             self.x, self.y = self.dataset, None
             self.steps = len(self.dataset)
             self.feed = keras_input(self.dataset)  # what fit/evaluate get (a tf.data pipeline on TensorFlow)
             self.callbacks = [EpochOrder(self.dataset)] if shuffle else []
         else:
             x, y = source
+            if part[1] > 1:
+                raise ConfigError(f"Training over {part[1]} processes reads images from a LabelTable, not arrays: "
+                                  "give fine_tune a LabelTable (kagglekit.LabelTable.from_folders / from_csv).")
             if size is not None:
                 x = resize_images(x, size)  # the one resize rule (kagglekit.images); a no-op at `size`
             if targets == "onehot" and y.ndim == 1:
@@ -115,11 +119,17 @@ class _Data:
 
 
 class _EvenBatches(keras.utils.PyDataset):
-    """Serve a dataset with each batch cut to a multiple of the device count (JAX data parallel)."""
+    """Serve a dataset with each batch cut to a multiple of the device count (JAX data parallel).
 
-    def __init__(self, inner, replicas: int) -> None:
+    With several processes (`part` = (this one, how many)) each serves its contiguous share of that
+    cut batch: the processes' shares make up the global batch (``keras.distribution`` with
+    auto-sharding off assembles it), so every row is read by one process only.
+    """
+
+    def __init__(self, inner, replicas: int, part: tuple[int, int] = (0, 1)) -> None:
         super().__init__()
         self.inner, self.replicas = inner, replicas
+        self.part = (int(part[0]), int(part[1]))
 
     def __len__(self) -> int:
         return len(self.inner)
@@ -128,7 +138,9 @@ class _EvenBatches(keras.utils.PyDataset):
         item = self.inner[i]
         x = item[0] if isinstance(item, tuple) else item
         n = max(self.replicas, (len(x) // self.replicas) * self.replicas)
-        return tuple(a[:n] for a in item) if isinstance(item, tuple) else item[:n]
+        index, count = self.part
+        rows = slice(index * n // count, (index + 1) * n // count)
+        return tuple(a[rows] for a in item) if isinstance(item, tuple) else item[rows]
 
     def on_epoch_end(self) -> None:
         if hasattr(self.inner, "on_epoch_end"):

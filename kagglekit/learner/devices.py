@@ -102,10 +102,17 @@ class _Strategy:
     def __init__(self, distribute: bool | str) -> None:
         self.kind = "none"
         self.replicas = 1
+        self.part = (0, 1)  # (this process, processes): each feeds its share of every batch
         self._scope = contextlib.nullcontext
         backend = _backend()
         if backend != "jax":
             _warn_tpu_without_jax()
+        if backend == "jax" and distribute is not False:
+            from . import multihost
+
+            if multihost.requested_processes() > 1:  # several processes: one run over all their devices
+                self._join_processes()
+                return
         if distribute is False or distribute is None:
             return
         if distribute not in (True, "auto"):
@@ -124,11 +131,6 @@ class _Strategy:
             strategy = tf.distribute.MirroredStrategy(devices)
             self.kind, self.replicas, self._scope = "mirrored", strategy.num_replicas_in_sync, strategy.scope
         elif backend == "jax":
-            from .multihost import requested_processes
-
-            if requested_processes() > 1:  # never N independent runs all writing the same run folder
-                raise ConfigError("The environment asks for several JAX processes (multi-host), which fine_tune does not "
-                                  "run yet (kagglekit.learner.multihost has the parts). Fix: run one process per machine.")
             kind = "tpu" if tpu_cores() else "gpu" if gpus else "cpu"
             devices = keras.distribution.list_devices(kind)
             if len(devices) < 2:
@@ -140,6 +142,18 @@ class _Strategy:
 
     def scope(self):
         return self._scope()
+
+    def _join_processes(self) -> None:
+        """Data parallel over every device of every process (multi-host JAX); each process feeds its `part` of a batch."""
+        from . import multihost
+
+        if not multihost.initialize():
+            raise ConfigError("The environment asks for several JAX processes, but they could not be joined "
+                              "(keras.distribution.initialize). Fix: set the coordinator address, the number of "
+                              "processes and each one's id (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
+        dist = multihost.data_parallel()
+        self.kind, self.replicas, self._scope = "multihost", len(keras.distribution.list_devices()), dist.scope
+        self.part = (multihost.process_index(), multihost.process_count())
 
 
 def _warn_tpu_without_jax() -> None:

@@ -12,9 +12,15 @@ Then:
 * `agree` turns each process's stop/continue into one decision every process takes (any of them
   says stop -> all stop), so no process waits forever in a collective another has left.
 
-Tested with two JAX processes on one machine (CPU collectives through gloo): ``tests/test_devices.py``.
-NOT wired yet into `fine_tune` / `kagglekit run` (their input pipeline, run folder and Deadline):
-see docs/kaggle-accelerators.md.
+Every decision a process takes from its own clock (stop training, the learning rate of the next step,
+whether to validate, whether a stage still has time) is taken by process 0 and followed by the others
+(`from_writer`, `Lockstep`), so all of them run the same steps and collectives in the same order. The
+plan and any resumed weights come from process 0 too (`share`, `share_weights`). After training, only
+process 0 predicts (on its own devices, from the saved learner), writes and submits.
+
+``kagglekit run`` / ``kk.run`` do all of this when the environment names several processes
+(`kagglekit.job`). Tested with two JAX processes on one machine (CPU collectives through gloo):
+``tests/test_devices.py`` (the parts) and ``tests/test_multihost_run.py`` (a whole run).
 """
 from __future__ import annotations
 
@@ -102,6 +108,70 @@ def local_batch(global_batch: int) -> int:
 def data_parallel() -> "keras.distribution.DataParallel":
     """Return DataParallel over all devices of all processes, each process feeding its own rows."""
     return keras.distribution.DataParallel(devices=keras.distribution.list_devices(), auto_shard_dataset=False)
+
+
+def several() -> bool:
+    """Return whether this run has several processes."""
+    return process_count() > 1
+
+
+def from_writer(value: float | bool) -> float | bool:
+    """Return process 0's `value` on every process (a number or a flag; `value` itself with one process)."""
+    if not several():
+        return value
+    from jax.experimental import multihost_utils
+
+    got = float(np.asarray(multihost_utils.broadcast_one_to_all(np.array([float(value)], dtype=np.float64)))[0])
+    return bool(got) if isinstance(value, bool) else got
+
+
+def share(obj: object) -> object:
+    """Return process 0's `obj` (anything JSON can hold) on every process."""
+    if not several():
+        return obj
+    import json
+
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8) if is_writer() else np.zeros(0, np.uint8)
+    length = int(from_writer(float(len(data))))
+    padded = np.zeros(length, np.uint8)
+    padded[:len(data)] = data[:length]
+    got = np.asarray(multihost_utils.broadcast_one_to_all(padded)).astype(np.uint8)
+    return json.loads(got.tobytes().decode())
+
+
+def share_weights(variables: list) -> None:
+    """Give every process process 0's values of `variables` (a resumed run: only process 0 read the checkpoint)."""
+    if not several():
+        return
+    from jax.experimental import multihost_utils
+
+    for v in variables:
+        v.assign(np.asarray(multihost_utils.broadcast_one_to_all(np.asarray(v.value))))
+
+
+class Lockstep(keras.callbacks.Callback):
+    """Keras callback, last in the list: every process follows process 0's stop flag.
+
+    Each process's own callbacks (the `Deadline`, the time-driven schedule) may stop training from
+    their own clocks; this one replaces the flag by process 0's after each step and epoch, before
+    Keras acts on it (one small broadcast per step). The time-driven learning rate is followed where
+    it is set (``kagglekit.timeline.TimeDriven(follow=from_writer)``): JAX refuses a replicated
+    variable given different values on different processes.
+    """
+
+    def _follow_stop(self) -> None:
+        self.model.stop_training = from_writer(bool(self.model.stop_training))
+
+    def on_train_begin(self, logs=None):
+        self._follow_stop()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._follow_stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._follow_stop()
 
 
 def agree(stop: bool) -> bool:

@@ -38,6 +38,7 @@ from ..flips import flip_check
 from ..plan import BASE_LR, SCRATCH_LR
 from ..table import LabelTable
 from ..timeline import TIME_EPOCHS, Cadence, StepClock, TimeDriven, budget_lr, replay_record, stage_ends  # noqa: F401
+from . import multihost
 from .checkpoints import CHECKPOINT_EVERY_S, _Recorder, _Run
 from .data import _Data, default_augmentation, describe_data, validation
 from .devices import _Strategy, jit_compile_setting, precision_policy
@@ -129,11 +130,13 @@ class _Feed:
     replicas: int
     seed: int
     resize: str
+    part: tuple[int, int] = (0, 1)  # (this process, processes): several processes each feed their share
+
 
     def at(self, size: Any, index: int) -> tuple[_Data, _Data | None]:
         """Return (training, validation) data at `size` for stage `index` (its training order seeded by the index)."""
         served = dict(batch_size=self.batch, targets=self.target_kind, replicas=self.replicas, resize=self.resize,
-                      n_classes=self.n_classes)
+                      n_classes=self.n_classes, part=self.part)
         train = _Data(self.train, size, shuffle=True, seed=self.seed + index, **served)
         val = _Data(self.valid, size, shuffle=False, seed=self.seed, **served) if self.valid is not None else None
         return train, val
@@ -164,7 +167,7 @@ class _Timing:
     def over(self, index: int) -> bool:
         """Return whether stage `index` is time-driven and its share of the time is already spent."""
         end = self.ends[index] if self.ends else None
-        return end is not None and self.clock.fraction >= end - 1e-9
+        return multihost.from_writer(end is not None and self.clock.fraction >= end - 1e-9)
 
 
 @dataclasses.dataclass
@@ -191,7 +194,7 @@ class _Stages:
         bb.backbone_of(self.model).trainable = stage["stage"] != "frozen"
         mults = group_multipliers(self.model, stage["mult"], self.backbone)
         if stage.get("timed"):  # the rate follows the clock (TimeDriven sets it before every step)
-            sched = budget_lr(self.timing.clock.fraction, stage["lr"])
+            sched = multihost.from_writer(budget_lr(self.timing.clock.fraction, stage["lr"]))
         else:
             sched = make_schedule(f.schedule, stage["lr"], steps_per_epoch, stage["epochs"], f.cycle_len, f.cycle_mult)
         self.model.compile(optimizer=make_optimizer(f.optimizer, sched, mults, f.weight_decay), loss=f.loss,
@@ -242,8 +245,9 @@ def _timing(plan: list[dict], callbacks: Sequence[Any], replay: dict | None, siz
 
 def _out_of_time(callbacks: Sequence[Any]) -> bool:
     """Return whether a callback says no training time is left (``exhausted``, or a ``Deadline`` that has ``stopped``)."""
-    return any(getattr(cb, "exhausted", False) or getattr(cb, "stopped", None) for cb in callbacks
-               if hasattr(cb, "exhausted"))
+    out = any(getattr(cb, "exhausted", False) or getattr(cb, "stopped", None) for cb in callbacks
+              if hasattr(cb, "exhausted"))
+    return multihost.from_writer(bool(out))  # several processes: process 0's clock decides for all
 
 
 def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
@@ -252,7 +256,7 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
     train, val = s.data(index)
     s.compile(index, train.steps)
     if initial_epoch > 0:
-        s.run.restore_optimizer(s.model)
+        _restore_optimizer(s)
     if (s.head_on_features and stage["stage"] == "frozen" and initial_epoch == 0
             and _can_fit_head_on_features(s.model, train.steps * s.feed.batch, s.feed.replicas)):
         _run_head_stage(s, index, train, val)
@@ -264,16 +268,17 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
 def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_epoch: int) -> None:
     """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoints)."""
     stage, t = s.run.plan[index], s.timing
-    timed = [TimeDriven(t.clock, stage["lr"], t.ends[index])] if stage.get("timed") else []
+    timed = [TimeDriven(t.clock, stage["lr"], t.ends[index], follow=multihost.from_writer)] if stage.get("timed") else []
     feed, feed_kwargs, feed_callbacks = train.fit_input(initial_epoch, stage["epochs"])
     fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
                       class_weight=s.fitting.class_weight, **feed_kwargs,
                       callbacks=[*feed_callbacks, _Recorder(s.run, index, CHECKPOINT_EVERY_S if timed else 0.0), *timed,
-                                 *s.callbacks])
+                                 *s.callbacks, *([multihost.Lockstep()] if multihost.several() else [])])
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
         if timed:
-            fit_kwargs["validation_freq"] = Cadence(timed[0], t.validated[index] if t.validated else None)
+            fit_kwargs["validation_freq"] = Cadence(timed[0], t.validated[index] if t.validated else None,
+                                                    follow=multihost.from_writer)
     if s.verbose:
         length = (f"until {t.ends[index]:.0%} of the training {'steps' if isinstance(t.clock, StepClock) else 'time'}"
                   if timed else f"{stage['epochs']} epochs")
@@ -283,6 +288,17 @@ def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_
         s.model.fit(feed, shuffle=False, **fit_kwargs)
     else:
         s.model.fit(train.x, train.y, batch_size=s.feed.batch, shuffle=True, **fit_kwargs)
+
+
+def _restore_optimizer(s: _Stages) -> None:
+    """Load the saved optimizer state (several processes: process 0 reads it, the others receive it)."""
+    if multihost.is_writer():
+        s.run.restore_optimizer(s.model)
+    if multihost.several():
+        opt = s.model.optimizer
+        if not getattr(opt, "inner_optimizer", opt).built:
+            opt.build(s.model.trainable_variables)
+        multihost.share_weights(list(opt.variables))
 
 
 def _run_head_stage(s: _Stages, index: int, train: _Data, val: _Data | None) -> None:
@@ -359,6 +375,10 @@ def _run_stages(stages: _Stages) -> None:
     """Run the stages from where the run left off, past those whose time is spent, while training time is left."""
     plan = stages.run.plan
     start_stage, start_epoch = stages.run.resume(stages.model)
+    if multihost.several():  # only process 0 reads the run folder: the others continue from its point and weights
+        start_stage, start_epoch = multihost.share([start_stage, start_epoch])
+        if (start_stage, start_epoch) != (0, 0):
+            multihost.share_weights(list(stages.model.variables))
     for index in range(start_stage, len(plan)):
         if stages.timing.over(index):
             continue
@@ -498,8 +518,8 @@ def fine_tune(
         model = _build(entry, len(classes), multilabel, None if run.state else weights, dropout, augment_layer, policy)
 
         # 4. the stages (their data, training and timing): resume, run each, then end on the best epoch
-        feed = _Feed(train=train_src, valid=valid_src, n_classes=len(classes), target_kind=target_kind, seed=seed,
-                     batch=_replica_batch(batch_size, strategy.replicas), replicas=strategy.replicas, resize=resize)
+        feed = _Feed(train=train_src, valid=valid_src, n_classes=len(classes), target_kind=target_kind, seed=seed, resize=resize,
+                     batch=_replica_batch(batch_size, strategy.replicas), replicas=strategy.replicas, part=strategy.part)
         fitting = _Fitting(loss=loss, metrics=metrics, class_weight=cw, optimizer=optimizer, schedule=schedule,
                            cycle_len=cycle_len, cycle_mult=cycle_mult, weight_decay=weight_decay)
         stages = _Stages(model=model, run=run, backbone=entry.name, feed=feed, fitting=fitting, timing=timing,

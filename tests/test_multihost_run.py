@@ -18,8 +18,6 @@ import pandas as pd
 import pytest
 from kagglekit.testing.competitions import build_competition
 
-pytestmark = pytest.mark.slow
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -31,7 +29,7 @@ def _start(index: int, port: int, args: list[str], scratch: Path) -> subprocess.
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
            "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-           "KERAS_DISTRIBUTION_PROCESS_ID": str(index), "TMPDIR": str(scratch)}
+           "KERAS_DISTRIBUTION_PROCESS_ID": str(index), "TMPDIR": str(scratch), "KAGGLEKIT_KEEP_SCRATCH": "1"}
     return subprocess.Popen([sys.executable, "-m", "kagglekit", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -42,6 +40,7 @@ def _history(run_folder: Path) -> pd.DataFrame:
     return pd.read_csv(found[0])
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
     pytest.importorskip("jax")
     comp = build_competition("dogs-vs-cats", tmp_path / "dogs-vs-cats", n_train=160, n_test=40, size=32, zipped=False)
@@ -76,3 +75,43 @@ def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
     assert len(mine) == len(theirs) >= 1 and mine["steps"].sum() >= 1
     assert mine["steps"].tolist() == theirs["steps"].tolist()
     assert mine["loss"].tolist() == theirs["loss"].tolist() and mine["lr"].tolist() == theirs["lr"].tolist()
+
+
+def test_a_followers_scratch_folder_is_removed_unless_kept(tmp_path, monkeypatch):
+    from kagglekit.job.processes import KEEP_SCRATCH_ENV, Role
+
+    scratch = tmp_path / "kagglekit-process1-x"
+    (scratch / "run").mkdir(parents=True)
+    role = Role(1, 2, str(scratch))
+    assert role.places("runs/mine", True, "ledger.csv") == (str(scratch / "run"), False, False)  # never the user's
+    assert Role().places("runs/mine", True, "ledger.csv") == ("runs/mine", True, "ledger.csv")
+    monkeypatch.setenv(KEEP_SCRATCH_ENV, "1")
+    role.cleanup()
+    assert scratch.is_dir()
+    monkeypatch.delenv(KEEP_SCRATCH_ENV)
+    role.cleanup()
+    assert not scratch.exists()
+
+
+def test_several_processes_refuse_k_folds_and_make_auto_one():
+    from kagglekit.errors import ConfigError
+    from kagglekit.job.processes import Role, check_folds
+
+    with pytest.raises(ConfigError, match="--folds 5 trains 5 models.*Fix: --folds 1"):
+        check_folds(Role(0, 2), 5, 5)
+    assert check_folds(Role(0, 2), 5, "auto") == 1
+    assert check_folds(Role(), 5, 5) == 5  # one process: as asked
+
+
+def test_several_processes_need_the_jax_backend(monkeypatch):
+    import keras
+
+    from kagglekit.errors import ConfigError
+    from kagglekit.job import processes
+
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    with pytest.raises(ConfigError, match="names 2 processes.*JAX only.*Fix: KERAS_BACKEND=jax"):
+        processes.join()
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "1")
+    assert processes.join() == processes.Role()

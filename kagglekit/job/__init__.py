@@ -98,6 +98,7 @@ def run(
     role = processes.join()  # several processes (multi-host JAX): joined before anything touches the backend
     workdir, submit, ledger = role.places(workdir, submit, ledger)
     with shown(None if role.follower else log), role.quiet(), contextlib.ExitStack() as held:  # held: the lock
+        held.callback(role.cleanup)
         processes.announce(role)
         return _run(source, workdir, recipe, submit, message, overrides, time_budget, ledger, dry_run, model,
                     replay, started_at, held, role)

@@ -6,7 +6,8 @@ When the environment names several processes (``KERAS_DISTRIBUTION_*`` or ``JAX_
 * they join (``keras.distribution.initialize``) before anything touches the backend (`join`);
 * process 0 is the run: its run folder, ledger, submission and upload. The others read the competition
   as it does (each host has its own copy, as under /kaggle/input) but keep their files in a scratch
-  folder of their own, never the user's (`Role.places`), and log warnings only (`Role.quiet`);
+  folder of their own under ``$TMPDIR``, never the user's (`Role.places`), removed when they end
+  (`Role.cleanup`; ``$KAGGLEKIT_KEEP_SCRATCH=1`` keeps it), and log warnings only (`Role.quiet`);
 * the plan is process 0's (`shared_plan`); training is one data-parallel fit over every device, each
   process feeding its share of each batch and following process 0's clock (`kagglekit.learner.multihost`);
 * after training the others are done (`follower_result`); process 0 predicts on its own devices from
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,9 @@ from typing import Any, Iterator
 from ..errors import ConfigError
 from ..logs import logger
 
+#: Set to 1 to keep a follower's scratch folder (its checkpoints and history) after the run.
+KEEP_SCRATCH_ENV = "KAGGLEKIT_KEEP_SCRATCH"
+
 
 @dataclass(frozen=True)
 class Role:
@@ -34,6 +40,7 @@ class Role:
 
     index: int = 0
     count: int = 1
+    scratch: str | None = None  # a follower's own folder for its run files, removed when it ends
 
     @property
     def several(self) -> bool:
@@ -48,8 +55,12 @@ class Role:
         """Return (workdir, submit, ledger) for this process: a follower's scratch folder, no upload, no ledger."""
         if not self.follower:
             return workdir, submit, ledger
-        scratch = tempfile.mkdtemp(prefix=f"kagglekit-process{self.index}-")
-        return str(Path(scratch) / "run"), False, False
+        return str(Path(self.scratch) / "run"), False, False
+
+    def cleanup(self) -> None:
+        """Remove a follower's scratch folder (kept when ``$KAGGLEKIT_KEEP_SCRATCH`` is 1, to look into)."""
+        if self.scratch and os.environ.get(KEEP_SCRATCH_ENV) != "1":
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -81,7 +92,9 @@ def join() -> Role:
         raise ConfigError(f"The environment names {asked} processes, but they could not be joined. Fix: give every "
                           "process the same coordinator address and number of processes, and its own id "
                           "(JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
-    return Role(multihost.process_index(), multihost.process_count())
+    index, count = multihost.process_index(), multihost.process_count()
+    scratch = tempfile.mkdtemp(prefix=f"kagglekit-process{index}-") if index > 0 else None
+    return Role(index, count, scratch)
 
 
 def announce(role: Role) -> None:

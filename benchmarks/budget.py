@@ -24,18 +24,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kagglekit.durations import format_duration, parse_duration  # noqa: E402
 from kagglekit.testing import zoo  # noqa: E402
+from zoo import EXTRA_FLAGS  # noqa: E402  (benchmarks/zoo.py: flags a competition needs, e.g. Humpback's --valid)
 
 
-def run_once(comp: Path, workdir: Path, budget: str, cost_scale: float | None) -> dict:
+def run_once(comp: Path, workdir: Path, budget: str, cost_scale: float | None, flags: list[str] = ()) -> dict:
     """Return the figures of one `kagglekit run` process: wall seconds, share of the budget, outside share."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if cost_scale is not None:
         env["KAGGLEKIT_COST_SCALE"] = str(cost_scale)
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "kagglekit", "run", str(comp), "--time", budget, "--weights", "none",
-                           "--workdir", str(workdir)], env=env, capture_output=True, text=True)
+                           "--workdir", str(workdir), *flags], env=env, capture_output=True, text=True)
     wall = time.time() - t0
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
@@ -61,7 +63,7 @@ def main() -> None:
             built = zoo.build(name, base / name / "data", n_train=args.n_train, n_test=args.n_test)
             comp = built.extra.get("rerun", built).path
             for budget in args.time.split(","):
-                row = run_once(comp, base / name / f"run-{budget}", budget, args.cost_scale)
+                row = run_once(comp, base / name / f"run-{budget}", budget, args.cost_scale, EXTRA_FLAGS.get(name, []))
                 print(json.dumps({"competition": name, "time": budget, "cost_scale": args.cost_scale, **row}), flush=True)
                 print(f"{name} --time {budget}: {format_duration(row['wall_s'])} wall, {row['share']:.1%} of the budget "
                       f"(goal 93-103%), {row['outside_share']:.0%} outside training steps", flush=True)

@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         cnn = f"{r['cnn']:.4f} | {r['cnn_s']:.0f} ({r['cnn_epochs']} ep)" if r["cnn"] is not None else "- | -"
         fastai = (f"{r['fastai']:.4f} | {r['fastai_s']:.0f} ({r['fastai_s'] / r['budget_s']:.0%}, "
                   f"{r['fastai_epochs']} ep)" if r["fastai"] is not None else "- | -")
-        print(f"| {r['competition']} | {r['metric']} ({arrow} is better) | **{r['kagglekit']:.4f}** | "
+        mine = f"**{r['kagglekit']:.4f}**" if best else f"{r['kagglekit']:.4f}"  # bold only where it is ahead of all
+        print(f"| {r['competition']} | {r['metric']} ({arrow} is better) | {mine} | "
               f"{r['kagglekit_s']:.0f} ({r['kagglekit_s'] / r['budget_s']:.0%}) | {cnn} | {r['logistic']:.4f} | "
               f"{r['logistic_s']:.0f} | {fastai} | {'yes' if best else 'no'} |")
     print(f"\nkagglekit scores best on {wins} of {len(rows)} competitions."

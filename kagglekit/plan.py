@@ -84,7 +84,11 @@ GPU_OVERHEAD_S = 0.0002
 # and each stage (compile/trace, caching the images at a new size). CPU: 12 s measured for a stage on 2 cores.
 STARTUP_S = {"cpu": 20.0, "gpu": 45.0, "tpu": 60.0}
 STAGE_S = {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
-WRITE_S = 10.0  # writing and validating the submission, saving the model
+#: After training: writing and validating the submission and the run's records. Measured on the 2-minute zoo
+#: (2,000 images, 2 CPU cores): training stopped 1.9-3.1 s before the process ended, prediction included.
+WRITE_S = 2.5
+#: Saving the learner and the last checkpoint after training: 8 bytes a parameter (two float32 copies) at this rate.
+SAVE_BYTES_PER_S = 100e6
 DECODE_S_PER_MEGAPIXEL = 0.018  # per core, JPEG through kagglekit.images (reduce-on-decode)
 DECODE_S_MIN = 0.0004
 #: Environment variable scaling the cost model (make_plan's cost_scale): 2 plans for a machine twice as slow.
@@ -176,6 +180,11 @@ def estimate_seconds_per_image(backbone: str, size: int, hardware: Hardware) -> 
     """Return the estimated seconds one training image costs per epoch (forward, backward, update)."""
     compute = 3 * forward_gflops(backbone, size) * 1e9 * _slowness(backbone, hardware) / hardware.train_flops
     return compute + (CPU_OVERHEAD_S if hardware.kind == "cpu" else GPU_OVERHEAD_S)
+
+
+def write_seconds(backbone: str) -> float:
+    """Return the estimated seconds after training that do not depend on the images: writing, saving the model."""
+    return WRITE_S + 8 * float(_arch(backbone).params or 0) / SAVE_BYTES_PER_S
 
 
 def decode_seconds(stats: "ImageStats", n_images: int, hardware: Hardware) -> float:
@@ -429,7 +438,7 @@ def _reserve(run: _Run, name: str, size: int, factor: float, budget: float) -> t
     """Return (seconds kept back for prediction and writing, TTA views: the most asked within RESERVE_SHARE, else 1)."""
     last = estimate_seconds_per_image(name, size, run.hw) * factor * PREDICT_SHARE
     for views in range(run.views, 0, -1):
-        reserve = (WRITE_S + decode_seconds(run.stats, run.n_test, run.hw)
+        reserve = (write_seconds(name) + decode_seconds(run.stats, run.n_test, run.hw)
                    + last * (run.n_valid * 2 * views + run.n_test * views))
         if reserve <= RESERVE_SHARE * (budget - run.spent_s):
             break

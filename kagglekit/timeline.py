@@ -197,20 +197,20 @@ def replay_record(rows: Sequence[dict], n_stages: int) -> dict:
 
 
 # ---------------------------------------------------------------- the run's side (kagglekit.job)
-def measured_reserve(plan: Any, n_valid: int, n_test: int) -> dict:
+def measured_reserve(plan: Any, n_valid: int, n_test: int, n_gallery: int = 0) -> dict:
     """Return the `Deadline` arguments that measure the reserve: image passes after training and the fixed seconds.
 
     After training the run predicts the validation images about twice per TTA view (choosing the views,
-    then the score) and the test images once per view; a validation pass during training times one
-    image, so the reserve follows the real speed. The fixed part (writing, decoding the test images)
-    stays the plan's estimate.
+    then the score) and the test images once per view, and, with the nearest-neighbour head, embeds the
+    `n_gallery` training images once; a validation pass during training times one image, so the reserve
+    follows the real speed. The fixed part (writing, decoding the test images) stays the plan's estimate.
     """
     from .plan import PREDICT_SHARE
 
     views = max(1, int(plan.tta or 1))
     images = float(n_valid * 2 * views + n_test * views)
     fixed = max(0.0, float(plan.reserve_s) - images * float(plan.seconds_per_image) * PREDICT_SHARE)
-    return {"reserve_images": images, "valid_images": int(n_valid), "reserve_fixed_s": fixed}
+    return {"reserve_images": images + n_gallery, "valid_images": int(n_valid), "reserve_fixed_s": fixed}
 
 
 def read_replay(run_dir: str | Any) -> tuple[dict, dict]:

@@ -321,7 +321,8 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
         if learner is not None:
             logger.info(f"model: {learner} (trained earlier, loaded from {learner_dir})")
         return learner
-    deadline = _deadline(ctx, plan, len(valid), n_test) if _timed(ctx) else None
+    gallery = len(train) + len(valid) if ctx.head == "knn" else 0  # the nearest-neighbour head embeds them after training
+    deadline = _deadline(ctx, plan, len(valid), n_test, gallery) if _timed(ctx) else None
     if deadline is not None:
         callbacks.insert(0, deadline)
     kwargs = {**plan.fine_tune_kwargs(), "seed": cfg["seed"], **({"lr": cfg["lr"]} if cfg["lr"] else {}),
@@ -344,7 +345,7 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
     return learner
 
 
-def _deadline(ctx: _Context, plan: Any, n_valid: int, n_test: int) -> Any:
+def _deadline(ctx: _Context, plan: Any, n_valid: int, n_test: int, n_gallery: int = 0) -> Any:
     """Return the `Deadline` callback that keeps training inside what is left of the budget."""
     from ..deadline import Deadline
     from ..timeline import measured_reserve
@@ -352,7 +353,7 @@ def _deadline(ctx: _Context, plan: Any, n_valid: int, n_test: int) -> Any:
     saved_s = _saved_spent(ctx.deadline_path)
     return Deadline.load(ctx.deadline_path, budget_s=plan.budget_s, extra_s=max(0.0, ctx.spent() - saved_s),
                          reserve_s=plan.reserve_s, batch_size=plan.batch_size, size=plan.sizes[-1],
-                         valid_s=plan.valid_s, **measured_reserve(plan, n_valid, n_test))
+                         valid_s=plan.valid_s, **measured_reserve(plan, n_valid, n_test, n_gallery))
 
 
 def _stage_tune(ctx: _Context, plan: Any, learner: Any, valid: LabelTable, metric: str, saved: Any,

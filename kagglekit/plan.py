@@ -77,18 +77,14 @@ PREDICT_SHARE = 0.4
 
 # The architectures' cost facts (forward GFLOPs, slowness per FLOP, training memory per image) are the registry's:
 # one record per architecture in kagglekit.backbones.catalog, read through kagglekit.backbones.get (no Keras).
-# Per-image overhead in seconds (framework, copies), on CPU and on accelerators.
-CPU_OVERHEAD_S = 0.0008
-GPU_OVERHEAD_S = 0.0002
+CPU_OVERHEAD_S, GPU_OVERHEAD_S = 0.0008, 0.0002  # per-image overhead in seconds (framework, copies)
 # Fixed costs: start (imports, data scan, model build; what `spent_s` already covers is not counted twice)
 # and each stage (compile/trace, caching the images at a new size). CPU: 12 s measured for a stage on 2 cores.
 STARTUP_S = {"cpu": 20.0, "gpu": 45.0, "tpu": 60.0}
 STAGE_S = {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
-#: After training: writing and validating the submission and the run's records. Measured on the 2-minute zoo
-#: (2,000 images, 2 CPU cores): training stopped 1.9-3.1 s before the process ended, prediction included.
-WRITE_S = 2.5
-#: Saving the learner and the last checkpoint after training: 8 bytes a parameter (two float32 copies) at this rate.
-SAVE_BYTES_PER_S = 100e6
+#: After training: writing the submission and records (the 2-minute zoo ended 1.9-3.1 s after training stopped,
+#: prediction included), and saving the learner and last checkpoint: 8 bytes a parameter at SAVE_BYTES_PER_S.
+WRITE_S, SAVE_BYTES_PER_S = 2.5, 100e6
 DECODE_S_PER_MEGAPIXEL = 0.018  # per core, JPEG through kagglekit.images (reduce-on-decode)
 DECODE_S_MIN = 0.0004
 #: Environment variable scaling the cost model (make_plan's cost_scale): 2 plans for a machine twice as slow.

@@ -183,11 +183,7 @@ def run_fastai(comp, workdir: Path, plan: dict, out: Path, python: str, budget_s
     train, valid, test = tables(workdir)
 
     def labelled(table):
-        y = table.targets()
-        names = [str(c) for c in table.classes]
-        if table.multilabel:
-            return [[p, [names[j] for j in np.flatnonzero(row)]] for p, row in zip(table.paths, y)]
-        return [[p, [names[int(k)]]] for p, k in zip(table.paths, y)]
+        return [[p, [str(label) for label in labels]] for p, labels in zip(table.paths, table.labels)]
 
     sizes = (plan.get("sizes") or [None])
     side = sizes[-1] if isinstance(sizes[-1], int) else int(plan.get("native_side") or 64)

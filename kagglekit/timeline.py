@@ -144,14 +144,15 @@ class TimeDriven(keras.callbacks.Callback):
         clock: a `Deadline` (its `fraction` of the training window) or a `StepClock`.
         peak_lr: the stage's peak learning rate (`budget_lr` scales it).
         end: the fraction of the training time at which this stage ends (1.0 for the last one).
-        follow: makes each rate and end decision the one every process takes (several processes:
-            `kagglekit.learner.multihost.from_writer`, process 0's); by default this process's own.
+        follow: makes each step's rate the one every process takes (several processes:
+            `kagglekit.learner.multihost.from_writer`, process 0's); by default this process's own. The
+            stop it sets is followed by `kagglekit.learner.multihost.Lockstep`.
     """
 
     def __init__(self, clock: Any, peak_lr: float, end: float, follow: Callable[[Any], Any] | None = None) -> None:
         super().__init__()
         self.clock, self.peak_lr, self.end = clock, float(peak_lr), float(end)
-        self.follow = follow or (lambda value: value)  # several processes: process 0's clock for all
+        self.follow = follow or (lambda value: value)  # several processes: process 0's rate for all
         self.steps = 0  # steps trained in this stage (this session)
         self.validated_epochs: list[int] = []
         self.lr = budget_lr(clock.fraction, self.peak_lr)
@@ -162,7 +163,7 @@ class TimeDriven(keras.callbacks.Callback):
         return bool(self.model is not None and self.model.stop_training)
 
     def _done(self) -> bool:
-        return bool(self.follow(bool(self.clock.fraction >= self.end - 1e-9)))
+        return self.clock.fraction >= self.end - 1e-9  # several processes: `multihost.Lockstep` follows the stop
 
     def on_train_begin(self, logs=None):
         if self._done():

@@ -303,7 +303,7 @@ def _by_time(ctx: _Context) -> dict:
 
 def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable, saved: Any, n_test: int = 0) -> Any:
     """Return the learner: the saved one (--model), the one trained earlier, or one fine-tuned now inside the deadline."""
-    from ..learner import fine_tune
+    from ..learner import Learner, fine_tune
     from ..timeline import trained_steps
 
     state, cfg, learner_dir = ctx.state, ctx.cfg, ctx.workdir / "learner"
@@ -331,7 +331,7 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
     learner = fine_tune(train, valid=valid, workdir=ctx.workdir / "train", callbacks=callbacks, **kwargs)
     learner.save(learner_dir)
     if ctx.role.several and not ctx.role.follower:  # predict on this process's devices, from the weights just saved
-        learner = processes.local_learner(learner_dir)
+        learner = Learner.load(learner_dir)
     state.put("epochs_done", len(learner.history))
     if deadline is not None:
         deadline.save()

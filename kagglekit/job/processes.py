@@ -11,7 +11,7 @@ When the environment names several processes (``KERAS_DISTRIBUTION_*`` or ``JAX_
 * the plan is process 0's (`shared_plan`); training is one data-parallel fit over every device, each
   process feeding its share of each batch and following process 0's clock (`kagglekit.learner.multihost`);
 * after training the others are done (`follower_result`); process 0 predicts on its own devices from
-  the learner it saved (`local_learner`: the trained weights are the same on every process), tunes,
+  the learner it saved (``Learner.load``: the trained weights are the same on every process), tunes,
   writes and submits.
 
 K models on K folds need one process (`check_folds`).
@@ -78,20 +78,10 @@ class Role:
 
 def join() -> Role:
     """Return this process's `Role`, after joining the others when the environment names several processes."""
-    import keras
-
     from ..learner import multihost
 
-    asked = multihost.requested_processes()
-    if asked <= 1:
+    if not multihost.join():
         return Role()
-    if keras.backend.backend() != "jax":
-        raise ConfigError(f"The environment names {asked} processes (multi-host), which kagglekit runs with JAX only; "
-                          f"the backend is {keras.backend.backend()}. Fix: KERAS_BACKEND=jax.")
-    if not multihost.initialize():
-        raise ConfigError(f"The environment names {asked} processes, but they could not be joined. Fix: give every "
-                          "process the same coordinator address and number of processes, and its own id "
-                          "(JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
     index, count = multihost.process_index(), multihost.process_count()
     scratch = tempfile.mkdtemp(prefix=f"kagglekit-process{index}-") if index > 0 else None
     return Role(index, count, scratch)
@@ -138,13 +128,6 @@ def trained_before(role: Role, have: bool) -> bool:
     from ..learner import multihost
 
     return bool(multihost.from_writer(bool(have)))
-
-
-def local_learner(learner_dir: Path) -> Any:
-    """Return the learner saved in `learner_dir`, on this process's devices only (prediction is process 0's job)."""
-    from ..learner import Learner
-
-    return Learner.load(learner_dir)
 
 
 def follower_result(role: Role, workdir: Path, metric: str, seconds: float, inference: Any) -> Any:

@@ -43,12 +43,17 @@ def load_arrays(path: str | os.PathLike) -> list[np.ndarray]:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
+def built_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
+    """Return `model`'s optimizer, built for its trainable variables when it is not yet (so its state exists)."""
+    opt = model.optimizer
+    if not getattr(opt, "inner_optimizer", opt).built:
+        opt.build(model.trainable_variables)
+    return opt
+
+
 def restore_optimizer(model: keras.Model, path: Path) -> None:
     """Assign the optimizer state saved in `path` to `model`'s optimizer (built first when needed)."""
-    opt = model.optimizer
-    inner = getattr(opt, "inner_optimizer", opt)
-    if not inner.built:
-        opt.build(model.trainable_variables)
+    opt = built_optimizer(model)
     values = load_arrays(path)
     if len(values) != len(opt.variables):
         raise StateError(

@@ -108,9 +108,9 @@ class _Strategy:
         if backend != "jax":
             _warn_tpu_without_jax()
         if backend == "jax" and distribute is not False:
-            from . import multihost
+            from .multihost import requested_processes
 
-            if multihost.requested_processes() > 1:  # several processes: one run over all their devices
+            if requested_processes() > 1:  # several processes: one run over all their devices
                 self._join_processes()
                 return
         if distribute is False or distribute is None:
@@ -145,15 +145,11 @@ class _Strategy:
 
     def _join_processes(self) -> None:
         """Data parallel over every device of every process (multi-host JAX); each process feeds its `part` of a batch."""
-        from . import multihost
+        from .multihost import data_parallel, join, process_count, process_index
 
-        if not multihost.initialize():
-            raise ConfigError("The environment asks for several JAX processes, but they could not be joined "
-                              "(keras.distribution.initialize). Fix: set the coordinator address, the number of "
-                              "processes and each one's id (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
-        dist = multihost.data_parallel()
-        self.kind, self.replicas, self._scope = "multihost", len(keras.distribution.list_devices()), dist.scope
-        self.part = (multihost.process_index(), multihost.process_count())
+        join()
+        self.kind, self.replicas, self._scope = "multihost", len(keras.distribution.list_devices()), data_parallel().scope
+        self.part = (process_index(), process_count())
 
 
 def _warn_tpu_without_jax() -> None:

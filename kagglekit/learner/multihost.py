@@ -64,6 +64,27 @@ def initialize() -> bool:
     return False
 
 
+def join() -> bool:
+    """Return whether this run has several processes, after joining them (`initialize`).
+
+    A `ConfigError` when the environment names several processes but the backend is not JAX, or they
+    cannot be joined.
+    """
+    from ..errors import ConfigError
+
+    asked = requested_processes()
+    if asked <= 1:
+        return False
+    if keras.backend.backend() != "jax":
+        raise ConfigError(f"The environment names {asked} processes (multi-host), which kagglekit runs with JAX only; "
+                          f"the backend is {keras.backend.backend()}. Fix: KERAS_BACKEND=jax.")
+    if not initialize():
+        raise ConfigError(f"The environment names {asked} processes, but they could not be joined. Fix: give every "
+                          "process the same coordinator address and number of processes, and its own id "
+                          "(JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
+    return True
+
+
 def process_index() -> int:
     """Return this process's index (0 with one process)."""
     if keras.backend.backend() != "jax":

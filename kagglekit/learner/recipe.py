@@ -38,12 +38,12 @@ from ..flips import flip_check
 from ..plan import BASE_LR, SCRATCH_LR
 from ..table import LabelTable
 from ..timeline import TIME_EPOCHS, Cadence, StepClock, TimeDriven, budget_lr, replay_record, stage_ends  # noqa: F401
-from . import multihost
-from .checkpoints import CHECKPOINT_EVERY_S, _Recorder, _Run
+from .checkpoints import CHECKPOINT_EVERY_S, _Recorder, _Run, built_optimizer
 from .data import _Data, default_augmentation, describe_data, validation
 from .devices import _Strategy, jit_compile_setting, precision_policy
 from .head import _can_fit_head_on_features, _fit_head_on_features
 from .model import Learner
+from .multihost import Lockstep, from_writer, is_writer, several, share, share_weights
 from .optim import group_multipliers, make_optimizer, make_schedule
 
 
@@ -167,7 +167,7 @@ class _Timing:
     def over(self, index: int) -> bool:
         """Return whether stage `index` is time-driven and its share of the time is already spent."""
         end = self.ends[index] if self.ends else None
-        return multihost.from_writer(end is not None and self.clock.fraction >= end - 1e-9)
+        return from_writer(end is not None and self.clock.fraction >= end - 1e-9)
 
 
 @dataclasses.dataclass
@@ -194,7 +194,7 @@ class _Stages:
         bb.backbone_of(self.model).trainable = stage["stage"] != "frozen"
         mults = group_multipliers(self.model, stage["mult"], self.backbone)
         if stage.get("timed"):  # the rate follows the clock (TimeDriven sets it before every step)
-            sched = multihost.from_writer(budget_lr(self.timing.clock.fraction, stage["lr"]))
+            sched = from_writer(budget_lr(self.timing.clock.fraction, stage["lr"]))
         else:
             sched = make_schedule(f.schedule, stage["lr"], steps_per_epoch, stage["epochs"], f.cycle_len, f.cycle_mult)
         self.model.compile(optimizer=make_optimizer(f.optimizer, sched, mults, f.weight_decay), loss=f.loss,
@@ -247,7 +247,7 @@ def _out_of_time(callbacks: Sequence[Any]) -> bool:
     """Return whether a callback says no training time is left (``exhausted``, or a ``Deadline`` that has ``stopped``)."""
     out = any(getattr(cb, "exhausted", False) or getattr(cb, "stopped", None) for cb in callbacks
               if hasattr(cb, "exhausted"))
-    return multihost.from_writer(bool(out))  # several processes: process 0's clock decides for all
+    return from_writer(bool(out))  # several processes: process 0's clock decides for all
 
 
 def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
@@ -268,17 +268,17 @@ def _run_stage(s: _Stages, index: int, initial_epoch: int) -> None:
 def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_epoch: int) -> None:
     """Train the whole model for the stage's epochs with Keras' ``fit`` (progress bar, checkpoints)."""
     stage, t = s.run.plan[index], s.timing
-    timed = [TimeDriven(t.clock, stage["lr"], t.ends[index], follow=multihost.from_writer)] if stage.get("timed") else []
+    timed = [TimeDriven(t.clock, stage["lr"], t.ends[index], follow=from_writer)] if stage.get("timed") else []
     feed, feed_kwargs, feed_callbacks = train.fit_input(initial_epoch, stage["epochs"])
     fit_kwargs = dict(epochs=stage["epochs"], initial_epoch=initial_epoch, verbose=s.verbose,
                       class_weight=s.fitting.class_weight, **feed_kwargs,
                       callbacks=[*feed_callbacks, _Recorder(s.run, index, CHECKPOINT_EVERY_S if timed else 0.0), *timed,
-                                 *s.callbacks, *([multihost.Lockstep()] if multihost.several() else [])])
+                                 *s.callbacks, *([Lockstep()] if several() else [])])
     if val is not None:
         fit_kwargs["validation_data"] = val.feed if val.feed is not None else (val.x, val.y)
         if timed:
             fit_kwargs["validation_freq"] = Cadence(timed[0], t.validated[index] if t.validated else None,
-                                                    follow=multihost.from_writer)
+                                                    follow=from_writer)
     if s.verbose:
         length = (f"until {t.ends[index]:.0%} of the training {'steps' if isinstance(t.clock, StepClock) else 'time'}"
                   if timed else f"{stage['epochs']} epochs")
@@ -292,13 +292,10 @@ def _fit_stage(s: _Stages, index: int, train: _Data, val: _Data | None, initial_
 
 def _restore_optimizer(s: _Stages) -> None:
     """Load the saved optimizer state (several processes: process 0 reads it, the others receive it)."""
-    if multihost.is_writer():
+    if is_writer():
         s.run.restore_optimizer(s.model)
-    if multihost.several():
-        opt = s.model.optimizer
-        if not getattr(opt, "inner_optimizer", opt).built:
-            opt.build(s.model.trainable_variables)
-        multihost.share_weights(list(opt.variables))
+    if several():
+        share_weights(list(built_optimizer(s.model).variables))
 
 
 def _run_head_stage(s: _Stages, index: int, train: _Data, val: _Data | None) -> None:
@@ -375,10 +372,10 @@ def _run_stages(stages: _Stages) -> None:
     """Run the stages from where the run left off, past those whose time is spent, while training time is left."""
     plan = stages.run.plan
     start_stage, start_epoch = stages.run.resume(stages.model)
-    if multihost.several():  # only process 0 reads the run folder: the others continue from its point and weights
-        start_stage, start_epoch = multihost.share([start_stage, start_epoch])
+    if several():  # only process 0 reads the run folder: the others continue from its point and weights
+        start_stage, start_epoch = share([start_stage, start_epoch])
         if (start_stage, start_epoch) != (0, 0):
-            multihost.share_weights(list(stages.model.variables))
+            share_weights(list(stages.model.variables))
     for index in range(start_stage, len(plan)):
         if stages.timing.over(index):
             continue

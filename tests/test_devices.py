@@ -87,28 +87,18 @@ print("RESULT", json.dumps(out))
 
 
 @pytest.mark.slow
-def test_two_jax_processes_keep_replicas_equal_and_write_once(tmp_path):
+def test_two_jax_processes_keep_replicas_equal_and_write_once(tmp_path, jax_process_env):
     """Multi-host JAX, as two processes on this machine (CPU collectives): one model, one writer, one decision."""
     import json
-    import os
-    import socket
     import subprocess
     import sys
-    from pathlib import Path
 
     pytest.importorskip("jax")
     script = tmp_path / "worker.py"
     script.write_text(TWO_PROCESSES)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = Path(__file__).resolve().parents[1]
     procs = []
     for index in range(2):
-        env = {**os.environ, "PYTHONPATH": str(root), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-               "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-               "KERAS_DISTRIBUTION_PROCESS_ID": str(index)}
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], env=env,
+        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], env=jax_process_env(index),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for p in procs:

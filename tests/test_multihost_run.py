@@ -8,28 +8,17 @@ scratch folder. Both must have trained the same steps with the same losses (one 
 from __future__ import annotations
 
 import csv
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from kagglekit.testing.competitions import build_competition
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(index: int, port: int, args: list[str], scratch: Path) -> subprocess.Popen:
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-           "KERAS_DISTRIBUTION_PROCESS_ID": str(index), "TMPDIR": str(scratch), "KAGGLEKIT_KEEP_SCRATCH": "1"}
+def _start(env: dict, args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kagglekit", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -41,17 +30,16 @@ def _history(run_folder: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
+def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path, jax_process_env):
     pytest.importorskip("jax")
     comp = build_competition("dogs-vs-cats", tmp_path / "dogs-vs-cats", n_train=160, n_test=40, size=32, zipped=False)
     run_dir, ledger = tmp_path / "runs" / "dogs", tmp_path / "runs" / "ledger.csv"
     args = ["run", str(comp), "--workdir", str(run_dir), "--ledger", str(ledger), "--time", "60s",
             "--backbone", "resnet_tiny", "--weights", "none", "--sizes", "32", "--batch-size", "16", "--tta", "1"]
-    port = _free_port()
     scratch = [tmp_path / "scratch0", tmp_path / "scratch1"]
     for folder in scratch:
         folder.mkdir()
-    procs = [_start(i, port, args, scratch[i]) for i in range(2)]
+    procs = [_start(jax_process_env(i, TMPDIR=str(scratch[i]), KAGGLEKIT_KEEP_SCRATCH="1"), args) for i in range(2)]
     outs = []
     for p in procs:
         out, err = p.communicate(timeout=400)

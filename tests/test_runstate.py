@@ -83,6 +83,37 @@ def test_damaged_training_state_is_set_aside_and_training_starts_over(tmp_path, 
     assert run.load_state() is None and "weights file epoch0001.weights.npz is missing" in logs.text
 
 
+
+def test_a_tie_on_the_monitored_value_goes_to_the_lower_validation_loss(tmp_path):
+    """Validation accuracy saturates on easy sets (the 5-minute zoo's Aerial Cactus: 1.0 from its 7th epoch of 223,
+    whose weights scored test ROC AUC 0.9994 against the last epoch's 1.0): the best epoch is then the one with
+    the lowest validation loss, not the first to reach the ceiling."""
+    import numpy as np
+
+    from kagglekit.learner.checkpoints import _Run
+
+    class Model:  # what observe reads of a model
+        epoch = -1
+
+        def get_weights(self):
+            return [np.full(1, self.epoch)]
+
+    def observe(run, history):
+        model = Model()
+        for model.epoch, (acc, loss) in enumerate(history):
+            row = {"size": 32, "val_accuracy": acc, "val_loss": loss}
+            run.rows.append(row)
+            run.observe(model, row)
+        return run.best
+
+    history = [(0.9, 0.3), (1.0, 0.05), (1.0, 0.01), (float("nan"), float("nan")), (1.0, 0.02), (0.99, 0.001)]
+    best = observe(_Run(tmp_path / "a", "fp", [], "val_accuracy", "max"), history)
+    assert (best["epoch"], best["value"], best["loss"]) == (2, 1.0, 0.01)
+    assert observe(_Run(tmp_path / "b", "fp", [], "val_loss", "min"), history)["epoch"] == 5  # the loss itself: no tie-break
+    resumed = _Run(tmp_path / "c", "fp", [], "val_accuracy", "max")
+    resumed.best = {"value": 1.0, "epoch": 1, "size": 32, "file": "best0002.weights.npz"}  # saved before the tie-break
+    assert observe(resumed, [(1.0, 0.5)])["epoch"] == 0 and resumed.best["loss"] == 0.5
+
 # ---------------------------------------------------------------- submissions, against the emulator
 @pytest.fixture(scope="module")
 def competition(tmp_path_factory):

@@ -129,8 +129,9 @@ def test_a_time_driven_stage_checkpoints_every_few_seconds_and_when_it_ends(tmp_
     assert written[0] == 1 and written[-1] == len(rows)  # the first epoch (a resume point at once) and the last
     state = json.loads((tmp_path / "train" / "state.json").read_text())
     assert len(state["rows"]) == len(rows) and state["stage_epochs_done"] == int(rows["stage_epoch"].iloc[-1]) + 1
-    monitored = rows[state["monitor"]].to_numpy()  # the first best epoch, whether or not it was a checkpoint
-    best = int(np.nanargmax(monitored) if "acc" in state["monitor"] else np.nanargmin(monitored))
+    monitored = rows[state["monitor"]].to_numpy()  # the best epoch, whether or not it was a checkpoint:
+    ties = np.flatnonzero(monitored == (np.nanmax(monitored) if "acc" in state["monitor"] else np.nanmin(monitored)))
+    best = int(ties[np.argmin(rows["val_loss"].to_numpy()[ties])])  # of equal ones, the lowest validation loss
     assert state["best"]["epoch"] == best and learner.settings["best"] == state["best"]
     saved = checkpoints.load_arrays(tmp_path / "train" / state["best"]["file"])
     assert all(np.array_equal(a, b) for a, b in zip(saved, learner.model.get_weights()))  # restored from it

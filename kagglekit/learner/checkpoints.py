@@ -147,17 +147,25 @@ class _Run:
         self.rows, self.best, self.state = rows, best, state
         return state
 
-    def _better(self, value: float) -> bool:
+    def _better(self, value: float, loss: float) -> bool:
+        """Return whether an epoch beats the best: a better monitored value, or the same one at a lower validation
+        loss (validation accuracy saturates on easy sets: without the tie-break the first epoch to reach 1.0, still
+        at the peak learning rate, would be kept over every later one)."""
         if self.best is None or not np.isfinite(self.best["value"]):
             return bool(np.isfinite(value))
+        if value == self.best["value"]:
+            return bool(np.isfinite(loss)) and loss < self.best.get("loss", np.inf)
         return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
 
     def observe(self, model: keras.Model, row: dict) -> None:
         """Take in the epoch just recorded (the last of `rows`): a new best keeps its weights until the next checkpoint."""
         value = row.get(self.monitor, float("nan"))
-        if self._better(value):
+        loss = float(row.get("val_loss", float("nan"))) if self.monitor != "val_loss" else float("nan")
+        if self._better(value, loss):
             n = len(self.rows)
             self.best = {"value": value, "epoch": n - 1, "size": row["size"], "file": f"best{n:04d}.weights.npz"}
+            if np.isfinite(loss):
+                self.best["loss"] = loss
             self._best_weights = model.get_weights()
 
     def checkpoint(self, model: keras.Model, stage_index: int, stage_epochs_done: int) -> None:

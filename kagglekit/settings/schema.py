@@ -282,7 +282,8 @@ SETTINGS: tuple[Setting, ...] = (
             keyword=False, example=True),
     Setting("restore_best", "bool", "end with the weights of the best epoch", default=True, section="fine_tune", keyword=False,
             example=True),
-    Setting("monitor", "str", "the quantity that picks the best epoch (default val_accuracy, or val_loss)",
+    Setting("monitor", "str", "the quantity that picks the best epoch (default val_accuracy, a tie going to the lower "
+                              "val_loss; or val_loss)",
             section="fine_tune", keyword=False, example="val_loss", choices=MONITORS),
     Setting("verbose", "int", "Keras progress output: 0, 1, 2 or 'auto'", default="auto", section="fine_tune", keyword=False, low=0,
             high=2, also=("auto",), example=2),

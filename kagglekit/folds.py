@@ -253,7 +253,7 @@ def _fold_plan(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTabl
                      None if share is None else spent + share, weights=cfg["weights"], backbone=cfg["backbone"],
                      epochs=cfg["epochs"], sizes=cfg["sizes"], batch_size=cfg["batch_size"], n_valid=len(va),
                      n_test=len(job.test), tta=tta, spent_s=spent if share is not None else 0.0)
-    logger.info(f"fold {i + 1}/{job.k}: " + plan.describe().splitlines()[0].removeprefix("plan: "))
+    logger.info(f"fold {i + 1}/{job.k}: " + plan.describe(time_driven=cfg["epochs"] is None).splitlines()[0].removeprefix("plan: "))
     st.finish("plan", inputs, plan.to_dict())
     return plan
 

@@ -52,8 +52,7 @@ CANDIDATES: dict[tuple[bool, str], tuple[str, ...]] = {
     (True, "tpu"): ("resnet50", "efficientnetb0"),
 }
 #: Epochs per size a plan aims for (it lowers the size before going below) and never exceeds.
-TARGET_EPOCHS = {False: 20, True: 3}
-MAX_EPOCHS = {False: 30, True: 8}
+TARGET_EPOCHS, MAX_EPOCHS = {False: 20, True: 3}, {False: 30, True: 8}
 #: Largest input size per (pretrained?, hardware kind); the images' own size and the backbone's default cap it too.
 SIZE_CAP = {(False, "cpu"): 128, (False, "gpu"): 192, (False, "tpu"): 192,
             (True, "cpu"): 224, (True, "gpu"): 384, (True, "tpu"): 384}
@@ -67,8 +66,7 @@ FILL = 0.9
 #: (measured on the zoo benchmark's Plant Seedlings, 2,000 images, 3 min on 2 cores: resnet_compact 0.774 at 1e-3,
 #: 0.888 at 3e-3; resnet_micro 0.910 and 0.968). With N devices the plan's batch is N times one device's and its
 #: learning rate N times this (the linear scaling rule, Goyal et al. 2017), capped at 8x.
-BASE_LR = 1e-3
-SCRATCH_LR = 3e-3
+BASE_LR, SCRATCH_LR = 1e-3, 3e-3
 MAX_LR_SCALE = 8
 #: TTA views are cut down until predicting takes at most this share of the budget.
 RESERVE_SHARE = 0.25
@@ -80,8 +78,7 @@ PREDICT_SHARE = 0.4
 CPU_OVERHEAD_S, GPU_OVERHEAD_S = 0.0008, 0.0002  # per-image overhead in seconds (framework, copies)
 # Fixed costs: start (imports, data scan, model build; what `spent_s` already covers is not counted twice)
 # and each stage (compile/trace, caching the images at a new size). CPU: 12 s measured for a stage on 2 cores.
-STARTUP_S = {"cpu": 20.0, "gpu": 45.0, "tpu": 60.0}
-STAGE_S = {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
+STARTUP_S, STAGE_S = {"cpu": 20.0, "gpu": 45.0, "tpu": 60.0}, {"cpu": 12.0, "gpu": 20.0, "tpu": 30.0}
 #: After training: writing the submission and records (the 2-minute zoo ended 1.9-3.1 s after training stopped,
 #: prediction included), and saving the learner and last checkpoint: 8 bytes a parameter at SAVE_BYTES_PER_S.
 WRITE_S, SAVE_BYTES_PER_S = 2.5, 100e6
@@ -264,14 +261,18 @@ class Plan:
         return Deadline(self.budget_s, spent_s=spent_s, reserve_s=self.reserve_s, batch_size=self.batch_size,
                         size=self.sizes[-1], **kwargs)
 
-    def describe(self) -> str:
-        """Return the plan as text: one summary line, then the reasons, one per line."""
-        sizes = " -> ".join(str(s) for s in self.sizes)
-        head = (f"plan: {self.backbone} ({'weights ' + str(self.weights) if self.weights else 'from scratch'}), "
-                f"size {sizes}, {self.epochs} epoch{'s' if self.epochs != 1 else ''}{' per size' if len(self.sizes) > 1 else ''}, "
-                f"batch {self.batch_size}; ~{format_duration(self.estimated_s)} of a "
-                f"{format_duration(self.budget_s)} budget")
-        return "\n".join([head] + [f"  - {r}" for r in self.reasons])
+    def describe(self, time_driven: bool = False) -> str:
+        """Return the plan as text: a summary line, then one reason a line (`time_driven`: training runs until the
+        deadline, as in kagglekit run, so the epochs are the cost model's estimate, not a count that ends it)."""
+        per, left = " per size" if len(self.sizes) > 1 else "", self.budget_s - self.spent_s - self.startup_s - self.reserve_s
+        head = (f"plan: {self.backbone} ({'weights ' + str(self.weights) if self.weights else 'from scratch'}), size "
+                f"{' -> '.join(map(str, self.sizes))}, " + ("trained until the deadline" if time_driven else
+                f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}{per}") + f", batch {self.batch_size}; "
+                f"{'all' if time_driven else '~' + format_duration(self.estimated_s)} of a {format_duration(self.budget_s)} budget")
+        reasons = [f"epochs: as many as fit, ~{self.epochs * max(0.0, left) / max(self.train_s, 1e-9):.0f}{per} at the cost "
+                   "model's speed (time-driven: the learning rate warms up and decays to zero at the deadline)"
+                   if time_driven and r.startswith("epochs ") else r for r in self.reasons]
+        return "\n".join([head] + [f"  - {r}" for r in reasons])
 
     def __str__(self) -> str:
         return self.describe()
@@ -695,6 +696,5 @@ def __getattr__(name: str) -> Any:
     """Return `Deadline` (from kagglekit.deadline, a Keras callback) on first access: ``import kagglekit.plan`` stays Keras-free."""
     if name == "Deadline":
         from .deadline import Deadline
-
         return Deadline
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

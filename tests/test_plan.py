@@ -237,6 +237,19 @@ def test_plan_reasons_printed_and_logged(caplog):
     assert kwargs["sizes"] == [32] and kwargs["weights"] is None and kwargs["epochs"] == plan.epochs
 
 
+
+def test_a_time_driven_plan_does_not_promise_an_epoch_count_or_an_early_end():
+    """kagglekit run trains until the deadline: a plan capped at 30 epochs that 'ends early' would be silently
+    wrong (the 5-minute zoo's Aerial Cactus, so planned, trained 223 epochs for the whole 5 minutes)."""
+    plan = P.make_plan(1600, P.ImageStats.from_sizes([(32, 32)] * 10, count=1600), CPU, "5m", weights=None,
+                       n_valid=400, n_test=500)
+    counted, timed = plan.describe(), plan.describe(time_driven=True)
+    assert f"{plan.epochs} epochs, batch" in counted and "the run ends early" in counted
+    head = timed.splitlines()[0]
+    assert "trained until the deadline" in head and "all of a 5 min budget" in head and "epochs," not in head
+    fit = int(timed.split("epochs: as many as fit, ~")[1].split()[0])
+    assert fit > plan.epochs == P.MAX_EPOCHS[False] and "ends early" not in timed
+
 # ------------------------------------------------------------------ Deadline
 class _Clock:
     """A virtual monotonic clock for `kagglekit.deadline`: it moves only when a training step says it took time."""

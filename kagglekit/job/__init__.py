@@ -276,14 +276,14 @@ def _stage_plan(ctx: _Context, train: LabelTable, valid: LabelTable, test: Label
         state.finish("plan", plan_inputs, plan.to_dict())
     elif state.result("plan"):
         plan = Plan.from_dict(state.result("plan"))
-        head = plan.describe().splitlines()[0].removeprefix("plan: ")
+        head = plan.describe(time_driven=_timed(ctx) and ctx.cfg["epochs"] is None).splitlines()[0].removeprefix("plan: ")
         logger.info(f"plan (made earlier; {format_duration(ctx.spent())} of the budget spent): {head}")
     else:
         plan = make_plan(len(train), ImageStats.from_table(train), Hardware.probe(), ctx.budget_given,
                          weights=cfg["weights"], backbone=cfg["backbone"], epochs=cfg["epochs"], sizes=cfg["sizes"],
                          batch_size=cfg["batch_size"], n_valid=len(valid), n_test=len(test),
                          tta=4 if cfg["tta"] == "auto" else int(cfg["tta"]), spent_s=ctx.spent())
-        logger.info(plan.describe())
+        logger.info(plan.describe(time_driven=_timed(ctx) and cfg["epochs"] is None))
         state.finish("plan", plan_inputs, plan.to_dict())
     state.put("time_spent_s", round(ctx.spent(), 3))
     return plan

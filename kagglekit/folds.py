@@ -268,6 +268,7 @@ def _train_inputs(job: FoldJob, st: RunState) -> dict:
 def _fold_train(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTable, plan: Any) -> Any:
     """Return fold i's learner: loaded when the fold finished training with the same inputs, else trained (resuming)."""
     from .learner import fine_tune
+    from .timeline import ended
 
     cfg, fdir = job.cfg, job.workdir / f"fold_{i}"
     inputs = _train_inputs(job, st)
@@ -290,8 +291,8 @@ def _fold_train(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTab
     if deadline is not None:
         deadline.save()
         if deadline.stopped:
-            logger.info(f"fold {i + 1}/{job.k}: training ended after {len(learner.history)} epoch(s) of the "
-                        f"{plan.total_epochs} planned ({deadline.stopped})")
+            logger.info(f"fold {i + 1}/{job.k}: " + ended(len(learner.history), plan.total_epochs, deadline.stopped,
+                                                            "epochs" in kwargs and kwargs["epochs"] is None))
     st.finish("train", inputs, {"fingerprint": learner.settings.get("fingerprint"), "best": learner.settings.get("best"),
                                 "epochs": len(learner.history)})
     return learner

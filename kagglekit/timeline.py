@@ -237,6 +237,13 @@ def read_replay(run_dir: str | Any) -> tuple[dict, dict]:
     return plan, replay_record(rows, n_stages)
 
 
+def ended(epochs: int, planned: int, stopped: str, time_driven: bool) -> str:
+    """Return the line saying how training ended: by its clock (time-driven) or before the epochs planned."""
+    if time_driven:  # the plan's epochs were an estimate, not a count to reach
+        return f"training ran {epochs} epoch(s), until its deadline ({stopped})"
+    return f"training ended after {epochs} epoch(s) of the {planned} planned ({stopped})"
+
+
 def trained_steps(history: Any) -> dict:
     """Return ``{"steps": [training steps per stage]}`` from a learner's history (rows with a ``steps`` column)."""
     if history is None or not len(history) or "steps" not in history:

@@ -44,6 +44,8 @@ def test_plan_is_printed_before_training_from_images_and_hardware(timed_run):
     assert "from scratch" in got[plan_at] and "of a 60 s budget" in got[plan_at], got[plan_at]
     assert "trained until the deadline" in got[plan_at] and "epochs: as many as fit" in text  # time-driven: no count
     assert "ends early" not in text
+    ended = [line for line in got if line.startswith("deadline: training ")]  # by its clock, not short of a count
+    assert ended and all("until its deadline" in line and "planned" not in line for line in ended), ended
     assert "hardware: " in text and "images: 1200 images, median 32x32" in text
     assert "size 32: images are 32x32" in text  # the digits are never upscaled to a photo size
     saved = json.loads((result.workdir / "run.json").read_text())["steps"]["plan"]["result"]

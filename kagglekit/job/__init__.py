@@ -304,7 +304,7 @@ def _by_time(ctx: _Context) -> dict:
 def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable, saved: Any, n_test: int = 0) -> Any:
     """Return the learner: the saved one (--model), the one trained earlier, or one fine-tuned now inside the deadline."""
     from ..learner import Learner, fine_tune
-    from ..timeline import trained_steps
+    from ..timeline import ended, trained_steps
 
     state, cfg, learner_dir = ctx.state, ctx.cfg, ctx.workdir / "learner"
     extra = dict(ctx.extra)
@@ -336,8 +336,8 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
     if deadline is not None:
         deadline.save()
         if deadline.stopped:
-            logger.info(f"deadline: training ended after {len(learner.history)} epoch(s) of the "
-                        f"{plan.total_epochs} planned ({deadline.stopped})")
+            logger.info("deadline: " + ended(len(learner.history), plan.total_epochs, deadline.stopped,
+                                             "epochs" in kwargs and kwargs["epochs"] is None))
     state.put("time_spent_s", round(ctx.spent(), 3))
     state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
                                          "best": learner.settings.get("best"), "epochs": len(learner.history),

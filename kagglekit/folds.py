@@ -292,7 +292,7 @@ def _fold_train(job: FoldJob, st: RunState, i: int, tr: LabelTable, va: LabelTab
         deadline.save()
         if deadline.stopped:
             logger.info(f"fold {i + 1}/{job.k}: " + ended(len(learner.history), plan.total_epochs, deadline.stopped,
-                                                            "epochs" in kwargs and kwargs["epochs"] is None))
+                                                            cfg["epochs"] is None))  # time-driven, as trained above
     st.finish("train", inputs, {"fingerprint": learner.settings.get("fingerprint"), "best": learner.settings.get("best"),
                                 "epochs": len(learner.history)})
     return learner

@@ -276,14 +276,14 @@ def _stage_plan(ctx: _Context, train: LabelTable, valid: LabelTable, test: Label
         state.finish("plan", plan_inputs, plan.to_dict())
     elif state.result("plan"):
         plan = Plan.from_dict(state.result("plan"))
-        head = plan.describe(time_driven=_timed(ctx) and ctx.cfg["epochs"] is None).splitlines()[0].removeprefix("plan: ")
+        head = plan.describe(time_driven=_time_driven(ctx)).splitlines()[0].removeprefix("plan: ")
         logger.info(f"plan (made earlier; {format_duration(ctx.spent())} of the budget spent): {head}")
     else:
         plan = make_plan(len(train), ImageStats.from_table(train), Hardware.probe(), ctx.budget_given,
                          weights=cfg["weights"], backbone=cfg["backbone"], epochs=cfg["epochs"], sizes=cfg["sizes"],
                          batch_size=cfg["batch_size"], n_valid=len(valid), n_test=len(test),
                          tta=4 if cfg["tta"] == "auto" else int(cfg["tta"]), spent_s=ctx.spent())
-        logger.info(plan.describe(time_driven=_timed(ctx) and cfg["epochs"] is None))
+        logger.info(plan.describe(time_driven=_time_driven(ctx)))
         state.finish("plan", plan_inputs, plan.to_dict())
     state.put("time_spent_s", round(ctx.spent(), 3))
     return plan
@@ -294,11 +294,16 @@ def _timed(ctx: _Context) -> bool:
     return (ctx.budget_given is not None or ctx.cfg["epochs"] is None) and ctx.replay is None
 
 
+def _time_driven(ctx: _Context) -> bool:
+    """Return whether training runs until the deadline (no epochs asked, no replay): its epochs are an outcome."""
+    return _timed(ctx) and ctx.cfg["epochs"] is None
+
+
 def _by_time(ctx: _Context) -> dict:
     """Return the fine_tune arguments of time-driven training: epochs None (an outcome), or a replay's steps."""
     if ctx.replay is not None:
         return {"epochs": None, "replay": ctx.replay[1]}
-    return {"epochs": None} if _timed(ctx) and ctx.cfg["epochs"] is None else {}
+    return {"epochs": None} if _time_driven(ctx) else {}
 
 
 def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable, saved: Any, n_test: int = 0) -> Any:
@@ -336,8 +341,7 @@ def _stage_train(ctx: _Context, plan: Any, train: LabelTable, valid: LabelTable,
     if deadline is not None:
         deadline.save()
         if deadline.stopped:
-            logger.info("deadline: " + ended(len(learner.history), plan.total_epochs, deadline.stopped,
-                                             "epochs" in kwargs and kwargs["epochs"] is None))
+            logger.info("deadline: " + ended(len(learner.history), plan.total_epochs, deadline.stopped, _time_driven(ctx)))
     state.put("time_spent_s", round(ctx.spent(), 3))
     state.finish("train", train_inputs, {"fingerprint": learner.settings.get("fingerprint"),
                                          "best": learner.settings.get("best"), "epochs": len(learner.history),
